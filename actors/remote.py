@@ -1,0 +1,128 @@
+"""The one seam that imports Ray: connecting, hosting workers and supervisors as
+actors, and every Ray call the supervisors make (one wrapper tests can replace)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+from typing import Any
+
+# Ray reads this when it is imported: with it, a cluster on loopback is advertised and
+# joined on loopback (without it Ray picks the machine's routable address, DESIGN §9).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import ray  # noqa: E402
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from storage.settings import Settings
+
+#: Raised by `RayRuntime.ping` when the actor's process is gone.
+ActorGone = RayActorError
+
+
+def load_class(path: str) -> type:
+    """The class named by ``"module:Class"``."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def connect(address: str, namespace: str) -> None:
+    """Join the cluster at ``address`` as a driver (idempotent within a process).
+
+    Ray reads its authentication settings when it is imported: a process that joins an
+    embedded cluster calls :func:`storage.embedded.prepare_ray_environment` before it
+    imports this module.
+    """
+    if ray.is_initialized():
+        return
+    host = address.rsplit(":", 1)[0]
+    local = host in ("127.0.0.1", "localhost")
+    ray.init(address=address, namespace=namespace, logging_level="ERROR", log_to_driver=False,
+             **({"_node_ip_address": "127.0.0.1"} if local else {}))
+
+
+def disconnect() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class WorkerHost:
+    """Hosts one Ray-free worker: starts its run loop, answers heartbeats."""
+
+    def __init__(self, factory: str, settings: Settings, name: str, args: dict[str, Any]) -> None:
+        from actors.logs import configure_logging
+
+        configure_logging(settings.log_level)
+        self.worker = load_class(factory)(settings, name, **args)
+        self.task = asyncio.get_running_loop().create_task(self.worker.run())
+
+    async def ping(self) -> dict[str, Any]:
+        beat = self.worker.heartbeat()
+        beat["node_id"] = ray.get_runtime_context().get_node_id()
+        return beat
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+class RayRuntime:
+    """Every Ray operation a supervisor performs."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def lookup(self, name: str):
+        try:
+            return ray.get_actor(name, namespace=self.namespace)
+        except ValueError:
+            return None
+
+    async def spawn_worker(self, name: str, factory: str, settings: Settings, args: dict, num_cpus: float):
+        return await self._spawn(lambda: WorkerHost.options(
+            name=name, namespace=self.namespace, lifetime="detached", num_cpus=num_cpus, max_restarts=0,
+            max_concurrency=16).remote(factory, settings, name, args))
+
+    async def spawn_supervisor(self, actor_class, name: str, *args):
+        return await self._spawn(lambda: actor_class.options(
+            name=name, namespace=self.namespace, lifetime="detached", num_cpus=0, max_restarts=-1,
+            max_task_retries=0, max_concurrency=64).remote(*args))
+
+    async def _spawn(self, create):
+        """Create a named actor, waiting briefly while a dead predecessor still holds the name."""
+        for _ in range(100):
+            try:
+                return create()
+            except ValueError:  # name still taken by an actor being torn down
+                await asyncio.sleep(0.05)
+        return create()
+
+    async def call(self, handle, method: str, timeout_s: float, *args) -> Any:
+        """``handle.method(*args)``; ``asyncio.TimeoutError`` if late, `ActorGone` if dead."""
+        ref = getattr(handle, method).remote(*args)
+        try:
+            return await asyncio.wait_for(ref, timeout=timeout_s)
+        except GetTimeoutError:
+            raise asyncio.TimeoutError from None
+
+    def kill(self, handle, pid: int | None = None, node_id: str | None = None) -> None:
+        """Kill an actor for good; SIGKILL its process too when it is on this node
+        (a frozen process does not act on Ray's kill)."""
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception:
+            pass
+        if pid and node_id and node_id == self.node_id():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def actor_class(self, cls: type):
+        return ray.remote(cls)

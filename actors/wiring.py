@@ -1,0 +1,23 @@
+"""Per-process composition for workers: connections built from the settings a
+worker was started with (each Ray actor is its own process)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from storage.postgres import PostgresLedger, connect_pool
+from storage.settings import Settings
+
+
+async def pool_for(settings: Settings, max_size: int = 4) -> asyncpg.Pool:
+    return await connect_pool(settings.postgres_dsn, max_size=max_size)
+
+
+def ledger_for(settings: Settings, pool: asyncpg.Pool) -> PostgresLedger:
+    return PostgresLedger(pool, signing_key_bytes(settings))
+
+
+def signing_key_bytes(settings: Settings) -> bytes:
+    if not settings.signing_key:
+        raise ValueError("signing_key: not set; `cluster start` provides one")
+    return settings.signing_key.encode()

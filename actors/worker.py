@@ -1,0 +1,80 @@
+"""The life of a supervised worker, Ray-free: a run loop, a heartbeat, a stop.
+
+A subclass implements ``setup`` (open connections), ``step`` (one unit of work,
+awaiting I/O), and ``teardown``. An exception escaping ``setup`` or ``step`` puts
+the worker in the ``failed`` state with the error; its supervisor sees that in
+the next heartbeat and restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from enum import Enum
+from typing import Any
+
+import structlog
+
+from storage.settings import Settings
+
+
+class WorkerState(str, Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class Worker:
+    """Base of every supervised worker; ``run`` is started by the hosting actor."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.state = WorkerState.STARTING
+        self.error = ""
+        self.started_at = time.time()
+        self.n_processed = 0
+        self.last_checkpoint_offset: int | None = None
+        self.last_checkpoint_at: float | None = None
+        self.log = structlog.get_logger("conveyor.worker").bind(worker=name)
+
+    async def setup(self) -> None:
+        """Open connections and restore state."""
+
+    async def step(self) -> None:
+        """Do one unit of work; must await I/O so heartbeats are answered."""
+        await asyncio.sleep(1)
+
+    async def teardown(self) -> None:
+        """Close what ``setup`` opened."""
+
+    async def run(self) -> None:
+        try:
+            await self.setup()
+            self.state = WorkerState.RUNNING
+            while self.state is WorkerState.RUNNING:
+                await self.step()
+        except asyncio.CancelledError:
+            self.state = WorkerState.STOPPED
+        except Exception as exc:  # reported through the heartbeat, acted on by the supervisor
+            self.state, self.error = WorkerState.FAILED, f"{type(exc).__name__}: {exc}"
+            self.log.error("worker failed", error=self.error)
+        finally:
+            try:
+                await self.teardown()
+            except Exception as exc:
+                self.log.warning("teardown failed", error=str(exc))
+
+    def heartbeat(self) -> dict[str, Any]:
+        """What the supervisor and `cluster status` see of this worker."""
+        return {
+            "state": self.state.value,
+            "error": self.error,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "n_processed": self.n_processed,
+            "last_checkpoint_offset": self.last_checkpoint_offset,
+            "last_checkpoint_at": self.last_checkpoint_at,
+        }

@@ -1,0 +1,129 @@
+"""The Python client: typed request/response calls and async submission.
+
+    >>> import asyncio                                   # doctest: +SKIP
+    >>> from client.connection import Conveyor
+    >>> async def main():
+    ...     async with Conveyor.connect() as conveyor:
+    ...         print((await conveyor.status()).state)
+    ...         msg_id = await conveyor.submit(StreamEvent(stream="clicks", entity_key="u1"))
+    >>> asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from client.errors import ClusterNotRunning, SubmitRefused
+from client.status import ActorStatus, ClusterStatus, ServiceStatus
+from messages.base import Message
+from messages.codec import MAX_MESSAGE_BYTES, encode
+from messages.stream import StreamEvent
+from storage import embedded
+from storage.settings import Settings, load_settings, mask_secret
+
+#: Where each message type is published by default.
+DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events"}
+
+
+class Conveyor:
+    """A connection to a running cluster. Use ``async with Conveyor.connect(...)``."""
+
+    def __init__(self, settings: Settings, record: embedded.ClusterRecord) -> None:
+        self.settings = embedded.resolve(settings, record)
+        self.record = record
+        self._publisher = None
+
+    @classmethod
+    def connect(cls, settings: Settings | None = None, config_path: str | Path | None = None) -> "Conveyor":
+        settings = settings or load_settings(config_path)
+        record = embedded.read_record(settings)
+        if record is None and not all((settings.postgres_dsn, settings.redis_url, settings.kafka_bootstrap,
+                                       settings.ray_address)):
+            raise ClusterNotRunning(f"no cluster is recorded in {settings.state_path}; run "
+                                    "`python run.py cluster start`")
+        return cls(settings, record or embedded.ClusterRecord(settings.cluster_name, str(settings.state_path), 0))
+
+    async def __aenter__(self) -> "Conveyor":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.stop()
+            self._publisher = None
+
+    # --- request/response ----------------------------------------------------------
+
+    def _join_ray(self) -> None:
+        embedded.prepare_ray_environment(self.record.ray_token_path)
+        from actors.remote import connect
+
+        connect(self.settings.ray_address, self.settings.cluster_name)
+
+    def services(self) -> list[ServiceStatus]:
+        out = []
+        for name, service in sorted(self.record.services.items()):
+            address = service.address if service.embedded else getattr(self.settings, {
+                "postgres": "postgres_dsn", "redis": "redis_url", "kafka": "kafka_bootstrap",
+                "ray": "ray_address"}[name]) or ""
+            out.append(ServiceStatus(name=name, embedded=service.embedded,
+                                     alive=embedded.service_alive(service) if service.embedded else True,
+                                     address=mask_secret(address) if "@" in address else address))
+        return out
+
+    async def status(self, timeout_s: float = 10.0) -> ClusterStatus:
+        """The supervision tree with every actor's state, restarts and checkpoint."""
+        services = self.services()
+        base = dict(cluster_name=self.settings.cluster_name, state_dir=str(self.settings.state_path),
+                    services=services)
+        if not all(s.alive for s in services) and services:
+            return ClusterStatus(state="degraded", healthy=False, **base)
+        self._join_ray()
+        from actors.remote import RayRuntime
+        from supervisors.tree import ROOT
+
+        runtime = RayRuntime(self.settings.cluster_name)
+        handle = runtime.lookup(ROOT)
+        if handle is None:
+            return ClusterStatus(state="stopped", healthy=False, **base)
+        raw = await runtime.call(handle, "status", timeout_s)
+        tree = msgspec.convert(raw, ActorStatus)
+        healthy = all(a.state == "running" for a in ClusterStatus(state="", healthy=False, tree=tree,
+                                                                  **base).actors())
+        return ClusterStatus(state="running" if healthy else "degraded", healthy=healthy, tree=tree, **base)
+
+    # --- async submission ---------------------------------------------------------------
+
+    async def submit(self, message: Message, topic: str | None = None, key: str | None = None) -> str:
+        """Publish ``message`` to the broker; returns its ``msg_id`` once the broker has it."""
+        if not isinstance(message, Message):
+            raise SubmitRefused("message", f"expected a Conveyor message, got {type(message).__name__}")
+        topic = topic or DEFAULT_TOPICS.get(type(message))
+        if topic is None:
+            raise SubmitRefused("topic", f"no default topic for {type(message).__name__}; name one")
+        payload = encode(message)
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise SubmitRefused("message", f"{len(payload)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
+        if key is None and isinstance(message, StreamEvent):
+            key = message.entity_key
+        publisher = await self._ensure_publisher()
+        await publisher.publish_raw(topic, payload, key.encode() if key else None)
+        return message.msg_id
+
+    async def submit_raw(self, topic: str, payload: bytes, key: bytes | None = None) -> None:
+        """Publish bytes as they are (tools and tests that need to send what a decoder refuses)."""
+        publisher = await self._ensure_publisher()
+        await publisher.publish_raw(topic, payload, key)
+
+    async def _ensure_publisher(self):
+        if self._publisher is None:
+            from storage.kafka import KafkaPublisher
+
+            publisher = KafkaPublisher(self.settings.kafka_bootstrap)
+            await publisher.start()
+            self._publisher = publisher
+        return self._publisher

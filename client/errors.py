@@ -1,0 +1,17 @@
+"""Typed errors the client raises."""
+
+
+class ClientError(RuntimeError):
+    """Base of the client's errors."""
+
+
+class ClusterNotRunning(ClientError):
+    """No running cluster was found for these settings."""
+
+
+class SubmitRefused(ClientError):
+    """A message was refused before publishing; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason

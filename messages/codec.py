@@ -1,0 +1,72 @@
+"""JSON wire codec for every message type; the decoder is built once.
+
+Decoding validates at the edge: a payload that is not one of the known tagged
+types, breaks a field constraint, or is too large raises :class:`DecodeFailed`
+with msgspec's text, which names the field (``at `$.stream```).
+
+Examples
+--------
+>>> from messages.stream import StreamEvent
+>>> raw = encode(StreamEvent(stream="s", entity_key="k"))
+>>> decode(raw).stream
+'s'
+>>> try:
+...     decode(b'{"type": "no.such.type"}')
+... except DecodeFailed as e:
+...     print(e.reason)
+Invalid value 'no.such.type' - at `$.type`
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from messages.base import Message
+from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
+from messages.stream import StreamEvent
+
+#: Messages larger than this are refused before parsing.
+MAX_MESSAGE_BYTES = 1 << 20
+
+ALL_TYPES: tuple[type[Message], ...] = (
+    StreamEvent,
+    ActorCrashed,
+    ActorHung,
+    ActorRestarted,
+    RestartIntensityExceeded,
+)
+
+AnyMessage = Union[ALL_TYPES]  # type: ignore[valid-type]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyMessage)
+
+
+class DecodeFailed(ValueError):
+    """Bytes that are not a valid Conveyor message; ``reason`` is the decoder's text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def encode(message: Message) -> bytes:
+    """The JSON bytes of ``message``, its wire tag in the ``type`` field."""
+    return _encoder.encode(message)
+
+
+def decode(raw: bytes) -> Message:
+    """The typed message in ``raw``, or :class:`DecodeFailed` naming what is wrong."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise DecodeFailed(f"message of {len(raw)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise DecodeFailed(str(exc)) from None
+
+
+def tag_of(message_type: type[Message]) -> str:
+    """The wire tag of a message type."""
+    return message_type.__struct_config__.tag  # type: ignore[return-value]

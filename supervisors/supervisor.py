@@ -1,0 +1,256 @@
+"""The supervisor actor: starts its children, watches them (death and missed
+heartbeats), restarts them by its strategy with backoff, and escalates when the
+restart intensity is exceeded.
+
+It is a detached named actor that Ray restarts (``max_restarts=-1``); on every
+start it re-adopts the children that are still alive by name, so there is never
+a duplicate worker. What must survive its own restart (restart counts and the
+intensity window) is kept in Redis. Every step of its loop runs in its own try:
+the loop never dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+
+from messages.base import Message
+from messages.codec import encode
+from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
+from storage.settings import Settings
+from supervisors.children import ChildRecord
+from supervisors.intensity import backoff_delay, record_restart
+from supervisors.spec import ChildSpec, SupervisorSpec
+from supervisors.strategy import should_restart, to_restart
+
+HEALTHY = "running"
+ESCALATED = "escalated"
+
+
+class Supervisor:
+    def __init__(self, spec: SupervisorSpec, settings: Settings, name: str, runtime=None) -> None:
+        from actors.logs import configure_logging
+        from actors.remote import RayRuntime
+
+        configure_logging(settings.log_level)
+        self.spec, self.settings, self.name = spec, settings, name
+        self.runtime = runtime or RayRuntime(namespace=settings.cluster_name)
+        self.flags = spec.flags
+        self.state = "starting"
+        self.restart_times: list[float] = []
+        self.children = {c.id: ChildRecord(c, f"{name}.{c.id}") for c in spec.children}
+        self.order = [c.id for c in spec.children]
+        self.log = structlog.get_logger("conveyor.supervisor").bind(supervisor=name)
+        self._redis = self._pool = self._memory = None
+        self._task = asyncio.get_running_loop().create_task(self._main())
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        await self._retry_forever("connect", self._connect)
+        await self._retry_forever("start children", self._start_children)
+        self.state = HEALTHY if self.state != ESCALATED else self.state
+        while True:
+            await asyncio.sleep(self.flags.heartbeat_interval_s)
+            if self.state == ESCALATED:
+                continue
+            try:
+                await self._check_children()
+            except Exception as exc:
+                self.log.error("check failed", error=repr(exc))
+
+    async def _retry_forever(self, what: str, step) -> None:
+        while True:
+            try:
+                return await step()
+            except Exception as exc:
+                self.log.error(f"{what} failed; retrying", error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    async def _connect(self) -> None:
+        from storage.postgres import connect_pool
+        from storage.redis_store import SupervisionMemory, connect_redis
+
+        self._redis = connect_redis(self.settings.redis_url)
+        self._memory = SupervisionMemory(self._redis, self.settings.cluster_name, self.name)
+        self._pool = await connect_pool(self.settings.postgres_dsn, max_size=2)
+        remembered = await self._memory.load()
+        self.restart_times = remembered.pop("__window__", {}).get("restart_times", [])
+        for child_id, memo in remembered.items():
+            if child_id in self.children:
+                self.children[child_id].n_restarts = memo["n_restarts"]
+
+    async def _start_children(self) -> None:
+        for child_id in self.order:
+            child = self.children[child_id]
+            if child.handle is None:
+                child.handle = self.runtime.lookup(child.name)
+                if child.handle is not None and not await self._answers(child):
+                    self._kill(child)
+                    child.handle = None
+                if child.handle is not None:
+                    self.log.info("re-adopted child", child=child.name)
+                    continue
+            await self._start(child)
+
+    # --- watching ----------------------------------------------------------------------
+
+    async def _check_children(self) -> None:
+        children = [self.children[c] for c in self.order if not self.children[c].restarting]
+        outcomes = await asyncio.gather(*(self._probe(c) for c in children))
+        for child, (failure, reason) in zip(children, outcomes):
+            if failure and self.state != ESCALATED:
+                await self._on_failure(child, failure, reason)
+
+    async def _probe(self, child: ChildRecord) -> tuple[str | None, str]:
+        """(None, "") if healthy, else (kind of failure, reason)."""
+        from actors.remote import ActorGone
+
+        try:
+            beat = await self.runtime.call(child.handle, "ping", self.flags.heartbeat_interval_s * 2)
+        except ActorGone as exc:
+            return "crashed", f"actor died: {type(exc).__name__}"
+        except asyncio.TimeoutError:
+            child.missed_heartbeats += 1
+            if child.missed_heartbeats >= self.flags.max_missed_heartbeats:
+                return "hung", f"missed {child.missed_heartbeats} heartbeats"
+            return None, ""
+        except Exception as exc:
+            return "crashed", repr(exc)
+        child.missed_heartbeats = 0
+        child.last_beat, child.last_beat_at = beat, time.time()
+        child.state = beat.get("state", "running")
+        if child.state in ("failed", ESCALATED):
+            return child.state, beat.get("error") or f"child reports {child.state}"
+        return None, ""
+
+    async def _answers(self, child: ChildRecord) -> bool:
+        failure, _ = await self._probe(child)
+        return failure is None and child.missed_heartbeats == 0
+
+    # --- restarting --------------------------------------------------------------------
+
+    async def _on_failure(self, child: ChildRecord, failure: str, reason: str) -> None:
+        detected = time.monotonic()
+        self.log.warning("child failed", child=child.name, failure=failure, reason=reason)
+        if failure == "hung":
+            await self._signal(ActorHung(supervisor=self.name, child_id=child.name,
+                                         missed_heartbeats=child.missed_heartbeats))
+        else:
+            await self._signal(ActorCrashed(supervisor=self.name, child_id=child.name, reason=reason[:8000]))
+        self._kill(child)
+        if not should_restart(child.spec.restart, abnormal=True):
+            self.children.pop(child.spec.id)
+            self.order.remove(child.spec.id)
+            return
+        self.restart_times, exceeded = record_restart(self.restart_times, time.time(),
+                                                      self.flags.intensity, self.flags.period_s)
+        await self._memory.save("__window__", 0, self.restart_times)
+        if exceeded:
+            await self._escalate()
+            return
+        targets = [self.children[c] for c in to_restart(self.flags.strategy, self.order, child.spec.id)]
+        for other in reversed(targets):
+            other.restarting = True
+            if other is not child:
+                self._kill(other)
+        await asyncio.sleep(backoff_delay(len(self.restart_times) - 1, self.flags.backoff_base_s,
+                                          self.flags.backoff_max_s))
+        for target in targets:
+            await self._start(target, fresh_supervisor=True)
+            target.n_restarts += 1
+            target.last_restart_s = round(time.monotonic() - detected, 3)
+            target.restarting = False
+            await self._memory.save(target.spec.id, target.n_restarts, [])
+            await self._signal(ActorRestarted(supervisor=self.name, child_id=target.name,
+                                              n_restarts=target.n_restarts, restart_s=target.last_restart_s))
+
+    async def _escalate(self) -> None:
+        self.state = ESCALATED
+        self.log.error("restart intensity exceeded; escalating", n_restarts=len(self.restart_times))
+        await self._signal(RestartIntensityExceeded(supervisor=self.name, n_restarts=len(self.restart_times),
+                                                    period_s=self.flags.period_s))
+        for child in self.children.values():
+            self._kill(child)
+            child.state = "stopped"
+
+    def _kill(self, child: ChildRecord) -> None:
+        if child.handle is not None:
+            self.runtime.kill(child.handle, child.last_beat.get("pid"), child.last_beat.get("node_id"))
+        child.handle = None
+        child.missed_heartbeats = 0
+
+    async def _start(self, child: ChildRecord, fresh_supervisor: bool = False) -> None:
+        """Create the child's actor and wait until it answers a heartbeat as running."""
+        spec = child.spec
+        child.state = "starting"
+        if isinstance(spec, ChildSpec):
+            child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
+                                                           dict(spec.args), spec.num_cpus)
+        else:
+            if fresh_supervisor:  # a restart by its parent starts with a clean window
+                from storage.redis_store import SupervisionMemory
+                await SupervisionMemory(self._redis, self.settings.cluster_name, child.name).forget()
+            child.handle = await self.runtime.spawn_supervisor(
+                self.runtime.actor_class(Supervisor), child.name, spec, self.settings, child.name)
+        deadline = time.monotonic() + self.flags.start_timeout_s
+        while time.monotonic() < deadline:
+            failure, reason = await self._probe(child)
+            if failure:
+                raise RuntimeError(f"{child.name} failed while starting: {reason}")
+            if child.state == HEALTHY:
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"{child.name} not running after {self.flags.start_timeout_s} s")
+
+    async def _signal(self, message: Message) -> None:
+        """Record a lifecycle signal in the outbox (published to `lifecycle` by the relay)."""
+        try:
+            await self._pool.execute("INSERT INTO outbox (topic, msg_key, payload) VALUES ($1, $2, $3)",
+                                     "lifecycle", self.name.encode(), encode(message))
+        except Exception as exc:
+            self.log.error("lifecycle signal not recorded", error=repr(exc), signal=type(message).__name__)
+
+    # --- the actor's API ---------------------------------------------------------------
+
+    async def ping(self) -> dict[str, Any]:
+        import os
+
+        return {"state": self.state, "pid": os.getpid(), "error": "",
+                "node_id": self.runtime.node_id()}
+
+    async def status(self) -> dict[str, Any]:
+        """This supervisor and its whole subtree."""
+        children = []
+        for child_id in self.order:
+            child = self.children[child_id]
+            entry = child.status()
+            if child.is_supervisor and child.handle is not None and not child.restarting:
+                try:
+                    sub = await self.runtime.call(child.handle, "status", 5.0)
+                    entry.update({k: v for k, v in sub.items() if k not in ("id", "n_restarts")})
+                except Exception as exc:
+                    entry["error"] = repr(exc)
+            children.append(entry)
+        return {"id": self.name, "kind": "supervisor", "state": self.state, "strategy": self.flags.strategy.value,
+                "intensity": f"{len(self.restart_times)}/{self.flags.intensity} in {self.flags.period_s:g} s",
+                "children": children}
+
+    async def shutdown(self) -> None:
+        """Stop every child (subtrees first), then this supervisor's loop."""
+        self._task.cancel()
+        for child_id in reversed(self.order):
+            child = self.children[child_id]
+            if child.is_supervisor and child.handle is not None:
+                try:
+                    await self.runtime.call(child.handle, "shutdown", 10.0)
+                except Exception:
+                    pass
+            self._kill(child)
+        if self._pool is not None:
+            await self._pool.close()
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -1,0 +1,90 @@
+"""The whole supervision tree of a cluster, and starting, finding and stopping it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from storage.settings import Settings
+from supervisors.spec import ChildSpec, Strategy, SupervisorFlags, SupervisorSpec
+
+ROOT = "root"
+
+
+def flags_from(settings: Settings, strategy: Strategy = Strategy.ONE_FOR_ONE) -> SupervisorFlags:
+    return SupervisorFlags(
+        strategy=strategy, intensity=settings.restart_intensity, period_s=settings.restart_period_s,
+        backoff_base_s=settings.backoff_base_s, backoff_max_s=settings.backoff_max_s,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        max_missed_heartbeats=settings.max_missed_heartbeats, start_timeout_s=settings.start_timeout_s,
+    )
+
+
+def cluster_tree(settings: Settings) -> SupervisorSpec:
+    """root ─┬─ outbox            (publishes what transactions emitted)
+             └─ ingest ─┬─ events-0 … events-N-1   (one worker per partition of `events`)"""
+    flags = flags_from(settings)
+    ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
+        ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
+                  args={"topic": "events", "partition": p})
+        for p in range(settings.topic_partitions)))
+    outbox = ChildSpec(id="outbox", factory="actors.outbox_relay:OutboxRelay")
+    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest))
+
+
+async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):
+    """Start (or re-adopt) the named root supervisor of ``spec`` and wait until its
+    whole tree reports running; returns the handle."""
+    from actors.remote import RayRuntime
+    from supervisors.supervisor import Supervisor
+
+    runtime = RayRuntime(settings.cluster_name)
+    handle = runtime.lookup(spec.id) or await runtime.spawn_supervisor(
+        runtime.actor_class(Supervisor), spec.id, spec, settings, spec.id)
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            status = await runtime.call(handle, "status", 5.0)
+        except asyncio.TimeoutError:
+            continue
+        summary = summarize(status)
+        if summary != last:
+            progress(summary)
+            last = summary
+        if tree_healthy(status):
+            return handle
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"supervision tree not healthy after {timeout_s:.0f} s: {last}")
+
+
+def walk(status: dict):
+    yield status
+    for child in status.get("children", []):
+        yield from walk(child)
+
+
+def tree_healthy(status: dict) -> bool:
+    return all(node["state"] == "running" for node in walk(status))
+
+
+def summarize(status: dict) -> str:
+    nodes = list(walk(status))
+    running = sum(1 for n in nodes if n["state"] == "running")
+    return f"{running}/{len(nodes)} actors running"
+
+
+async def stop_tree(root_name: str, settings: Settings) -> bool:
+    """Shut the tree down from its root; False if there was no root to stop."""
+    from actors.remote import RayRuntime
+
+    runtime = RayRuntime(settings.cluster_name)
+    handle = runtime.lookup(root_name)
+    if handle is None:
+        return False
+    try:
+        await runtime.call(handle, "shutdown", 30.0)
+    except Exception:
+        pass
+    runtime.kill(handle)
+    return True
