@@ -14,12 +14,14 @@ from typing import Any
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import ray  # noqa: E402
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from storage.settings import Settings
 
-#: Raised by `RayRuntime.ping` when the actor's process is gone.
+#: Raised by `RayRuntime.call` when the actor's process is gone ...
 ActorGone = RayActorError
+#: ... or only unreachable for now (being restarted by Ray): a subclass of ActorGone.
+ActorUnavailable = ActorUnavailableError
 
 
 def load_class(path: str) -> type:
@@ -120,6 +122,16 @@ class RayRuntime:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+    def named_below(self, prefix: str) -> list[tuple[str, Any]]:
+        """(name, handle) of every live named actor of this namespace under ``prefix.``."""
+        found = []
+        for entry in ray.util.list_named_actors(all_namespaces=True):
+            if entry["namespace"] == self.namespace and entry["name"].startswith(prefix + "."):
+                handle = self.lookup(entry["name"])
+                if handle is not None:
+                    found.append((entry["name"], handle))
+        return found
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()

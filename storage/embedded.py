@@ -185,6 +185,8 @@ def ray_environment(token_path: Path | str) -> dict[str, str]:
         "RAY_AUTH_TOKEN_PATH": str(token_path),
         "PYTHONPATH": python_path,
         "RAY_USAGE_STATS_ENABLED": "0",
+        # A Ray call made before joining must fail, never start a private local cluster.
+        "RAY_ENABLE_AUTO_CONNECT": "0",
     }
 
 
@@ -220,7 +222,10 @@ def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> Ser
     command = [str(ray_bin) if ray_bin.exists() else shutil.which("ray") or "ray",
                "start", "--head", f"--num-cpus={num_cpus or os.cpu_count() or 2}",
                "--node-ip-address=127.0.0.1", f"--port={port}", f"--temp-dir={temp_dir}",
-               "--include-dashboard=false", "--disable-usage-stats"]
+               "--include-dashboard=false", "--disable-usage-stats",
+               # fixed default ports would collide between clusters side by side
+               f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+               f"--metrics-export-port={free_port()}"]
     env = {**os.environ, **ray_environment(token_path)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:

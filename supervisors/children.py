@@ -21,6 +21,7 @@ class ChildRecord:
     last_beat_at: float = 0.0
     last_restart_s: float | None = None
     restarting: bool = False
+    error: str = ""
 
     @property
     def is_supervisor(self) -> bool:
@@ -40,5 +41,5 @@ class ChildRecord:
             "n_processed": beat.get("n_processed"),
             "last_checkpoint_offset": beat.get("last_checkpoint_offset"),
             "last_checkpoint_age_s": (round(time.time() - checkpoint_at, 3) if checkpoint_at else None),
-            "error": beat.get("error") or None,
+            "error": beat.get("error") or self.error or None,
         }

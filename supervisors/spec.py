@@ -54,6 +54,7 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     flags: SupervisorFlags = SupervisorFlags()
+    restart: Restart = Restart.PERMANENT
     children: tuple["ChildSpec | SupervisorSpec", ...] = ()
 
     def child(self, child_id: str) -> "ChildSpec | SupervisorSpec":

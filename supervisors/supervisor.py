@@ -27,6 +27,8 @@ from supervisors.spec import ChildSpec, SupervisorSpec
 from supervisors.strategy import should_restart, to_restart
 
 HEALTHY = "running"
+#: How long a supervisor child may be unreachable (Ray restarting it) before it counts as hung.
+SUPERVISOR_GRACE_S = 10.0
 ESCALATED = "escalated"
 
 
@@ -94,7 +96,7 @@ class Supervisor:
                 if child.handle is not None:
                     self.log.info("re-adopted child", child=child.name)
                     continue
-            await self._start(child)
+            await self._start(child)  # a child that fails to start is restarted by the checks
 
     # --- watching ----------------------------------------------------------------------
 
@@ -107,22 +109,30 @@ class Supervisor:
 
     async def _probe(self, child: ChildRecord) -> tuple[str | None, str]:
         """(None, "") if healthy, else (kind of failure, reason)."""
-        from actors.remote import ActorGone
+        from actors.remote import ActorGone, ActorUnavailable
 
+        if child.handle is None:
+            return "crashed", child.error or "not running"
         try:
             beat = await self.runtime.call(child.handle, "ping", self.flags.heartbeat_interval_s * 2)
-        except ActorGone as exc:
-            return "crashed", f"actor died: {type(exc).__name__}"
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, ActorUnavailable):
+            # Ray restarts supervisors itself: give it time before calling one hung.
             child.missed_heartbeats += 1
-            if child.missed_heartbeats >= self.flags.max_missed_heartbeats:
+            allowed = self.flags.max_missed_heartbeats
+            if child.is_supervisor:
+                allowed = max(allowed, int(SUPERVISOR_GRACE_S / self.flags.heartbeat_interval_s))
+            if child.missed_heartbeats >= allowed:
                 return "hung", f"missed {child.missed_heartbeats} heartbeats"
             return None, ""
+        except ActorGone as exc:
+            return "crashed", f"actor died: {type(exc).__name__}"
         except Exception as exc:
             return "crashed", repr(exc)
         child.missed_heartbeats = 0
         child.last_beat, child.last_beat_at = beat, time.time()
         child.state = beat.get("state", "running")
+        if child.state == HEALTHY:
+            child.error = ""
         if child.state in ("failed", ESCALATED):
             return child.state, beat.get("error") or f"child reports {child.state}"
         return None, ""
@@ -160,13 +170,14 @@ class Supervisor:
         await asyncio.sleep(backoff_delay(len(self.restart_times) - 1, self.flags.backoff_base_s,
                                           self.flags.backoff_max_s))
         for target in targets:
-            await self._start(target, fresh_supervisor=True)
+            started = await self._start(target, fresh_supervisor=True)
             target.n_restarts += 1
-            target.last_restart_s = round(time.monotonic() - detected, 3)
             target.restarting = False
             await self._memory.save(target.spec.id, target.n_restarts, [])
-            await self._signal(ActorRestarted(supervisor=self.name, child_id=target.name,
-                                              n_restarts=target.n_restarts, restart_s=target.last_restart_s))
+            if started:
+                target.last_restart_s = round(time.monotonic() - detected, 3)
+                await self._signal(ActorRestarted(supervisor=self.name, child_id=target.name,
+                                                  n_restarts=target.n_restarts, restart_s=target.last_restart_s))
 
     async def _escalate(self) -> None:
         self.state = ESCALATED
@@ -178,33 +189,50 @@ class Supervisor:
             child.state = "stopped"
 
     def _kill(self, child: ChildRecord) -> None:
+        """Kill a child for good; a supervisor child takes its subtree with it."""
+        if child.handle is not None and child.is_supervisor:
+            self._kill_subtree(child.name)
         if child.handle is not None:
             self.runtime.kill(child.handle, child.last_beat.get("pid"), child.last_beat.get("node_id"))
         child.handle = None
         child.missed_heartbeats = 0
 
-    async def _start(self, child: ChildRecord, fresh_supervisor: bool = False) -> None:
-        """Create the child's actor and wait until it answers a heartbeat as running."""
+    def _kill_subtree(self, name: str) -> None:
+        """Kill every actor named below ``name`` (a supervisor's descendants)."""
+        for below, handle in self.runtime.named_below(name):
+            self.runtime.kill(handle)
+
+    async def _start(self, child: ChildRecord, fresh_supervisor: bool = False) -> bool:
+        """Create the child's actor and wait until it reports running. On failure the
+        child is killed and left without a handle: the next check restarts it, and the
+        restart counts against the intensity window."""
         spec = child.spec
-        child.state = "starting"
-        if isinstance(spec, ChildSpec):
-            child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
-                                                           dict(spec.args), spec.num_cpus)
-        else:
-            if fresh_supervisor:  # a restart by its parent starts with a clean window
-                from storage.redis_store import SupervisionMemory
-                await SupervisionMemory(self._redis, self.settings.cluster_name, child.name).forget()
-            child.handle = await self.runtime.spawn_supervisor(
-                self.runtime.actor_class(Supervisor), child.name, spec, self.settings, child.name)
-        deadline = time.monotonic() + self.flags.start_timeout_s
-        while time.monotonic() < deadline:
-            failure, reason = await self._probe(child)
-            if failure:
-                raise RuntimeError(f"{child.name} failed while starting: {reason}")
+        child.state, child.last_beat = "starting", {}
+        try:
+            if isinstance(spec, ChildSpec):
+                child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
+                                                               dict(spec.args), spec.num_cpus)
+            else:
+                if fresh_supervisor:  # a restart by its parent starts with a clean window
+                    from storage.redis_store import SupervisionMemory
+                    await SupervisionMemory(self._redis, self.settings.cluster_name, child.name).forget()
+                child.handle = await self.runtime.spawn_supervisor(
+                    self.runtime.actor_class(Supervisor), child.name, spec, self.settings, child.name)
+            deadline = time.monotonic() + self.flags.start_timeout_s
+            beat = await self.runtime.call(child.handle, "ping", self.flags.start_timeout_s)
+            while beat.get("state") not in (HEALTHY, "failed", ESCALATED) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                beat = await self.runtime.call(child.handle, "ping", self.flags.start_timeout_s)
+            child.last_beat, child.last_beat_at, child.state = beat, time.time(), beat.get("state", "?")
             if child.state == HEALTHY:
-                return
-            await asyncio.sleep(0.02)
-        raise TimeoutError(f"{child.name} not running after {self.flags.start_timeout_s} s")
+                return True
+            child.error = beat.get("error") or f"not running after {self.flags.start_timeout_s} s"
+        except Exception as exc:
+            child.error = f"start failed: {exc!r}"
+        self.log.error("child did not start", child=child.name, error=child.error)
+        self._kill(child)
+        child.state = "failed"
+        return False
 
     async def _signal(self, message: Message) -> None:
         """Record a lifecycle signal in the outbox (published to `lifecycle` by the relay)."""

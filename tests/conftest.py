@@ -1,0 +1,64 @@
+"""Session fixtures: one real cluster (embedded PostgreSQL, Redis, broker, Ray) started
+through the CLI and shared by the integration tests; stopped at the end by its own id."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.cluster import CliCluster
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A running cluster, started with `python run.py cluster start`."""
+    cli = CliCluster.fresh()
+    try:
+        cli.start()
+    except Exception:
+        cli.stop()
+        raise
+    yield cli
+    cli.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(cluster):
+    """The running cluster's settings with every address resolved."""
+    from storage import embedded
+    from storage.settings import load_settings
+
+    base = load_settings(None, {"CONVEYOR_STATE_DIR": str(cluster.state_dir),
+                                "CONVEYOR_CLUSTER_NAME": cluster.name})
+    record = embedded.read_record(base)
+    embedded.prepare_ray_environment(record.ray_token_path)
+    resolved = embedded.resolve(base, record)
+    from actors.remote import connect, disconnect
+
+    connect(resolved.ray_address, resolved.cluster_name)
+    yield resolved
+    disconnect()
+
+
+@pytest.fixture(scope="session")
+async def conveyor(settings):
+    from client.connection import Conveyor
+
+    client = Conveyor.connect(settings)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+async def db(settings):
+    import asyncpg
+
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+def status_json(cluster: CliCluster) -> dict:
+    done = cluster.run("cluster", "status", "--json")
+    return json.loads(done.stdout)

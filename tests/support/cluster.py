@@ -1,0 +1,63 @@
+"""Starting and stopping real clusters through the CLI, as a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CliCluster:
+    state_dir: Path
+    name: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, **extra_env: str) -> "CliCluster":
+        state = Path(tempfile.mkdtemp(prefix="cv-"))
+        return cls(state, f"t-{uuid.uuid4().hex[:8]}", dict(extra_env))
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "RAY_"))}
+        env.update(CONVEYOR_STATE_DIR=str(self.state_dir), CONVEYOR_CLUSTER_NAME=self.name, **self.extra_env)
+        return env
+
+    def run(self, *args: str, timeout: float = 180, check: bool = False) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], env=self.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"run.py {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def start(self) -> None:
+        self.run("cluster", "start", check=True)
+
+    def stop(self) -> subprocess.CompletedProcess:
+        return self.run("cluster", "stop", timeout=120)
+
+    def processes(self) -> list[str]:
+        """Processes that belong to this cluster (mention its state dir or its Ray temp dir)."""
+        marks = [str(self.state_dir)]
+        record = self.state_dir / "cluster.json"
+        if record.exists():
+            import json
+
+            ray = json.loads(record.read_text())["services"].get("ray")
+            if ray and ray.get("work_dir"):
+                marks.append(ray["work_dir"])
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmd = " ".join(proc.info.get("cmdline") or [])
+            if any(m in cmd for m in marks) and proc.info["pid"] != os.getpid():
+                found.append(f"{proc.info['pid']}: {cmd[:160]}")
+        return found
