@@ -19,18 +19,19 @@ ROOT = Path(__file__).resolve().parents[2]
 class CliCluster:
     state_dir: Path
     name: str
-    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str | None] = field(default_factory=dict)   # None removes a variable
 
     @classmethod
-    def fresh(cls, **extra_env: str) -> "CliCluster":
+    def fresh(cls, **extra_env: str | None) -> "CliCluster":
         state = Path(tempfile.mkdtemp(prefix="cv-"))
         return cls(state, f"t-{uuid.uuid4().hex[:8]}", dict(extra_env))
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "RAY_"))}
-        env.update(CONVEYOR_STATE_DIR=str(self.state_dir), CONVEYOR_CLUSTER_NAME=self.name, **self.extra_env)
-        return env
+        env.update(CONVEYOR_STATE_DIR=str(self.state_dir), CONVEYOR_CLUSTER_NAME=self.name)
+        env.update(self.extra_env)
+        return {k: v for k, v in env.items() if v is not None}
 
     def run(self, *args: str, timeout: float = 180, check: bool = False) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], env=self.env, cwd=ROOT,

@@ -1,0 +1,162 @@
+"""The CLI as a user runs it: start, status, stop, bad configuration, help."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.support.cluster import CliCluster
+
+pytestmark = pytest.mark.integration
+
+ACTOR_FIELDS = {"id", "kind", "state", "n_restarts", "last_restart_s", "pid", "n_processed",
+                "last_checkpoint_offset", "last_checkpoint_age_s", "error", "strategy", "intensity", "children"}
+
+
+def actors(node):
+    yield node
+    for child in node["children"]:
+        yield from actors(child)
+
+
+def test_status_json_has_the_documented_shape(cluster):
+    done = cluster.run("cluster", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert set(status) == {"cluster_name", "state_dir", "state", "healthy", "services", "tree"}
+    assert status["state"] == "running" and status["healthy"] is True
+    assert {s["name"] for s in status["services"]} == {"postgres", "redis", "kafka", "ray"}
+    assert all(s["alive"] and s["embedded"] for s in status["services"])
+    nodes = list(actors(status["tree"]))
+    assert all(set(n) == ACTOR_FIELDS for n in nodes)
+    ids = {n["id"] for n in nodes}
+    assert {"root", "root.outbox", "root.ingest", "root.ingest.events-0", "root.ingest.events-1"} <= ids
+    workers = [n for n in nodes if n["kind"] == "worker"]
+    assert all(n["state"] == "running" and n["pid"] for n in workers)
+
+
+def test_status_text_lists_every_actor(cluster):
+    done = cluster.run("cluster", "status")
+    assert done.returncode == 0
+    for actor_id in ("root.outbox", "root.ingest.events-0", "restarts="):
+        assert actor_id in done.stdout
+
+
+def test_start_when_running_refuses(cluster):
+    done = cluster.run("cluster", "start")
+    assert done.returncode == 1
+    assert "already running" in done.stdout
+
+
+def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_process():
+    secret = "s3cret-signing-key-never-printed"
+    other = CliCluster.fresh(CONVEYOR_SIGNING_KEY=secret)
+    try:
+        other.start()
+        status = other.run("cluster", "status", "--json")
+        assert json.loads(status.stdout)["healthy"] is True
+        assert secret not in status.stdout + status.stderr
+        record = json.loads((other.state_dir / "cluster.json").read_text())
+        dsn = record["services"]["postgres"]["address"]
+        redis_url = record["services"]["redis"]["address"]
+        asyncio.run(_write(dsn, redis_url))
+        stopped = other.stop()
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert other.processes() == []
+        other.start()
+        record = json.loads((other.state_dir / "cluster.json").read_text())
+        kept = asyncio.run(_read(record["services"]["postgres"]["address"], record["services"]["redis"]["address"]))
+        assert kept == ("survives", b"survives")
+    finally:
+        other.stop()
+    assert other.processes() == []
+    assert not (other.state_dir / "cluster.json").exists()
+
+
+async def _write(dsn, redis_url):
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("INSERT INTO audit_log (actor, action, subject) VALUES ('test', 'write', 'survives')")
+    await conn.close()
+    client = aioredis.Redis.from_url(redis_url)
+    await client.set("survives", "survives")
+    await client.aclose()
+
+
+async def _read(dsn, redis_url):
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    conn = await asyncpg.connect(dsn)
+    subject = await conn.fetchval("SELECT subject FROM audit_log WHERE actor = 'test'")
+    await conn.close()
+    client = aioredis.Redis.from_url(redis_url)
+    value = await client.get("survives")
+    await client.aclose()
+    return subject, value
+
+
+@pytest.mark.parametrize("content, key", [
+    ("topic_partitions = 0\n", "topic_partitions"),
+    ("no_such_setting = 1\n", "no_such_setting"),
+    ("heartbeat_interval_s = 'fast'\n", "heartbeat_interval_s"),
+    ("cluster_name = \"x'; DROP TABLE audit_log;--\"\n", "cluster_name"),
+    ("this is not toml\n", "not valid TOML"),
+])
+def test_bad_config_file_stops_start_with_the_key_named_and_starts_nothing(tmp_path, content, key):
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    cli = CliCluster.fresh(CONVEYOR_CLUSTER_NAME=None)  # the file's own values must be what is read
+    try:
+        done = cli.run("--config", str(config), "cluster", "start", timeout=60)
+    finally:
+        cli.stop()
+    assert done.returncode == 2
+    assert key in done.stderr and "configuration error" in done.stderr
+    assert not (cli.state_dir / "cluster.json").exists()
+    assert cli.processes() == []
+
+
+@pytest.mark.parametrize("name, value", [
+    ("CONVEYOR_TOPIC_PARTITIONS", "many"),
+    ("CONVEYOR_HEARTBEAT_INTERVAL_S", "-1"),
+    ("CONVEYOR_NO_SUCH_THING", "1"),
+    ("CONVEYOR_LOG_LEVEL", "loud"),
+])
+def test_bad_environment_value_stops_start(name, value):
+    cli = CliCluster.fresh(**{name: value})
+    try:
+        done = cli.run("cluster", "start", timeout=60)
+    finally:
+        cli.stop()
+    assert done.returncode == 2
+    assert name in done.stderr
+    assert cli.processes() == []
+
+
+def test_missing_config_file_is_an_error():
+    cli = CliCluster.fresh()
+    done = cli.run("--config", "/nonexistent/conveyor.toml", "cluster", "status", timeout=60)
+    assert done.returncode == 2
+    assert "config file not found" in done.stderr
+
+
+def test_status_and_stop_without_a_cluster():
+    cli = CliCluster.fresh()
+    status = cli.run("cluster", "status", "--json", timeout=60)
+    assert status.returncode == 1
+    assert json.loads(status.stdout)["state"] == "stopped"
+    stop = cli.run("cluster", "stop", timeout=60)
+    assert stop.returncode == 0 and "nothing to stop" in stop.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["cluster"], ["cluster", "start"], ["cluster", "status"],
+                                  ["cluster", "stop"], ["console"]])
+def test_every_command_has_help(args):
+    done = CliCluster.fresh().run(*args, "--help", timeout=60)
+    assert done.returncode == 0
+    assert "usage:" in done.stdout
