@@ -114,10 +114,12 @@ class Conveyor:
         await publisher.publish_raw(topic, payload, key.encode() if key else None)
         return message.msg_id
 
-    async def submit_raw(self, topic: str, payload: bytes, key: bytes | None = None) -> None:
-        """Publish bytes as they are (tools and tests that need to send what a decoder refuses)."""
+    async def submit_raw(self, topic: str, payload: bytes, key: bytes | None = None,
+                         partition: int | None = None) -> None:
+        """Publish bytes as they are (tools and tests that need to send what a decoder refuses,
+        or to one chosen partition)."""
         publisher = await self._ensure_publisher()
-        await publisher.publish_raw(topic, payload, key)
+        await publisher.publish_raw(topic, payload, key, partition)
 
     async def _ensure_publisher(self):
         if self._publisher is None:

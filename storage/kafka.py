@@ -54,8 +54,9 @@ class KafkaPublisher:
     async def publish(self, topic: str, message: Message, key: str | None = None) -> None:
         await self.publish_raw(topic, encode(message), key.encode() if key else None)
 
-    async def publish_raw(self, topic: str, payload: bytes, key: bytes | None = None) -> None:
-        await self._producer.send_and_wait(topic, payload, key=key)
+    async def publish_raw(self, topic: str, payload: bytes, key: bytes | None = None,
+                          partition: int | None = None) -> None:
+        await self._producer.send_and_wait(topic, payload, key=key, partition=partition)
 
 
 @dataclass(frozen=True)
