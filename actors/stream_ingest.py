@@ -16,7 +16,7 @@ import time
 import msgspec
 
 from actors.worker import Worker
-from messages.codec import DecodeFailed, decode, encode
+from messages.codec import DecodeFailed, decode, encode, printable
 from messages.stream import StreamEvent
 from storage.base import BatchEffects, Claim, DeadLetter, PartitionLedger, RawEventRow
 from storage.kafka import PartitionReader, Record
@@ -53,10 +53,11 @@ def ingest_batch(state: IngestState, records: list[Record], topic: str, partitio
         except DecodeFailed as exc:
             state.n_dead += 1
             effects.dead_letters.append(DeadLetter(topic, partition, record.offset, record.key, record.value,
-                                                   exc.reason))
+                                                   printable(exc.reason)))
             note = DeadLettered(topic, partition, record.offset, exc.reason,
                                 record.value[:1024].decode("utf-8", "replace"))
-            effects.outbox.append(("dead_letters", record.key, _json.encode(note)))
+            effects.outbox.append(("dead_letters", record.key, _json.encode(note),
+                                   f"dead-letter:{topic}:{partition}:{record.offset}"))
             continue
         state.accepted[message.stream] = state.accepted.get(message.stream, 0) + 1
         effects.raw_events.append(RawEventRow(message.msg_id, message.stream, message.entity_key,

@@ -64,7 +64,18 @@ def decode(raw: bytes) -> Message:
     try:
         return _decoder.decode(raw)
     except msgspec.DecodeError as exc:
-        raise DecodeFailed(str(exc)) from None
+        raise DecodeFailed(printable(str(exc))) from None
+    except RecursionError:
+        raise DecodeFailed("message nested too deeply") from None
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters escaped, safe for logs and text columns.
+
+    >>> print(printable("bad " + chr(0)))
+    bad \x00
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def tag_of(message_type: type[Message]) -> str:

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 from messages.base import Message
-from messages.types import Text
+from messages.types import ActorName, Text
 
 
 class ActorCrashed(Message, tag="actor.crashed"):
     """A supervised child died (process gone, or an error escaped it)."""
 
-    supervisor: str
-    child_id: str
+    supervisor: ActorName
+    child_id: ActorName
     reason: Text = ""
 
 
 class ActorHung(Message, tag="actor.hung"):
     """A supervised child missed too many heartbeats and was killed."""
 
-    supervisor: str
-    child_id: str
+    supervisor: ActorName
+    child_id: ActorName
     missed_heartbeats: int
 
 
 class ActorRestarted(Message, tag="actor.restarted"):
     """A supervised child answers again after a restart."""
 
-    supervisor: str
-    child_id: str
+    supervisor: ActorName
+    child_id: ActorName
     n_restarts: int
     restart_s: float
 
@@ -34,6 +34,6 @@ class ActorRestarted(Message, tag="actor.restarted"):
 class RestartIntensityExceeded(Message, tag="supervisor.intensity_exceeded"):
     """Too many restarts inside the window: the supervisor gives up and escalates."""
 
-    supervisor: str
+    supervisor: ActorName
     n_restarts: int
     period_s: float

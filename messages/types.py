@@ -11,19 +11,23 @@ import msgspec
 #: A name chosen by a user: a dataset, stream, model or feature name.
 Name = Annotated[
     str,
-    msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}$", max_length=63,
+    msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z", max_length=63,
                  description="letters, digits, '_', '.', '-'; starts with a letter; at most 63"),
 ]
 
 #: An entity key (customer id, device id ...): printable, bounded.
-EntityKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+EntityKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+\Z")]
 
-#: A scalar feature value as it arrives on the wire.
-Scalar = float | int | str | bool | None
+#: The name of an actor in the supervision tree.
+ActorName = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+\Z")]
+
+#: A scalar feature value as it arrives on the wire (strings bounded, no NUL).
+Scalar = float | int | Annotated[str, msgspec.Meta(max_length=65536, pattern=r"^[^\x00]*\Z")] | bool | None
 
 #: A flat record of named scalar values; names bounded, at most 1,024 fields.
-Record = Annotated[dict[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Scalar],
+Record = Annotated[dict[Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+\Z")],
+                        Scalar],
                    msgspec.Meta(max_length=1024)]
 
 #: Free text for reasons and details.
-Text = Annotated[str, msgspec.Meta(max_length=8192)]
+Text = Annotated[str, msgspec.Meta(max_length=8192, pattern=r"^[^\x00]*\Z")]

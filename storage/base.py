@@ -71,7 +71,8 @@ class BatchEffects:
 
     raw_events: list[RawEventRow] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    outbox: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    #: (topic, key, payload, dedup_key): a replayed batch does not publish twice.
+    outbox: list[tuple[str, bytes | None, bytes, str | None]] = field(default_factory=list)
     checkpoint_state: bytes | None = None
 
 

@@ -106,7 +106,8 @@ async def _write_effects(conn: asyncpg.Connection, claim: Claim, effects: BatchE
         )
     if effects.outbox:
         await conn.executemany(
-            "INSERT INTO outbox (topic, msg_key, payload) VALUES ($1, $2, $3)", effects.outbox,
+            "INSERT INTO outbox (topic, msg_key, payload, dedup_key) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (dedup_key) DO NOTHING", effects.outbox,
         )
 
 

@@ -71,21 +71,40 @@ def with_descendants(pids: Iterable[int]) -> list[psutil.Process]:
 
 
 def terminate(procs: list[psutil.Process], grace_s: float = 5.0) -> list[int]:
-    """SIGTERM (and SIGCONT, for frozen ones) then SIGKILL after ``grace_s``; the pids still alive."""
+    """SIGTERM (and SIGCONT, for frozen ones) then SIGKILL after ``grace_s``; the pids still alive.
+
+    Liveness is polled rather than waited for: these processes are usually not our
+    children, and a zombie whose parent does not reap it counts as gone.
+    """
     for proc in procs:
         for sig in (signal.SIGTERM, signal.SIGCONT):
             try:
                 proc.send_signal(sig)
             except psutil.Error:
                 pass
-    _, remaining = psutil.wait_procs(procs, timeout=grace_s)
+    remaining = _wait_gone(procs, grace_s)
     for proc in remaining:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    _, remaining = psutil.wait_procs(remaining, timeout=grace_s)
-    return [p.pid for p in remaining if alive(p.pid)]
+    return [p.pid for p in _wait_gone(remaining, grace_s)]
+
+
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout_s
+    remaining = [p for p in procs if _running(p)]
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.02)
+        remaining = [p for p in remaining if _running(p)]
+    return remaining
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -23,6 +23,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from urllib.parse import parse_qsl
 from typing import Annotated, Any, Mapping
 
 import msgspec
@@ -31,9 +32,12 @@ ENV_PREFIX = "CONVEYOR_"
 #: Variables with the prefix that are not settings.
 ENV_NOT_SETTINGS = frozenset({"CONVEYOR_CONFIG"})
 SECRET_FIELDS = frozenset({"postgres_dsn", "redis_url", "signing_key"})
+#: Secrets that are never shown in any form.
+OPAQUE_SECRETS = frozenset({"signing_key"})
+SECRET_QUERY_KEYS = frozenset({"password", "pass", "pwd", "secret", "token", "sslpassword", "key"})
 
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+Positive = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
+Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 
 
 class ConfigError(ValueError):
@@ -48,8 +52,8 @@ class ConfigError(ValueError):
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything Conveyor reads from its configuration."""
 
-    cluster_name: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "conveyor"
-    state_dir: str = ".conveyor"
+    cluster_name: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,30}\Z")] = "conveyor"
+    state_dir: Annotated[str, msgspec.Meta(min_length=1, max_length=1024, pattern=r"^[^\x00]+\Z")] = ".conveyor"
     # External services; when unset, `cluster start` runs an embedded one.
     postgres_dsn: str | None = None
     redis_url: str | None = None
@@ -64,12 +68,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_missed_heartbeats: Count = 3
     restart_intensity: Count = 5
     restart_period_s: Positive = 30.0
-    backoff_base_s: Annotated[float, msgspec.Meta(ge=0)] = 0.05
+    backoff_base_s: Annotated[float, msgspec.Meta(ge=0, le=3_600)] = 0.05
     backoff_max_s: Positive = 5.0
     start_timeout_s: Positive = 60.0
     # Security and logging.
     signing_key: str | None = None
-    log_level: Annotated[str, msgspec.Meta(pattern=r"^(debug|info|warning|error)$")] = "info"
+    log_level: Annotated[str, msgspec.Meta(pattern=r"^(debug|info|warning|error)\Z")] = "info"
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
@@ -80,7 +84,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         out = msgspec.structs.asdict(self)
         for key in SECRET_FIELDS:
             if out[key] is not None:
-                out[key] = mask_secret(out[key])
+                out[key] = "***" if key in OPAQUE_SECRETS else mask_secret(out[key])
         return out
 
     @property
@@ -89,20 +93,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def mask_secret(value: str) -> str:
-    """Keep a URL's scheme, host and path, mask its password; mask anything else whole.
+    """A URL with its password (in the user part or the query) masked; anything that is
+    not a URL masked whole.
 
     >>> mask_secret("postgresql://app:hunter2@db:5432/x")
     'postgresql://app:***@db:5432/x'
     >>> mask_secret("postgresql://postgres@/db?host=/run/pg")
     'postgresql://postgres@/db?host=/run/pg'
+    >>> mask_secret("redis://cache:6379/0?password=hunter2")
+    'redis://cache:6379/0?password=***'
     >>> mask_secret("just-a-key")
     '***'
     """
-    masked, n = re.subn(r"^([a-z][a-z0-9+.\-]*://[^:/@]*:)[^@]*@", r"\1***@", value)
-    if n:
-        return masked
-    no_password = r"^[a-z][a-z0-9+.\-]*://([^:/@]*@)?[^@]*$"
-    return value if re.match(no_password, value) else "***"
+    match = re.match(r"^([a-z][a-z0-9+.\-]*)://([^/?#]*)(.*)$", value, re.DOTALL)
+    if not match:
+        return "***"
+    scheme, netloc, rest = match.groups()
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hosts}"
+    path, question, query = rest.partition("?")
+    if question:
+        query = "&".join(f"{k}={'***' if k.lower() in SECRET_QUERY_KEYS else v}"
+                         for k, v in parse_qsl(query, keep_blank_values=True))
+    return f"{scheme}://{netloc}{path}{question}{query}"
 
 
 FIELD_NAMES = frozenset(Settings.__struct_fields__)
@@ -134,6 +149,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(path), "config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), "is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"not valid TOML ({exc})") from None
     for key, value in data.items():

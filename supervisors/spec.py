@@ -38,7 +38,7 @@ class SupervisorFlags(msgspec.Struct, frozen=True, kw_only=True):
     start_timeout_s: float = 60.0
 
 
-class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
+class ChildSpec(msgspec.Struct, frozen=True, kw_only=True, tag="worker", tag_field="kind"):
     """A worker child: ``factory`` is ``"module:Class"`` of a Ray-free worker class whose
     constructor takes ``(context, **args)``; ``args`` must be plain data."""
 
@@ -49,7 +49,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
     num_cpus: float = 0
 
 
-class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
+class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True, tag="supervisor", tag_field="kind"):
     """A supervisor child (or the root): its own flags and children, in start order."""
 
     id: str

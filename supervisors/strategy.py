@@ -22,17 +22,17 @@ def to_restart(strategy: Strategy, order: Sequence[str], failed: str) -> list[st
     """The children to stop and start again, in start order, after ``failed`` fails."""
     if failed not in order:
         raise KeyError(failed)
-    if strategy is Strategy.ONE_FOR_ONE:
+    if strategy == Strategy.ONE_FOR_ONE:
         return [failed]
-    if strategy is Strategy.ONE_FOR_ALL:
+    if strategy == Strategy.ONE_FOR_ALL:
         return list(order)
     return list(order[order.index(failed):])
 
 
 def should_restart(restart: Restart, abnormal: bool) -> bool:
     """Whether a child with this restart type comes back after an exit."""
-    if restart is Restart.PERMANENT:
+    if restart == Restart.PERMANENT:
         return True
-    if restart is Restart.TRANSIENT:
+    if restart == Restart.TRANSIENT:
         return abnormal
     return False
