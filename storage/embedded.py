@@ -268,8 +268,9 @@ def start_services(settings: Settings, progress=lambda text: None) -> ClusterRec
     """
     state = settings.state_path
     state.mkdir(parents=True, exist_ok=True)
-    token_path = make_token(state / "ray_token") if not settings.ray_address else Path()
-    record = ClusterRecord(settings.cluster_name, str(state), time.time(), {}, str(token_path))
+    # An external Ray is joined with the caller's own RAY_AUTH_* variables.
+    token_path = make_token(state / "ray_token") if not settings.ray_address else None
+    record = ClusterRecord(settings.cluster_name, str(state), time.time(), {}, str(token_path or ""))
     starters = [
         ("postgres", settings.postgres_dsn, lambda: start_postgres(state)),
         ("redis", settings.redis_url, lambda: start_redis(state)),
