@@ -14,7 +14,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -272,21 +274,32 @@ def start_services(settings: Settings, progress=lambda text: None) -> ClusterRec
     token_path = make_token(state / "ray_token") if not settings.ray_address else None
     record = ClusterRecord(settings.cluster_name, str(state), time.time(), {}, str(token_path or ""))
     starters = [
+        ("ray", settings.ray_address, lambda: start_ray(state, token_path)),   # the slowest: first
         ("postgres", settings.postgres_dsn, lambda: start_postgres(state)),
         ("redis", settings.redis_url, lambda: start_redis(state)),
         ("kafka", settings.kafka_bootstrap, lambda: start_broker(state)),
-        ("ray", settings.ray_address, lambda: start_ray(state, token_path)),
     ]
-    try:
-        for name, external, start in starters:
-            if external:
-                record.services[name] = ServiceRecord(name, "(external)", False)
-                progress(f"{name}: external")
-                continue
+    lock = threading.Lock()
+
+    def start_one(name: str, external: str | None, start) -> None:
+        if external:
+            service = ServiceRecord(name, "(external)", False)
+            progress(f"{name}: external")
+        else:
             began = time.monotonic()
-            record.services[name] = start()
-            write_record(settings, record)
+            service = start()
             progress(f"{name}: embedded, ready in {time.monotonic() - began:.1f} s")
+        with lock:
+            record.services[name] = service
+            write_record(settings, record)
+
+    # Services are independent: they start side by side (Ray alone takes seconds).
+    try:
+        with ThreadPoolExecutor(max_workers=len(starters)) as pool:
+            futures = [pool.submit(start_one, *starter) for starter in starters]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
     except BaseException:
         stop_services(record)
         remove_record(settings)

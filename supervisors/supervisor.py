@@ -23,7 +23,7 @@ from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartI
 from storage.settings import Settings
 from supervisors.children import ChildRecord
 from supervisors.intensity import backoff_delay, record_restart
-from supervisors.spec import ChildSpec, SupervisorSpec
+from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
 from supervisors.strategy import should_restart, to_restart
 
 HEALTHY = "running"
@@ -86,17 +86,24 @@ class Supervisor:
                 self.children[child_id].n_restarts = memo["n_restarts"]
 
     async def _start_children(self) -> None:
-        for child_id in self.order:
-            child = self.children[child_id]
-            if child.handle is None:
-                child.handle = self.runtime.lookup(child.name)
-                if child.handle is not None and not await self._answers(child):
-                    self._kill(child)
-                    child.handle = None
-                if child.handle is not None:
-                    self.log.info("re-adopted child", child=child.name)
-                    continue
-            await self._start(child)  # a child that fails to start is restarted by the checks
+        """Adopt or start every child: in order where the strategy depends on the order,
+        all at once for one_for_one (independent children start in parallel)."""
+        if self.flags.strategy == Strategy.ONE_FOR_ONE:
+            await asyncio.gather(*(self._adopt_or_start(self.children[c]) for c in self.order))
+        else:
+            for child_id in self.order:
+                await self._adopt_or_start(self.children[child_id])
+
+    async def _adopt_or_start(self, child: ChildRecord) -> None:
+        if child.handle is None:
+            child.handle = self.runtime.lookup(child.name)
+            if child.handle is not None and not await self._answers(child):
+                self._kill(child)
+                child.handle = None
+            if child.handle is not None:
+                self.log.info("re-adopted child", child=child.name)
+                return
+        await self._start(child)  # a child that fails to start is restarted by the checks
 
     # --- watching ----------------------------------------------------------------------
 
