@@ -160,3 +160,22 @@ def test_every_command_has_help(args):
     done = CliCluster.fresh().run(*args, "--help", timeout=60)
     assert done.returncode == 0
     assert "usage:" in done.stdout
+
+
+def test_console_shows_the_tree_of_a_cluster_started_by_another_process(cluster):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.cluster import ROOT
+
+    console = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "console", "--refresh", "0.5"],
+                               env=cluster.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(6)
+    console.send_signal(signal.SIGINT)
+    out, _ = console.communicate(timeout=30)
+    assert console.returncode == 0
+    for actor_id in ("root.outbox", "root.ingest.events-0", "root.ingest.events-1"):
+        assert actor_id in out
