@@ -23,7 +23,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def load(args) -> "Settings":
+def load(args):
     from storage.settings import load_settings
 
     return load_settings(args.config)

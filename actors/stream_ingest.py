@@ -16,7 +16,7 @@ import time
 import msgspec
 
 from actors.worker import Worker
-from messages.codec import DecodeFailed, decode, encode, printable
+from messages.codec import DecodeFailed, decode, printable
 from messages.stream import StreamEvent
 from storage.base import BatchEffects, Claim, DeadLetter, PartitionLedger, RawEventRow
 from storage.kafka import PartitionReader, Record
@@ -132,4 +132,4 @@ class StreamIngestWorker(Worker):
         return beat
 
 
-__all__ = ["StreamIngestWorker", "ingest_batch", "IngestState", "encode"]
+__all__ = ["StreamIngestWorker", "ingest_batch", "IngestState"]

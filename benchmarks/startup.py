@@ -68,7 +68,7 @@ def _own_tree() -> set[int]:
     return {me.pid, *(p.pid for p in me.children(recursive=True))}
 
 
-def _processes_marked(marks: list[str]) -> list["psutil.Process"]:
+def _processes_marked(marks: list[str]) -> list:
     import psutil
 
     mine = _own_tree()

@@ -237,9 +237,13 @@ def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> Ser
 
 
 def stop_ray(service: ServiceRecord) -> list[int]:
-    """Stop this cluster's Ray processes (found by its temp dir, and their children) only."""
+    """Stop this cluster's Ray processes (found by its temp dir, and their children) only;
+    a temp dir outside the state dir (a short path for Ray's sockets) is removed too."""
     pids = set(service.pids) | set(processes_mentioning(service.work_dir))
-    return terminate(with_descendants(pids), grace_s=2)
+    survivors = terminate(with_descendants(pids), grace_s=2)
+    if not survivors and Path(service.work_dir).name.startswith("conveyor-ray-"):
+        shutil.rmtree(service.work_dir, ignore_errors=True)
+    return survivors
 
 
 STOPPERS = {"postgres": stop_postgres, "redis": stop_redis, "kafka": stop_broker, "ray": stop_ray}

@@ -17,10 +17,10 @@ def cluster():
     try:
         cli.start()
     except Exception:
-        cli.stop()
+        cli.discard()
         raise
     yield cli
-    cli.stop()
+    cli.discard()
 
 
 @pytest.fixture(scope="session")

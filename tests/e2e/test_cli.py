@@ -73,6 +73,7 @@ def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_pro
         other.stop()
     assert other.processes() == []
     assert not (other.state_dir / "cluster.json").exists()
+    other.discard()
 
 
 async def _write(dsn, redis_url):
@@ -113,12 +114,12 @@ def test_bad_config_file_stops_start_with_the_key_named_and_starts_nothing(tmp_p
     cli = CliCluster.fresh(CONVEYOR_CLUSTER_NAME=None)  # the file's own values must be what is read
     try:
         done = cli.run("--config", str(config), "cluster", "start", timeout=60)
+        assert done.returncode == 2
+        assert key in done.stderr and "configuration error" in done.stderr
+        assert not (cli.state_dir / "cluster.json").exists()
+        assert cli.processes() == []
     finally:
-        cli.stop()
-    assert done.returncode == 2
-    assert key in done.stderr and "configuration error" in done.stderr
-    assert not (cli.state_dir / "cluster.json").exists()
-    assert cli.processes() == []
+        cli.discard()
 
 
 @pytest.mark.parametrize("name, value", [
@@ -131,16 +132,17 @@ def test_bad_environment_value_stops_start(name, value):
     cli = CliCluster.fresh(**{name: value})
     try:
         done = cli.run("cluster", "start", timeout=60)
+        assert done.returncode == 2
+        assert name in done.stderr
+        assert cli.processes() == []
     finally:
-        cli.stop()
-    assert done.returncode == 2
-    assert name in done.stderr
-    assert cli.processes() == []
+        cli.discard()
 
 
 def test_missing_config_file_is_an_error():
     cli = CliCluster.fresh()
     done = cli.run("--config", "/nonexistent/conveyor.toml", "cluster", "status", timeout=60)
+    cli.discard()
     assert done.returncode == 2
     assert "config file not found" in done.stderr
 
@@ -151,13 +153,16 @@ def test_status_and_stop_without_a_cluster():
     assert status.returncode == 1
     assert json.loads(status.stdout)["state"] == "stopped"
     stop = cli.run("cluster", "stop", timeout=60)
+    cli.discard()
     assert stop.returncode == 0 and "nothing to stop" in stop.stdout
 
 
 @pytest.mark.parametrize("args", [[], ["cluster"], ["cluster", "start"], ["cluster", "status"],
                                   ["cluster", "stop"], ["console"]])
 def test_every_command_has_help(args):
-    done = CliCluster.fresh().run(*args, "--help", timeout=60)
+    cli = CliCluster.fresh()
+    done = cli.run(*args, "--help", timeout=60)
+    cli.discard()
     assert done.returncode == 0
     assert "usage:" in done.stdout
 

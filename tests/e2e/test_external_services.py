@@ -5,6 +5,7 @@ and the external Ray is the session cluster's (joined under another namespace)."
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def external_services():
     finally:
         for service in started:
             embedded.STOPPERS[service.name](service)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def test_cluster_uses_external_services_and_leaves_them_running(cluster, external_services):
@@ -48,6 +50,7 @@ def test_cluster_uses_external_services_and_leaves_them_running(cluster, externa
         assert all(not s["embedded"] for s in status["services"])
     finally:
         stopped = other.stop()
+        other.discard()
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     for service in external_services.values():
         assert all(psutil.pid_exists(pid) for pid in service.pids), f"{service.name} was stopped"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from messages.codec import decode
@@ -15,7 +14,7 @@ pytestmark = pytest.mark.integration
 async def test_intensity_exceeded_escalates_to_parent(settings, db):
     from actors.remote import RayRuntime
     from supervisors.spec import ChildSpec, SupervisorFlags, SupervisorSpec
-    from supervisors.tree import start_tree, stop_tree
+    from supervisors.tree import stop_tree
     from supervisors.supervisor import Supervisor
 
     fast = dict(heartbeat_interval_s=0.1, backoff_base_s=0.01, backoff_max_s=0.05)

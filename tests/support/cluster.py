@@ -46,6 +46,13 @@ class CliCluster:
     def stop(self) -> subprocess.CompletedProcess:
         return self.run("cluster", "stop", timeout=120)
 
+    def discard(self) -> None:
+        """Stop the cluster if it runs and remove its state directory."""
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
     def processes(self) -> list[str]:
         """Processes that belong to this cluster (mention its state dir or its Ray temp dir)."""
         marks = [str(self.state_dir)]
