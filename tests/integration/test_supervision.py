@@ -107,3 +107,20 @@ async def test_malformed_and_unknown_messages_are_dead_lettered_and_consumption_
     assert any("$.stream" in e for e in errors)
     assert any("does not belong on topic" in e for e in errors)
     assert await db.fetchval("SELECT count(*) FROM raw_events") > 0   # the table is still there
+    published = await eventually(lambda: _read_topic(conveyor.settings, "dead_letters", 4),
+                                 what="dead letters published on their topic")
+    assert any("no.such.message" in note["error"] for note in published)
+
+
+async def _read_topic(settings, topic: str, at_least: int) -> list[dict] | None:
+    import json
+
+    from storage.kafka import PartitionReader
+
+    reader = PartitionReader(settings.kafka_bootstrap, topic, 0, settings.kafka_fetch_max_wait_ms)
+    await reader.start(0)
+    try:
+        notes = [json.loads(r.value) for r in await reader.read(timeout_ms=500, max_records=10_000)]
+    finally:
+        await reader.stop()
+    return notes if len(notes) >= at_least else None
