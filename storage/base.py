@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 
 class Fenced(RuntimeError):
@@ -74,6 +74,8 @@ class BatchEffects:
     #: (topic, key, payload, dedup_key): a replayed batch does not publish twice.
     outbox: list[tuple[str, bytes | None, bytes, str | None]] = field(default_factory=list)
     checkpoint_state: bytes | None = None
+    #: Stage-specific writes, run inside the same transaction (receive the connection).
+    writes: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
 
 
 class PartitionLedger(abc.ABC):

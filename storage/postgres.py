@@ -49,6 +49,8 @@ class PostgresLedger(PartitionLedger):
             if moved is None:
                 raise Fenced(f"{claim.consumer} {claim.topic}[{claim.partition}] epoch {claim.epoch} superseded")
             await _write_effects(conn, claim, effects)
+            for write in effects.writes:
+                await write(conn)
             if effects.checkpoint_state is not None:
                 await self._write_checkpoint(conn, claim, next_offset, effects.checkpoint_state)
 

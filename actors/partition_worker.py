@@ -1,0 +1,104 @@
+"""A worker that owns one topic partition: claims it (fencing older incarnations),
+restores its newest checkpoint, reads from the checkpoint's offset, and commits the
+effects of each batch with the offset in one transaction.
+
+Subclasses implement :meth:`handle` (records -> effects, pure or nearly) and may
+override :meth:`snapshot` / :meth:`restore` for state that must survive a restart.
+"""
+
+from __future__ import annotations
+
+import time
+
+from actors.worker import Worker
+from storage.base import BatchEffects, Claim, PartitionLedger
+from storage.kafka import PartitionReader, Record
+from storage.settings import Settings
+
+
+class PartitionWorker(Worker):
+    consumer = "partition-worker"
+
+    def __init__(self, settings: Settings, name: str, topic: str, partition: int = 0,
+                 checkpoint_every_n: int = 1000, checkpoint_every_s: float = 5.0) -> None:
+        super().__init__(settings, name)
+        self.topic, self.partition = topic, partition
+        self.checkpoint_every_n, self.checkpoint_every_s = checkpoint_every_n, checkpoint_every_s
+        self._since_checkpoint = 0
+        self.pool = None
+        self._reader: PartitionReader | None = None
+        self.ledger: PartitionLedger | None = None
+        self.claim: Claim | None = None
+        self.offset = 0
+
+    # --- what a subclass provides --------------------------------------------------------
+
+    async def handle(self, records: list[Record]) -> BatchEffects:
+        raise NotImplementedError
+
+    def snapshot(self) -> bytes | None:
+        """State to checkpoint; ``None`` for a stateless worker (offsets alone suffice)."""
+        return None
+
+    def restore(self, state: bytes) -> None:
+        """Adopt the state of a checkpoint."""
+
+    async def open(self) -> None:
+        """Open what ``handle`` needs beyond the pool (called once the partition is claimed)."""
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    @property
+    def checkpoint_owner(self) -> str:
+        return f"{self.consumer}/{self.topic}/{self.partition}"
+
+    async def setup(self) -> None:
+        from actors.wiring import ledger_for, pool_for
+
+        self.pool = await pool_for(self.settings)
+        self.ledger = ledger_for(self.settings, self.pool)
+        self.claim = await self.ledger.claim(self.consumer, self.topic, self.partition)
+        self.offset = self.claim.next_offset
+        checkpoint = await self.ledger.latest_checkpoint(self.checkpoint_owner)
+        if checkpoint is not None and self.snapshot() is not None:
+            self.restore(checkpoint.state)
+            self.offset = checkpoint.source_offset
+            self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
+        await self.open()
+        self._reader = PartitionReader(self.settings.kafka_bootstrap, self.topic, self.partition,
+                                       self.settings.kafka_fetch_max_wait_ms)
+        await self._reader.start(self.offset)
+        self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)
+
+    async def step(self) -> None:
+        records = await self._reader.read(timeout_ms=200, max_records=self.settings.kafka_max_batch)
+        self._since_checkpoint += len(records)
+        stateful = self.snapshot() is not None
+        due = stateful and self._since_checkpoint > 0 and (
+            self._since_checkpoint >= self.checkpoint_every_n
+            or time.time() - (self.last_checkpoint_at or self.started_at) >= self.checkpoint_every_s)
+        if not records and not due:
+            return
+        effects = await self.handle(records) if records else BatchEffects()
+        next_offset = records[-1].offset + 1 if records else self.offset
+        if due:
+            effects.checkpoint_state = self.snapshot()
+        await self.ledger.commit(self.claim, next_offset, effects)
+        self.offset = next_offset
+        self.n_processed += len(records)
+        if due:
+            self._since_checkpoint = 0
+            self.last_checkpoint_offset, self.last_checkpoint_at = next_offset, time.time()
+        elif not stateful:
+            self.last_checkpoint_offset, self.last_checkpoint_at = next_offset, time.time()
+
+    async def teardown(self) -> None:
+        if self._reader is not None:
+            await self._reader.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    def heartbeat(self) -> dict:
+        beat = super().heartbeat()
+        beat.update(offset=self.offset, topic=self.topic, partition=self.partition)
+        return beat
