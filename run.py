@@ -4,6 +4,7 @@
     python run.py cluster start     start the embedded services and the supervision tree
     python run.py cluster status    every actor with its state, restarts and checkpoint
     python run.py cluster stop      stop actors, Ray and the embedded services
+    python run.py ingest D FILE     load a CSV/JSONL file into the raw store as a batch of dataset D
     python run.py console           a live view of the supervision tree
 """
 
@@ -44,7 +45,7 @@ async def prepare_storage(settings) -> None:
     finally:
         await conn.close()
     say(f"  schema: {'applied ' + ', '.join(map(str, applied)) if applied else 'up to date'}")
-    await ensure_topics(settings.kafka_bootstrap, topic_partitions(settings.topic_partitions))
+    await ensure_topics(settings.kafka_bootstrap, topic_partitions(settings))
     say(f"  topics: ready ({settings.topic_partitions} partitions for events)")
 
 
@@ -150,6 +151,49 @@ def cluster_status(args) -> int:
     return EXIT_OK if status.healthy else EXIT_FAILED
 
 
+def ingest(args) -> int:
+    from client.connection import Conveyor
+    from client.errors import ClusterNotRunning
+    from client.ingestion import IngestFailed, IngestRefused
+
+    settings = load(args)
+
+    shown = []
+
+    def show(progress) -> None:
+        line = f"  {progress.dataset}: {progress.state}, {progress.n_rows:,} rows stored"
+        if progress.n_rejected:
+            line += f", {progress.n_rejected:,} rejected"
+        if not shown or shown[-1] != line:
+            print(("\r" if sys.stdout.isatty() else "\n" if shown else "") + line, end="", flush=True)
+            shown.append(line)
+
+    async def run() -> int:
+        async with Conveyor.connect(settings) as conveyor:
+            request = await conveyor.ingest(args.dataset, args.path, format=args.format, key=args.key,
+                                            time=args.time, label=args.label)
+            say(f"Submitted {args.path} as dataset {args.dataset!r} (request {request}).")
+            if args.no_wait:
+                return EXIT_OK
+            done = await conveyor.wait_ingested(request, args.dataset, args.timeout, on_progress=show)
+            print()
+            if done.state == "duplicate":
+                say(f"Already ingested as batch {done.batch_id} ({done.n_rows:,} rows); nothing stored twice.")
+            else:
+                say(f"Batch {done.batch_id}: {done.n_rows:,} rows stored, {done.n_rejected:,} rejected"
+                    + (" (see raw_rejects for line numbers and reasons)" if done.n_rejected else "") + ".")
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except IngestRefused as exc:
+        print(f"cannot ingest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (IngestFailed, ClusterNotRunning, TimeoutError) as exc:
+        print(f"\ningestion failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def console(args) -> int:
     from supervisors.console import run_console
 
@@ -179,6 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("stop", help="stop actors, Ray and the embedded services",
                        description="Stop the supervision tree, Ray and the embedded services; "
                                    "no process is left behind.").set_defaults(run=cluster_stop)
+
+    source = commands.add_parser("ingest", help="load a CSV or JSONL file into the raw store as one batch",
+                                 description="Load a file into the raw store as one batch of DATASET, "
+                                             "partitioned over the ingestion workers; the same file twice "
+                                             "is recognised by its checksum and stored once. Shows progress "
+                                             "and waits for the batch to complete.")
+    source.add_argument("dataset", help="dataset name: letters, digits, '_', '.', '-'; starts with a letter")
+    source.add_argument("path", help="the file (read by the ingestion workers: give a path they can see)")
+    source.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file's extension")
+    source.add_argument("--key", help="the entity key column")
+    source.add_argument("--time", help="the event time column (ISO-8601 or epoch seconds)")
+    source.add_argument("--label", help="the label column")
+    source.add_argument("--no-wait", action="store_true", help="submit and return at once")
+    source.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
+    source.set_defaults(run=ingest)
 
     live = commands.add_parser("console", help="live status of the supervision tree",
                                description="A live terminal view of the supervision tree; Ctrl-C quits.")

@@ -240,6 +240,10 @@ def parse_file(path: str | os.PathLike, fmt: Format, *, key: str | None = None, 
         raise IngestError("options", "max_field_bytes and max_row_bytes must be positive")
     if len(delimiter) != 1 or delimiter in '"\r\n':
         raise IngestError("delimiter", f"{delimiter!r} is not a single character other than a quote or newline")
+    if csv.field_size_limit() < max_row_bytes:
+        # The csv module refuses fields over 128 KiB by default (a process-wide setting,
+        # only ever raised here); this parser applies its own limits per field and row.
+        csv.field_size_limit(max_row_bytes)
     try:
         f = open(path, "rb")
     except OSError as exc:
@@ -330,7 +334,7 @@ def _decode(raw: bytes) -> tuple[str, bool]:
 class _Record:
     """A CSV record: its fields or the reason it is malformed, and its raw bytes."""
 
-    __slots__ = ("line_no", "fields", "error", "raw", "suspect", "n_lines", "column")
+    __slots__ = ("column", "error", "fields", "line_no", "n_lines", "raw", "suspect")
 
     def __init__(self, line_no: int, fields: list[str] | None, error: str | None, raw: bytes, suspect: bool,
                  n_lines: int = 1, column: int = -1) -> None:
@@ -366,45 +370,52 @@ def _csv_records(lines: _Lines, delimiter: str, max_row_bytes: int) -> Iterator[
             yield _Record(line_no, text[:len(text) - (len(first) - len(body))].split(delimiter), None, first,
                           suspect)
             continue
-        taken: list[tuple[int, bytes | _Overlong]] = []
-        size = len(first)
-        stopped = ""
-
-        def feed() -> Iterator[str]:
-            nonlocal size, suspect, stopped
-            yield text
-            while (more := lines.next()) is not None:
-                more_raw = more[1]
-                if isinstance(more_raw, _Overlong) or size + len(more_raw) > max_row_bytes:
-                    lines.push_back([more])
-                    stopped = f"no closing quote within the limit of {max_row_bytes} bytes"
-                    return
-                taken.append(more)
-                size += len(more_raw)
-                more_text, bad = _decode(more_raw)
-                suspect = suspect or bad
-                yield more_text
-            stopped = "no closing quote before the end of the file"
-
+        feed = _RecordLines(lines, text, len(first), suspect, max_row_bytes)
         try:
-            fields = next(csv.reader(feed(), delimiter=delimiter, strict=True))
+            fields = next(csv.reader(feed, delimiter=delimiter, strict=True))
         except csv.Error as exc:
             message, column = str(exc), -1
             if message == "unexpected end of data":
-                reason = f"unterminated quoted field ({stopped or 'no closing quote'})"
-            elif taken:  # the quote opened on this line ran into the next lines and broke there
-                reason = (f"unterminated quoted field (the quote does not close before line"
-                          f" {taken[-1][0]}, where the CSV breaks: {message})")
+                reason = f"unterminated quoted field ({feed.stopped or 'no closing quote'})"
+            elif feed.taken:  # the quote opened on this line ran on into the next lines and broke there
+                reason = (f"unterminated quoted field (the quote opened here runs on to line {feed.taken[-1][0]},"
+                          f" where the CSV breaks: {message})")
             else:
                 reason = f"malformed CSV: {message}"
             if reason.startswith("unterminated"):  # the field the quote was opened in
                 column = len(next(csv.reader([text], delimiter=delimiter, strict=False), [""])) - 1
-            if taken:
-                lines.push_back(taken)  # read the following lines again on their own
-            yield _Record(line_no, None, reason, first, suspect, column=column)
+            if feed.taken:
+                lines.push_back(feed.taken)  # read the following lines again on their own
+            yield _Record(line_no, None, reason, first, feed.suspect, column=column)
             continue
-        raw = first if not taken else first + b"".join(r for _, r in taken)  # type: ignore[misc]
-        yield _Record(line_no, fields, None, raw, suspect, n_lines=1 + len(taken))
+        raw = first + b"".join(r for _, r in feed.taken) if feed.taken else first  # type: ignore[misc]
+        yield _Record(line_no, fields, None, raw, feed.suspect, n_lines=1 + len(feed.taken))
+
+
+class _RecordLines:
+    """The lines one CSV record is read from: its first line, then more while a quoted
+    field is open, up to ``max_row_bytes`` in all (a longer record is left unfinished)."""
+
+    def __init__(self, lines: _Lines, first_text: str, first_size: int, suspect: bool, max_row_bytes: int) -> None:
+        self._lines, self._first, self._max = lines, first_text, max_row_bytes
+        self.size, self.suspect = first_size, suspect
+        self.taken: list[tuple[int, bytes | _Overlong]] = []
+        self.stopped = ""  # why no more lines were given
+
+    def __iter__(self) -> Iterator[str]:
+        yield self._first
+        while (more := self._lines.next()) is not None:
+            more_raw = more[1]
+            if isinstance(more_raw, _Overlong) or self.size + len(more_raw) > self._max:
+                self._lines.push_back([more])
+                self.stopped = f"no closing quote within the limit of {self._max} bytes"
+                return
+            self.taken.append(more)
+            self.size += len(more_raw)
+            more_text, bad = _decode(more_raw)
+            self.suspect = self.suspect or bad
+            yield more_text
+        self.stopped = "no closing quote before the end of the file"
 
 
 def _read_header(lines: _Lines, delimiter: str, max_row_bytes: int) -> list[str] | None:

@@ -31,7 +31,8 @@ class OutboxRelay(Worker):
         if not items:
             await asyncio.sleep(self.poll_s)
             return
-        await asyncio.gather(*(self._publisher.publish_raw(i.topic, i.payload, i.key) for i in items))
+        await asyncio.gather(*(self._publisher.publish_raw(i.topic, i.payload, i.key, i.partition)
+                               for i in items))
         await self._outbox.mark_published([i.id for i in items])
         self.n_processed += len(items)
 

@@ -19,12 +19,13 @@ from client.errors import ClusterNotRunning, SubmitRefused
 from client.status import ActorStatus, ClusterStatus, ServiceStatus
 from messages.base import Message
 from messages.codec import MAX_MESSAGE_BYTES, encode
+from messages.ingestion import IngestBatch, SourceAvailable
 from messages.stream import StreamEvent
 from storage import embedded
 from storage.settings import Settings, load_settings, mask_secret
 
 #: Where each message type is published by default.
-DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events"}
+DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events", IngestBatch: "ingest", SourceAvailable: "ingest"}
 
 
 class Conveyor:
@@ -34,6 +35,7 @@ class Conveyor:
         self.settings = embedded.resolve(settings, record)
         self.record = record
         self._publisher = None
+        self._pool = None
 
     @classmethod
     def connect(cls, settings: Settings | None = None, config_path: str | Path | None = None) -> "Conveyor":
@@ -55,6 +57,41 @@ class Conveyor:
         if self._publisher is not None:
             await self._publisher.stop()
             self._publisher = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _db(self):
+        if self._pool is None:
+            from storage.postgres import connect_pool
+
+            self._pool = await connect_pool(self.settings.postgres_dsn, max_size=2)
+        return self._pool
+
+    # --- offline ingestion ---------------------------------------------------------------
+
+    async def ingest(self, dataset: str, path: str | Path, *, format: str | None = None, key: str | None = None,
+                     time: str | None = None, label: str | None = None) -> str:
+        """Check the source here (typed :class:`client.ingestion.IngestRefused` naming the field),
+        then submit it; returns the request id to follow with :meth:`wait_ingested`."""
+        from client.ingestion import check_source
+
+        absolute, fmt = check_source(dataset, path, format, key, time, label)
+        command = IngestBatch(dataset=dataset, path=absolute, format=fmt, key_column=key, time_column=time,
+                              label_column=label)
+        return await self.submit(command, key=dataset)
+
+    async def ingest_progress(self, request_id: str):
+        from client.ingestion import ingest_progress
+
+        return await ingest_progress(await self._db(), request_id)
+
+    async def wait_ingested(self, request_id: str, dataset: str = "", timeout_s: float = 3600,
+                            on_progress=None):
+        """Wait until the request is complete (or a duplicate); :class:`IngestFailed` if it failed."""
+        from client.ingestion import wait_for
+
+        return await wait_for(await self._db(), request_id, dataset, timeout_s, on_progress)
 
     # --- request/response ----------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import Union
 import msgspec
 
 from messages.base import Message
+from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
 from messages.stream import StreamEvent
 
@@ -32,6 +33,10 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 ALL_TYPES: tuple[type[Message], ...] = (
     StreamEvent,
+    SourceAvailable,
+    IngestBatch,
+    LoadPartition,
+    RawIngested,
     ActorCrashed,
     ActorHung,
     ActorRestarted,

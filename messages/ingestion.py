@@ -83,3 +83,22 @@ class RawIngested(Message, tag="raw.ingested"):
     n_rows: Count
     n_rejected: Count
     duplicate_of: BatchId | None = None
+
+
+class LoadPartition(Message, tag="ingest.load_partition"):
+    """Command to one loader: store the rows of ``partition`` (of ``n_partitions``) of a batch.
+
+    Every loader reads the same file and keeps its own share of the rows (by key hash,
+    else line number), so no row data travels on the broker.
+    """
+
+    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    batch_id: BatchId
+    dataset: Name
+    path: SourcePath
+    format: SourceFormat
+    partition: Annotated[int, msgspec.Meta(ge=0)]
+    n_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)]
+    key_column: ColumnName | None = None
+    time_column: ColumnName | None = None
+    label_column: ColumnName | None = None

@@ -269,7 +269,7 @@ def _number(value: Any) -> tuple[float, Problem | None, str]:
 
 def _category(value: Any) -> tuple[str | None, Problem | None, str]:
     if isinstance(value, str):
-        return value, None, ""
+        return str(value), None, ""
     if isinstance(value, (bool, Integral)):
         return str(value if isinstance(value, bool) else int(value)), None, ""
     if isinstance(value, Real):
@@ -282,7 +282,7 @@ def _category(value: Any) -> tuple[str | None, Problem | None, str]:
 
 def _text(value: Any) -> tuple[str | None, Problem | None, str]:
     if isinstance(value, str):
-        return value, None, ""
+        return str(value), None, ""
     return None, Problem.TYPE_ERROR, f"expected text; {_got(value)}"
 
 

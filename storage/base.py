@@ -63,6 +63,7 @@ class OutboxItem:
     topic: str
     key: bytes | None
     payload: bytes
+    partition: int | None = None
 
 
 @dataclass
@@ -71,8 +72,8 @@ class BatchEffects:
 
     raw_events: list[RawEventRow] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    #: (topic, key, payload, dedup_key): a replayed batch does not publish twice.
-    outbox: list[tuple[str, bytes | None, bytes, str | None]] = field(default_factory=list)
+    #: (topic, key, payload, dedup_key[, partition]): a replayed batch does not publish twice.
+    outbox: list[tuple] = field(default_factory=list)
     checkpoint_state: bytes | None = None
     #: Stage-specific writes, run inside the same transaction (receive the connection).
     writes: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)

@@ -11,8 +11,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from messages.base import Message
 from messages.codec import encode
 
-#: Topics of the foundation: name -> whether it is partitioned like `events` (else 1 partition).
-TOPICS = {"events": True, "dead_letters": False, "lifecycle": False}
+#: Topics: name -> the setting that gives its partition count (None: one partition).
+TOPICS = {
+    "events": "topic_partitions",          # keyed by entity; one stream-ingest worker each
+    "dead_letters": None,
+    "lifecycle": None,
+    "ingest": None,                        # IngestBatch / SourceAvailable, in order
+    "ingest.tasks": "ingest_workers",      # LoadPartition; one loader each
+    "raw.ingested": None,
+}
 _TOPIC_EXISTS = 36
 
 
@@ -33,9 +40,9 @@ async def ensure_topics(bootstrap: str, partitions: dict[str, int]) -> None:
         await admin.close()
 
 
-def topic_partitions(n_partitions: int) -> dict[str, int]:
-    """The foundation's topics with their partition counts."""
-    return {t: (n_partitions if partitioned else 1) for t, partitioned in TOPICS.items()}
+def topic_partitions(settings) -> dict[str, int]:
+    """Every topic with its partition count from ``settings``."""
+    return {t: (getattr(settings, setting) if setting else 1) for t, setting in TOPICS.items()}
 
 
 class KafkaPublisher:

@@ -108,8 +108,8 @@ async def _write_effects(conn: asyncpg.Connection, claim: Claim, effects: BatchE
         )
     if effects.outbox:
         await conn.executemany(
-            "INSERT INTO outbox (topic, msg_key, payload, dedup_key) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (dedup_key) DO NOTHING", effects.outbox,
+            "INSERT INTO outbox (topic, msg_key, payload, dedup_key, partition) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (dedup_key) DO NOTHING", [(*item, None)[:5] for item in effects.outbox],
         )
 
 
@@ -119,10 +119,10 @@ class PostgresOutbox(Outbox):
 
     async def pending(self, limit: int) -> list[OutboxItem]:
         rows = await self._pool.fetch(
-            "SELECT id, topic, msg_key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            limit,
+            "SELECT id, topic, msg_key, payload, partition FROM outbox WHERE published_at IS NULL"
+            " ORDER BY id LIMIT $1", limit,
         )
-        return [OutboxItem(r["id"], r["topic"], r["msg_key"], bytes(r["payload"])) for r in rows]
+        return [OutboxItem(r["id"], r["topic"], r["msg_key"], bytes(r["payload"]), r["partition"]) for r in rows]
 
     async def mark_published(self, ids: Sequence[int]) -> None:
         await self._pool.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", list(ids))

@@ -168,8 +168,9 @@ class PostgresRawStore(RawStore):
             await _loading_batch(conn, batch_id, dataset)
             if not records:
                 return 0
-            await conn.execute(
-                'CREATE TEMP TABLE IF NOT EXISTS raw_records_in (line_no integer, partition integer, "values" jsonb)'
+            await conn.execute(  # one round trip; the notice "already exists" is not wanted
+                "SET LOCAL client_min_messages = warning;"
+                ' CREATE TEMP TABLE IF NOT EXISTS raw_records_in (line_no integer, partition integer, "values" jsonb)'
                 " ON COMMIT DELETE ROWS")
             await conn.copy_records_to_table("raw_records_in", records=records,
                                              columns=("line_no", "partition", "values"))

@@ -61,6 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ray_address: str | None = None
     # Broker.
     topic_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
+    ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     kafka_fetch_max_wait_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 5
     kafka_max_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
     # Supervision.

@@ -22,14 +22,20 @@ def flags_from(settings: Settings, strategy: Strategy = Strategy.ONE_FOR_ONE) ->
 
 def cluster_tree(settings: Settings) -> SupervisorSpec:
     """root ─┬─ outbox            (publishes what transactions emitted)
-             └─ ingest ─┬─ events-0 … events-N-1   (one worker per partition of `events`)"""
+             ├─ ingest ─┬─ events-0 … events-N-1   (one worker per partition of `events`)
+             └─ batch ──┬─ coordinator             (IngestBatch / SourceAvailable -> batch + tasks)
+                        └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)"""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
                   args={"topic": "events", "partition": p})
         for p in range(settings.topic_partitions)))
+    batch = SupervisorSpec(id="batch", flags=flags, children=(
+        ChildSpec(id="coordinator", factory="actors.batch_ingest:IngestCoordinator"),
+        *(ChildSpec(id=f"loader-{p}", factory="actors.batch_ingest:BatchLoader", args={"partition": p})
+          for p in range(settings.ingest_workers))))
     outbox = ChildSpec(id="outbox", factory="actors.outbox_relay:OutboxRelay")
-    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest))
+    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

@@ -16,11 +16,18 @@ import messages.stream
 from messages.base import Message, caused_by, new_id
 from messages.codec import ALL_TYPES, MAX_MESSAGE_BYTES, DecodeFailed, decode, encode, tag_of
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
+from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.stream import StreamEvent
 
 BASE = {"type": "stream.event", "stream": "clicks", "entity_key": "user-1"}
 
 EXAMPLES: dict[type[Message], Message] = {
+    SourceAvailable: SourceAvailable(dataset="iris", path="/data/iris.csv", format="csv", label_column="species"),
+    IngestBatch: IngestBatch(dataset="iris", path="/data/iris.jsonl", format="jsonl", key_column="id",
+                             time_column="ts"),
+    LoadPartition: LoadPartition(request_id="r1", batch_id="b1", dataset="iris", path="/data/iris.csv",
+                                 format="csv", partition=1, n_partitions=2),
+    RawIngested: RawIngested(dataset="iris", batch_id="b1", checksum="a" * 64, n_rows=10, n_rejected=2),
     StreamEvent: StreamEvent(stream="clicks", entity_key="user-1",
                              values={"x": 1.5, "n": 3, "s": "a", "b": True, "none": None}, event_time=12.5),
     ActorCrashed: ActorCrashed(supervisor="root", child_id="events-0", reason="boom"),

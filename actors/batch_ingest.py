@@ -1,0 +1,200 @@
+"""Offline ingestion: a coordinator turns each IngestBatch / SourceAvailable into one
+raw batch and N partition tasks; N loaders store their share of the rows unchanged.
+
+Both are partition workers: what they do for a message and the offset they consumed
+commit in one transaction, so a loader killed mid-batch replays its task and, since
+rows are keyed by (batch, line), stores nothing twice. The last loader to finish
+completes the batch and announces it (``raw.ingested``) through the outbox.
+"""
+
+from __future__ import annotations
+
+import os
+
+from actors.batch_parse import (
+    IngestError, ParsedRow, RowError, check_options, file_checksum, parse_file, partition_of,
+    validate_dataset_name,
+)
+from actors.partition_worker import PartitionWorker
+from messages.base import caused_by
+from messages.codec import DecodeFailed, decode, encode, printable
+from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
+from storage.base import BatchEffects, DeadLetter
+from storage.kafka import Record
+from storage.settings import Settings
+
+#: Rows written per COPY round trip.
+WRITE_CHUNK = 20_000
+
+
+def dead_letter(effects: BatchEffects, topic: str, partition: int, record: Record, reason: str) -> None:
+    effects.dead_letters.append(DeadLetter(topic, partition, record.offset, record.key, record.value,
+                                           printable(reason)))
+
+
+def set_request(request_id: str, dataset: str, state: str, batch_id: str | None = None, error: str | None = None):
+    """A write (for BatchEffects.writes) that records where an ingestion request stands."""
+    async def write(conn) -> None:
+        await conn.execute(
+            "INSERT INTO ingest_requests (request_id, dataset, state, batch_id, error) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (request_id) DO UPDATE SET state = EXCLUDED.state, batch_id = EXCLUDED.batch_id,"
+            " error = EXCLUDED.error, updated_at = now()",
+            request_id, dataset[:63], state, batch_id, error)
+    return write
+
+
+class IngestCoordinator(PartitionWorker):
+    """Consumes ``ingest``: checks the source, opens the batch, hands out partition tasks."""
+
+    consumer = "ingest-coordinator"
+
+    def __init__(self, settings: Settings, name: str, topic: str = "ingest", partition: int = 0) -> None:
+        super().__init__(settings, name, topic, partition)
+        self.store = None
+
+    async def open(self) -> None:
+        from storage.raw_store import PostgresRawStore
+
+        self.store = PostgresRawStore(self.pool)
+
+    async def handle(self, records: list[Record]) -> BatchEffects:
+        effects = BatchEffects()
+        for record in records:
+            try:
+                command = decode(record.value)
+            except DecodeFailed as exc:
+                dead_letter(effects, self.topic, self.partition, record, exc.reason)
+                continue
+            if not isinstance(command, (IngestBatch, SourceAvailable)):
+                dead_letter(effects, self.topic, self.partition, record,
+                            f"a {type(command).__name__} does not belong on topic {self.topic!r}")
+                continue
+            await self._open_batch(command, effects)
+        return effects
+
+    async def _open_batch(self, command: IngestBatch | SourceAvailable, effects: BatchEffects) -> None:
+        request = command.msg_id
+        try:
+            validate_dataset_name(command.dataset)
+            check_options(command.format, key=command.key_column, time=command.time_column,
+                          label=command.label_column)
+            if not os.path.isfile(command.path):
+                raise IngestError("path", f"{command.path!r} is not a readable file on the ingestion workers")
+            next(iter(parse_file(command.path, command.format, key=command.key_column,
+                                 time=command.time_column, label=command.label_column)), None)
+            checksum = file_checksum(command.path)
+        except IngestError as exc:
+            effects.writes.append(set_request(request, command.dataset, "failed", error=str(exc)))
+            return
+        batch_id, duplicate_of = await self.store.begin_batch(
+            command.dataset, checksum, command.format, command.path, command.key_column,
+            command.time_column, command.label_column)
+        if duplicate_of is not None:
+            batch = await self.store.batch(duplicate_of)
+            effects.writes.append(set_request(request, command.dataset, "duplicate", batch_id=duplicate_of))
+            done = RawIngested(dataset=command.dataset, batch_id=duplicate_of, checksum=checksum,
+                               n_rows=batch.n_rows, n_rejected=batch.n_rejected, duplicate_of=duplicate_of,
+                               **caused_by(command))
+            effects.outbox.append(("raw.ingested", command.dataset.encode(), encode(done),
+                                   f"raw.ingested:{request}"))
+            return
+        effects.writes.append(set_request(request, command.dataset, "loading", batch_id=batch_id))
+        n = self.settings.ingest_workers
+        for partition in range(n):
+            task = LoadPartition(request_id=request, batch_id=batch_id, dataset=command.dataset,
+                                 path=command.path, format=command.format, partition=partition,
+                                 n_partitions=n, key_column=command.key_column,
+                                 time_column=command.time_column, label_column=command.label_column,
+                                 **caused_by(command))
+            effects.outbox.append(("ingest.tasks", batch_id.encode(), encode(task),
+                                   f"task:{batch_id}:{partition}", partition))
+
+
+class BatchLoader(PartitionWorker):
+    """Consumes one partition of ``ingest.tasks``: stores its share of a batch's rows."""
+
+    consumer = "batch-loader"
+
+    def __init__(self, settings: Settings, name: str, topic: str = "ingest.tasks", partition: int = 0) -> None:
+        super().__init__(settings, name, topic, partition)
+        self.store = None
+        self.current: dict | None = None
+
+    async def open(self) -> None:
+        from storage.raw_store import PostgresRawStore
+
+        self.store = PostgresRawStore(self.pool)
+
+    async def handle(self, records: list[Record]) -> BatchEffects:
+        effects = BatchEffects()
+        for record in records:
+            try:
+                task = decode(record.value)
+                if not isinstance(task, LoadPartition):
+                    raise DecodeFailed(f"a {type(task).__name__} does not belong on topic {self.topic!r}")
+            except DecodeFailed as exc:
+                dead_letter(effects, self.topic, self.partition, record, exc.reason)
+                continue
+            await self._load(task, effects)
+        return effects
+
+    async def _load(self, task: LoadPartition, effects: BatchEffects) -> None:
+        """Store this partition's rows (idempotently, in chunks); the task's completion and,
+        for the last partition, the batch's, join the offset's transaction."""
+        self.current = {"batch_id": task.batch_id, "rows": 0}
+        rows: list[ParsedRow] = []
+        rejects: list[RowError] = []
+        stored = 0
+        try:
+            for item in parse_file(task.path, task.format, key=task.key_column, time=task.time_column,
+                                   label=task.label_column):
+                if isinstance(item, RowError):
+                    if item.line_no % task.n_partitions == task.partition:
+                        rejects.append(item)
+                elif partition_of(item, task.n_partitions, task.key_column) == task.partition:
+                    rows.append(item)
+                    if len(rows) >= WRITE_CHUNK:
+                        stored += len(rows)
+                        await self.store.write_rows(task.batch_id, task.dataset, task.partition, rows)
+                        self.current["rows"] = stored
+                        rows = []
+        except (IngestError, OSError) as exc:  # the file changed or vanished since it was accepted
+            effects.writes.append(set_request(task.request_id, task.dataset, "failed", task.batch_id, str(exc)))
+            return
+        stored += len(rows)
+        await self.store.write_rows(task.batch_id, task.dataset, task.partition, rows)
+        await self.store.write_rejects(task.batch_id, rejects)
+        effects.writes.append(self._finish(task, stored))
+        self.current = None
+
+    def _finish(self, task: LoadPartition, n_rows: int):
+        store = self.store
+
+        async def write(conn) -> None:
+            await conn.execute(
+                "INSERT INTO raw_batch_tasks (batch_id, partition, n_partitions, n_rows) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (batch_id, partition) DO NOTHING",
+                task.batch_id, task.partition, task.n_partitions, n_rows)
+            # Serialise the loaders of one batch on its row, then see whether all are done.
+            await conn.execute("SELECT 1 FROM raw_batches WHERE batch_id = $1 FOR UPDATE", task.batch_id)
+            done = await conn.fetchval("SELECT count(*) FROM raw_batch_tasks WHERE batch_id = $1", task.batch_id)
+            if done < task.n_partitions:
+                return
+
+            def announce(batch):
+                event = RawIngested(dataset=batch.dataset, batch_id=batch.batch_id, checksum=batch.checksum,
+                                    n_rows=batch.n_rows, n_rejected=batch.n_rejected,
+                                    correlation_id=task.correlation_id, causation_id=task.msg_id)
+                return "raw.ingested", batch.dataset.encode(), encode(event)
+
+            await store.complete_batch(task.batch_id, announce, conn=conn)
+            await set_request(task.request_id, task.dataset, "complete", task.batch_id)(conn)
+        return write
+
+    def heartbeat(self) -> dict:
+        beat = super().heartbeat()
+        beat["loading"] = dict(self.current) if self.current else None
+        return beat
+
+
+__all__ = ["IngestCoordinator", "BatchLoader"]
