@@ -43,6 +43,15 @@ def set_request(request_id: str, dataset: str, state: str, batch_id: str | None 
     return write
 
 
+def batch_requests_complete(batch_id: str):
+    """A write that marks every request waiting on ``batch_id`` complete (the same file
+    may have been submitted again while it was loading)."""
+    async def write(conn) -> None:
+        await conn.execute("UPDATE ingest_requests SET state = 'complete', updated_at = now()"
+                           " WHERE batch_id = $1 AND state = 'loading'", batch_id)
+    return write
+
+
 class IngestCoordinator(PartitionWorker):
     """Consumes ``ingest``: checks the source, opens the batch, hands out partition tasks."""
 
@@ -141,6 +150,10 @@ class BatchLoader(PartitionWorker):
     async def _load(self, task: LoadPartition, effects: BatchEffects) -> None:
         """Store this partition's rows (idempotently, in chunks); the task's completion and,
         for the last partition, the batch's, join the offset's transaction."""
+        existing = await self.store.batch(task.batch_id)
+        if existing is not None and existing.complete:  # a replayed task: the work is done
+            effects.writes.append(batch_requests_complete(task.batch_id))
+            return
         self.current = {"batch_id": task.batch_id, "rows": 0}
         rows: list[ParsedRow] = []
         rejects: list[RowError] = []
@@ -188,7 +201,7 @@ class BatchLoader(PartitionWorker):
                 return "raw.ingested", batch.dataset.encode(), encode(event)
 
             await store.complete_batch(task.batch_id, announce, conn=conn)
-            await set_request(task.request_id, task.dataset, "complete", task.batch_id)(conn)
+            await batch_requests_complete(task.batch_id)(conn)
         return write
 
     def heartbeat(self) -> dict:

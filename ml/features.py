@@ -87,7 +87,8 @@ import numpy as np
 
 from ml.quality import (Flag, Problem, QualityCollector, QualityReport, QuarantineError, QuarantinedRow,
                         coerce_column, is_missing, show)
-from ml.transforms import FeatureSpecError, Transform, check_name, get_transform
+from ml.transforms import (FeatureSpecError, Transform, available_transforms, check_name, get_transform,
+                           register_transform, unregister_transform)
 
 __all__ = [
     "FORMAT",
@@ -99,7 +100,11 @@ __all__ = [
     "QuarantineError",
     "QuarantinedRow",
     "StepSpec",
+    "Transform",
+    "available_transforms",
     "fit_feature_set",
+    "register_transform",
+    "unregister_transform",
 ]
 
 #: Version of the serialized form (part of every feature_set_id).
@@ -224,7 +229,8 @@ class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         ... ''')
         >>> spec.steps[0].params
         {'n_features': 4}
-        >>> FeatureSpec.from_toml('[[steps]]\\nname = "x"\\ntransform = "numeric"\\ncolumns = ["../etc"]')  # doctest: +ELLIPSIS
+        >>> bad = '[[steps]]\\nname = "x"\\ntransform = "numeric"\\ncolumns = ["../etc"]'
+        >>> FeatureSpec.from_toml(bad)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ml.transforms.FeatureSpecError: steps[0].columns[0]: '../etc' is not a valid column name: ...
@@ -425,7 +431,8 @@ def _learn_label_kind(values: list[Any]) -> str:
     kinds = [_label_kind_of(v) for v in values if not is_missing(v)]
     if not kinds:
         raise FeatureSpecError("label", "no training row has a label")
-    groups = {"number": sum(k in ("int", "float") for k in kinds), "str": kinds.count("str"), "bool": kinds.count("bool")}
+    groups = {"number": sum(k in ("int", "float") for k in kinds),
+              "str": kinds.count("str"), "bool": kinds.count("bool")}
     group = max(groups, key=lambda g: groups[g])  # ties: number, str, bool
     if group == "number":
         return "float" if "float" in kinds else "int"
@@ -441,7 +448,9 @@ def _convert_label(value: Any, kind: str) -> tuple[Any, Problem | None, str]:
         return None, Problem.TYPE_ERROR, f"expected a numeric label; {got}"
     if kind == "float":
         number = float(value)
-        return (number, None, "") if math.isfinite(number) else (None, Problem.OUT_OF_RANGE, f"{show(value)} is not finite")
+        if math.isfinite(number):
+            return number, None, ""
+        return None, Problem.OUT_OF_RANGE, f"{show(value)} is not finite"
     if isinstance(value, Integral) or (math.isfinite(value) and float(value).is_integer()):
         number = int(value)
         if -(2**63) <= number < 2**63:
@@ -475,7 +484,8 @@ def _check_keys(batch: _Batch, key: str) -> None:
         if is_missing(value):
             batch.quality.add(i, key, Problem.MISSING_VALUE, "no key")
         elif isinstance(value, bool) or not isinstance(value, (str, int)):
-            batch.quality.add(i, key, Problem.TYPE_ERROR, f"expected a str or int key; got {type(value).__name__} {show(value)}")
+            batch.quality.add(i, key, Problem.TYPE_ERROR,
+                              f"expected a str or int key; got {type(value).__name__} {show(value)}")
         else:
             batch.keys[i] = value
 
@@ -499,7 +509,8 @@ def _run_checks(batch: _Batch, table: _Table, step: str, t: Any, kind: str, arra
             batch.quality.add(i, column, Problem(problem), f"{show(value)} {message} ({where})")
 
 
-def _outputs(step: str, where: str, t: Any, kind: str, arrays: list[np.ndarray], n: int, count: int) -> list[np.ndarray]:
+def _outputs(step: str, where: str, t: Any, kind: str, arrays: list[np.ndarray], n: int,
+             count: int) -> list[np.ndarray]:
     if kind == "select":
         return [arrays[p] for p in t.selected()]
     with np.errstate(all="ignore"):
@@ -520,13 +531,16 @@ def _feature_names(step: str, parts: Sequence[str | None]) -> list[str]:
     return [step if part is None else f"{step}.{part}" for part in parts]
 
 
-def _update(table: _Table, step: str, where: str, t: Any, kind: str, outputs: list[str], arrays: list[np.ndarray]) -> None:
+def _update(table: _Table, step: str, where: str, t: Any, kind: str, outputs: list[str], arrays: list[np.ndarray],
+            *, fitting: bool = False) -> None:
     if kind == "extract":
         origins = getattr(t, "output_columns", lambda: [list(range(len(t.columns)))] * len(outputs))()
         for name, array, origin in zip(outputs, arrays, origins):
-            if name in table.sources:
-                raise FeatureSpecError(f"{where}.name", f"step {step!r} makes feature {name!r}, which exists already")
-            check_name(name, f"{where}.name", what="feature name", feature=True)
+            if fitting:
+                if name in table.sources:
+                    raise FeatureSpecError(f"{where}.name",
+                                           f"step {step!r} makes feature {name!r}, which exists already")
+                check_name(name, f"{where}.name", what="feature name", feature=True)
             table.names.append(name)
             table.arrays[name] = array
             table.sources[name] = [t.columns[p] for p in origin] or list(t.columns)
@@ -585,8 +599,9 @@ def _finish(batch: _Batch, table: _Table) -> tuple[np.ndarray, np.ndarray]:
     return X, np.flatnonzero(~batch.quality.flagged)
 
 
-def _report(batch: _Batch, spec: FeatureSpec, use_label: bool, feature_set_id: str | None) -> QualityReport:
-    expected = list(spec.raw_columns)
+def _report(batch: _Batch, spec: FeatureSpec, raw_columns: Sequence[str], use_label: bool,
+            feature_set_id: str | None) -> QualityReport:
+    expected = list(raw_columns)
     expected += [c for c in (spec.key, spec.label if use_label else None) if c is not None and c not in expected]
     present: set[str] = set()
     for row, ok in zip(batch.rows, batch.maps):
@@ -626,6 +641,7 @@ class FittedFeatureSet:
         self._fitted = fitted
         self._transforms = transforms
         self._kinds = [t.kind for t in transforms]
+        self._raw_columns = fitted.spec.raw_columns
         self._id = _feature_id(fitted)
         self._fit_report = None if fit_report is None else msgspec.structs.replace(fit_report, feature_set_id=self._id)
 
@@ -640,7 +656,7 @@ class FittedFeatureSet:
             t = cls.from_state(list(step.inputs), dict(spec_step.params), step.state)
         except FeatureSpecError as err:
             raise err.within(where, f"step {step.name!r}: ") from None
-        except (TypeError, ValueError, KeyError) as err:
+        except (LookupError, TypeError, ValueError) as err:
             raise FeatureSpecError(f"{where}.state", f"step {step.name!r}: {err}") from None
         expected = {"extract": lambda: _feature_names(step.name, t.output_parts()),
                     "transform": lambda: list(step.inputs),
@@ -653,8 +669,8 @@ class FittedFeatureSet:
 
     @property
     def spec(self) -> FeatureSpec:
-        """The spec this set was fitted from."""
-        return self._fitted.spec
+        """The spec this set was fitted from (a copy)."""
+        return msgspec.json.decode(msgspec.json.encode(self._fitted.spec), type=FeatureSpec)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -663,6 +679,7 @@ class FittedFeatureSet:
 
     @property
     def n_features(self) -> int:
+        """The number of columns of ``X``."""
         return len(self._fitted.feature_names)
 
     @property
@@ -677,8 +694,8 @@ class FittedFeatureSet:
 
     @property
     def steps(self) -> tuple[FittedStep, ...]:
-        """Each step's resolved inputs, outputs and fitted state."""
-        return tuple(self._fitted.steps)
+        """Each step's resolved inputs, outputs and fitted state (copies)."""
+        return tuple(msgspec.json.decode(msgspec.json.encode(self._fitted.steps), type=list[FittedStep]))
 
     @property
     def fit_report(self) -> QualityReport | None:
@@ -709,7 +726,7 @@ class FittedFeatureSet:
             outs = _outputs(step.name, f"steps[{i}]", t, kind, arrays, batch.n, len(step.outputs))
             _update(table, step.name, f"steps[{i}]", t, kind, step.outputs, outs)
         X, kept = _finish(batch, table)
-        return X[kept], (None if y is None else y[kept]), _report(batch, spec, use_label, self._id)
+        return X[kept], (None if y is None else y[kept]), _report(batch, spec, self._raw_columns, use_label, self._id)
 
     def transform_batch(self, rows: Iterable[Mapping[str, Any]], *, with_label: bool | None = None
                         ) -> tuple[np.ndarray, np.ndarray | None, QualityReport]:
@@ -819,7 +836,8 @@ class FittedFeatureSet:
         except (msgspec.DecodeError, TypeError) as err:
             raise FeatureSpecError("bytes", f"not a feature set: {err}") from None
         if envelope.fitted.format != FORMAT:
-            raise FeatureSpecError("bytes", f"format {envelope.fitted.format} is not supported (this code reads {FORMAT})")
+            raise FeatureSpecError("bytes", f"format {envelope.fitted.format} is not supported "
+                                            f"(this code reads {FORMAT})")
         if _feature_id(envelope.fitted) != envelope.feature_set_id:
             raise FeatureSpecError("bytes", "the content does not match its feature_set_id (altered or corrupt)")
         if len(envelope.fitted.steps) != len(envelope.fitted.spec.steps):
@@ -944,7 +962,7 @@ def fit_feature_set(spec: FeatureSpec, rows: Iterable[Mapping[str, Any]]) -> Fit
             t = cls.from_state(list(inputs), dict(step.params), state)
         except FeatureSpecError as err:
             raise err.within(where, f"step {step.name!r}: ") from None
-        except (ArithmeticError, TypeError, ValueError) as err:
+        except (ArithmeticError, LookupError, TypeError, ValueError) as err:
             raise FeatureSpecError(where, f"step {step.name!r} could not be fitted: {err}") from None
         if kind == "extract":
             outputs = _feature_names(step.name, t.output_parts())
@@ -952,11 +970,12 @@ def fit_feature_set(spec: FeatureSpec, rows: Iterable[Mapping[str, Any]]) -> Fit
             outputs = list(inputs)
         else:
             positions = list(t.selected())
-            if len(set(positions)) != len(positions) or not all(isinstance(p, int) and 0 <= p < len(inputs) for p in positions):
+            valid = all(isinstance(p, int) and 0 <= p < len(inputs) for p in positions)
+            if not valid or len(set(positions)) != len(positions):
                 raise FeatureSpecError(where, f"step {step.name!r}: selected() must give distinct input positions")
             outputs = [inputs[p] for p in positions]
         outs = _outputs(step.name, where, t, kind, arrays, batch.n, len(outputs))
-        _update(table, step.name, where, t, kind, outputs, outs)
+        _update(table, step.name, where, t, kind, outputs, outs, fitting=True)
         transforms.append(t)
         fitted_steps.append(FittedStep(step.name, step.transform, list(inputs), outputs, state))
     if not table.names:
@@ -965,4 +984,4 @@ def fit_feature_set(spec: FeatureSpec, rows: Iterable[Mapping[str, Any]]) -> Fit
     if kept.size == 0:
         raise FeatureSpecError("rows", f"every training row is quarantined; first: {batch.quality.first_reason()}")
     fitted = _Fitted(FORMAT, spec, label_kind, fitted_steps, list(table.names))
-    return FittedFeatureSet(fitted, transforms, _report(batch, spec, spec.label is not None, None))
+    return FittedFeatureSet(fitted, transforms, _report(batch, spec, spec.raw_columns, spec.label is not None, None))

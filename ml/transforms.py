@@ -665,7 +665,8 @@ class QuantileClipper(_PerFeature):
     def __init__(self, columns: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
         super().__init__(columns, params)
         if self.params["lower"] >= self.params["upper"]:
-            raise FeatureSpecError("params.lower", f"must be below upper ({self.params['lower']} >= {self.params['upper']})")
+            lower, upper = self.params["lower"], self.params["upper"]
+            raise FeatureSpecError("params.lower", f"must be below upper ({lower} >= {upper})")
 
     def learn(self, name: str, values: np.ndarray) -> list[float]:
         finite = _finite(values, name, "quantiles")
@@ -680,7 +681,8 @@ class Bucketizer(_PerFeature):
     """``bucketize``: the bucket index ``k`` such that ``edges[k-1] <= x < edges[k]``
     (0 below the first edge); ``edges`` given, or ``n_bins`` quantile bins learned at fit."""
 
-    PARAMS = {"edges": Param("floats", None, nullable=True), "n_bins": Param("int", None, nullable=True, low=2, high=1_000)}
+    PARAMS = {"edges": Param("floats", None, nullable=True),
+              "n_bins": Param("int", None, nullable=True, low=2, high=1_000)}
     _FIELD = "edges"
 
     def __init__(self, columns: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
@@ -892,7 +894,8 @@ def get_transform(name: str) -> type:
     with _LOCK:
         cls = _REGISTRY.get(name) if isinstance(name, str) else None
         if cls is None:
-            raise FeatureSpecError("transform", f"unknown transform {show(name)}; known: {', '.join(sorted(_REGISTRY))}")
+            known = ", ".join(sorted(_REGISTRY))
+            raise FeatureSpecError("transform", f"unknown transform {show(name)}; known: {known}")
         return cls
 
 

@@ -499,6 +499,14 @@ def test_labels_are_typed_after_training():
     assert floats.label_kind == "float" and floats.transform_batch([{"x": 1, "y": 2}])[1].dtype == np.float64
 
 
+def test_views_are_copies_so_the_id_stays_true():
+    fs = fit_feature_set(spec_for("scale"), TRAIN)
+    fs.steps[1].state["mean_std"][0][0] = 1e9
+    fs.spec.steps.clear()
+    assert FittedFeatureSet.from_bytes(fs.to_bytes()).feature_set_id == fs.feature_set_id
+    assert fs.steps[1].state == FITTED["scale"].steps[1].state
+
+
 def test_empty_scoring_batch_gives_an_empty_matrix():
     fs = FITTED["onehot"]
     X, y, report = fs.transform_batch([])

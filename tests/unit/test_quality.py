@@ -95,7 +95,8 @@ def test_collector_builds_a_report_with_reasons_and_counts():
     report = quality.report(keys=["k0", "k1", "k2", "k3"], missing_values={"age": 0})
     assert report.kept == (1, 3) and report.n_quarantined == 2 and not report.ok
     assert report.quarantined[0] == QuarantinedRow(0, "row: type error: not a mapping", None, Problem.TYPE_ERROR, "k0")
-    assert report.quarantined[1].reason == "age: type error: expected a number; got str 'x'; city: out of range: too far"
+    assert report.quarantined[1].reason == ("age: type error: expected a number; got str 'x'; "
+                                            "city: out of range: too far")
     assert report.type_errors == {"age": 1} and report.out_of_range == {"city": 1}
     assert quality.first_reason() == "row 0: row: type error: not a mapping"
 

@@ -1,0 +1,141 @@
+"""Offline ingestion through the running pipeline: CLI, client, source.available event,
+a loader killed mid-batch, and bad sources."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import uuid
+
+import pytest
+
+from messages.ingestion import SourceAvailable
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def write_csv(path, n_rows: int, bad_lines: tuple[str, ...] = ()) -> str:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "x", "label"])
+        for i in range(n_rows):
+            writer.writerow([f"e{i}", i * 0.5, i % 2])
+        for line in bad_lines:
+            fh.write(line + "\n")
+    return str(path)
+
+
+def dataset_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_cli_ingest_stores_good_rows_rejects_bad_ones_and_recognises_the_same_file(cluster, tmp_path):
+    path = write_csv(tmp_path / "data.csv", 5_000, bad_lines=("only,two", '"unterminated,1,1'))
+    name = dataset_name("cli")
+    done = cluster.run("ingest", name, path, "--key", "id", "--label", "label")
+    assert done.returncode == 0, done.stderr
+    assert "5,000 rows stored, 2 rejected" in done.stdout
+    again = cluster.run("ingest", name, path, "--key", "id", "--label", "label")
+    assert again.returncode == 0
+    assert "Already ingested" in again.stdout
+
+
+async def test_rows_are_stored_unchanged_and_rejects_name_their_line(conveyor, db, tmp_path):
+    path = write_csv(tmp_path / "d.csv", 100, bad_lines=("e-bad,1",))
+    name = dataset_name("client")
+    request = await conveyor.ingest(name, path, key="id", label="label")
+    done = await conveyor.wait_ingested(request, name, timeout_s=60)
+    assert (done.state, done.n_rows, done.n_rejected) == ("complete", 100, 1)
+    row = await db.fetchrow("SELECT values FROM raw_records WHERE batch_id = $1 AND line_no = 2", done.batch_id)
+    assert json.loads(row["values"]) == {"id": "e0", "x": "0.0", "label": "0"}   # strings, as in the file
+    reject = await db.fetchrow("SELECT line_no, reason FROM raw_rejects WHERE batch_id = $1", done.batch_id)
+    assert reject["line_no"] == 102 and reject["reason"]
+
+
+async def test_source_available_event_starts_the_same_ingestion_and_raw_ingested_is_announced(
+        conveyor, db, settings, tmp_path):
+    path = write_csv(tmp_path / "event.csv", 1_000)
+    name = dataset_name("event")
+    msg_id = await conveyor.submit(SourceAvailable(dataset=name, path=path, format="csv", key_column="id"))
+    done = await conveyor.wait_ingested(msg_id, name, timeout_s=60)
+    assert done.n_rows == 1_000
+
+    async def announced():
+        from storage.kafka import PartitionReader
+        from messages.codec import decode
+
+        reader = PartitionReader(settings.kafka_bootstrap, "raw.ingested", 0, 5)
+        await reader.start(0)
+        try:
+            events = [decode(r.value) for r in await reader.read(timeout_ms=500, max_records=10_000)]
+        finally:
+            await reader.stop()
+        return [e for e in events if e.dataset == name]
+
+    [event] = await eventually(announced, what="raw.ingested on its topic")
+    assert (event.batch_id, event.n_rows, event.causation_id != "") == (done.batch_id, 1_000, True)
+
+
+async def test_loader_killed_mid_batch_still_stores_every_row_exactly_once(conveyor, db, tmp_path):
+    n_rows = 200_000
+    path = write_csv(tmp_path / "big.csv", n_rows)
+    name = dataset_name("kill")
+    request = await conveyor.ingest(name, path, key="id")
+    progress = await eventually(lambda: _loading_with_rows(conveyor, request), timeout_s=60,
+                                what="loading started")
+    loader = (await conveyor.status()).actor("root.batch.loader-0")
+    os.kill(loader.pid, signal.SIGKILL)
+    done = await conveyor.wait_ingested(request, name, timeout_s=180)
+    assert done.n_rows == n_rows
+    stored = await db.fetchrow("SELECT count(*) AS n, count(DISTINCT line_no) AS lines FROM raw_records"
+                               " WHERE batch_id = $1", progress.batch_id)
+    assert (stored["n"], stored["lines"]) == (n_rows, n_rows)
+    after = (await conveyor.status()).actor("root.batch.loader-0")
+    assert after.n_restarts >= 1 and after.pid != loader.pid
+
+
+async def _loading_with_rows(conveyor, request):
+    progress = await conveyor.ingest_progress(request)
+    return progress if progress and progress.state == "loading" and progress.n_rows > 0 else None
+
+
+@pytest.mark.parametrize("args, field", [
+    (["bad name!", "{path}"], "dataset"),
+    (["../../etc", "{path}"], "dataset"),
+    (["ok", "/nonexistent/file.csv"], "path"),
+    (["ok", "{path}", "--label", "no_such_column"], "label"),
+    (["ok", "{empty}"], ""),
+    (["ok", "{path}", "--key", "x\x01y"], "key"),
+])
+def test_bad_sources_are_refused_before_anything_is_submitted(cluster, tmp_path, args, field):
+    path = write_csv(tmp_path / "ok.csv", 3)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    argv = [a.format(path=path, empty=empty) for a in args]
+    done = cluster.run("ingest", *argv)
+    assert done.returncode == 2
+    assert "cannot ingest" in done.stderr and field in done.stderr
+
+
+def test_ingest_help():
+    from tests.support.cluster import CliCluster
+
+    cli = CliCluster.fresh()
+    done = cli.run("ingest", "--help", timeout=60)
+    cli.discard()
+    assert done.returncode == 0 and "--label" in done.stdout
+
+
+def test_several_datasets_ingest_at_once_and_a_resubmission_while_loading_waits_for_the_same_batch(
+        cluster, tmp_path):
+    paths = [write_csv(tmp_path / f"p{i}.csv", 20_000) for i in range(3)]
+    names = [dataset_name(f"multi{i}") for i in range(3)]
+    submitted = [cluster.run("ingest", n, p, "--no-wait") for n, p in zip(names, paths)]
+    assert all(p.returncode == 0 for p in submitted)
+    results = [cluster.run("ingest", n, p) for n, p in zip(names, paths)]
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert "Already ingested" in result.stdout or "20,000 rows stored" in result.stdout
