@@ -5,6 +5,7 @@
     python run.py cluster status    every actor with its state, restarts and checkpoint
     python run.py cluster stop      stop actors, Ray and the embedded services
     python run.py ingest D FILE     load a CSV/JSONL file into the raw store as a batch of dataset D
+    python run.py features set D S  set the feature spec of dataset D (TOML file S)
     python run.py console           a live view of the supervision tree
 """
 
@@ -32,16 +33,20 @@ def load(args):
 
 # --- cluster start ---------------------------------------------------------------------
 
-async def prepare_storage(settings) -> None:
-    """Apply migrations and create the topics (idempotent)."""
+async def prepare_storage(settings, embedded_broker: bool) -> None:
+    """Apply migrations and create the topics (idempotent); an embedded broker starts a new
+    generation of topic logs, which the partition workers' stored offsets must know."""
     import asyncpg
 
     from storage.kafka import ensure_topics, topic_partitions
     from storage.migrations import apply_migrations
+    from storage.postgres import new_broker_generation
 
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
         applied = await apply_migrations(conn)
+        if embedded_broker:
+            await new_broker_generation(conn, settings.kafka_bootstrap)
     finally:
         await conn.close()
     say(f"  schema: {'applied ' + ', '.join(map(str, applied)) if applied else 'up to date'}")
@@ -62,7 +67,7 @@ def cluster_start(args) -> int:
     record = embedded.start_services(settings, progress=lambda line: say(f"  {line}"))
     try:
         resolved = embedded.resolve(settings, record)
-        asyncio.run(prepare_storage(resolved))
+        asyncio.run(prepare_storage(resolved, embedded_broker=record.services["kafka"].embedded))
         embedded.prepare_ray_environment(record.ray_token_path)
         from actors.remote import connect
         from supervisors.tree import cluster_tree, start_tree
@@ -194,6 +199,34 @@ def ingest(args) -> int:
         return EXIT_FAILED
 
 
+def features(args) -> int:
+    from actors.batch_parse import IngestError
+    from client.connection import Conveyor
+    from ml.transforms import FeatureSpecError
+
+    settings = load(args)
+
+    async def run() -> int:
+        async with Conveyor.connect(settings) as conveyor:
+            if args.action == "set":
+                spec = open(args.spec, encoding="utf-8").read()
+                await conveyor.set_feature_spec(args.dataset, spec)
+                say(f"Feature spec of {args.dataset!r} set; batches ingested from now on are prepared with it.")
+                return EXIT_OK
+            found = await conveyor.online_features(args.dataset, args.key)
+            if found is None:
+                say(f"No online features for {args.key!r} in {args.dataset!r}.")
+                return EXIT_FAILED
+            say(msgspec.json.encode(found).decode())
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except (FeatureSpecError, IngestError, OSError, UnicodeDecodeError) as exc:
+        print(f"features: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def console(args) -> int:
     from supervisors.console import run_console
 
@@ -238,6 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--no-wait", action="store_true", help="submit and return at once")
     source.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
     source.set_defaults(run=ingest)
+
+    feats = commands.add_parser("features", help="feature specs and the online feature store",
+                                description="Set a dataset's feature spec (TOML), or read an entity's "
+                                            "latest vector from the online store.")
+    feature_actions = feats.add_subparsers(dest="action", required=True, metavar="ACTION")
+    set_spec = feature_actions.add_parser("set", help="set the feature spec of a dataset",
+                                          description="Check and store DATASET's feature spec; batches "
+                                                      "ingested afterwards are prepared with it.")
+    set_spec.add_argument("dataset")
+    set_spec.add_argument("spec", help="a TOML file of [[steps]]")
+    set_spec.set_defaults(run=features)
+    get = feature_actions.add_parser("get", help="an entity's latest vector from the online store",
+                                     description="Print the latest feature vector of KEY in DATASET.")
+    get.add_argument("dataset")
+    get.add_argument("key")
+    get.set_defaults(run=features)
 
     live = commands.add_parser("console", help="live status of the supervision tree",
                                description="A live terminal view of the supervision tree; Ctrl-C quits.")

@@ -62,7 +62,9 @@ class PartitionWorker(Worker):
         checkpoint = await self.ledger.latest_checkpoint(self.checkpoint_owner)
         if checkpoint is not None and self.snapshot() is not None:
             self.restore(checkpoint.state)
-            self.offset = checkpoint.source_offset
+            # A checkpoint of an older broker generation holds the state of a log that is
+            # gone; the new log is read from its start on top of it.
+            self.offset = checkpoint.source_offset if checkpoint.generation == self.claim.generation else 0
             self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
         await self.open()
         self._reader = PartitionReader(self.settings.kafka_bootstrap, self.topic, self.partition,

@@ -36,6 +36,7 @@ class Conveyor:
         self.record = record
         self._publisher = None
         self._pool = None
+        self._redis = None
 
     @classmethod
     def connect(cls, settings: Settings | None = None, config_path: str | Path | None = None) -> "Conveyor":
@@ -60,6 +61,9 @@ class Conveyor:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
 
     async def _db(self):
         if self._pool is None:
@@ -67,6 +71,30 @@ class Conveyor:
 
             self._pool = await connect_pool(self.settings.postgres_dsn, max_size=2)
         return self._pool
+
+    # --- preparation --------------------------------------------------------------------
+
+    async def set_feature_spec(self, dataset: str, spec_toml: str) -> None:
+        """Register the feature spec of ``dataset`` (checked here: ml.transforms.FeatureSpecError
+        names the step and field); batches ingested from now on are prepared with it."""
+        from actors.batch_parse import validate_dataset_name
+        from actors.wiring import signing_key_bytes
+        from ml.features import FeatureSpec
+        from storage.feature_store import PostgresFeatureStore
+
+        validate_dataset_name(dataset)
+        FeatureSpec.from_toml(spec_toml)
+        await PostgresFeatureStore(await self._db(), signing_key_bytes(self.settings)).set_spec(dataset, spec_toml)
+
+    async def online_features(self, dataset: str, entity_key: str):
+        """The latest feature vector of ``entity_key`` in the online store, or None."""
+        from storage.feature_store import RedisOnlineStore
+        from storage.redis_store import connect_redis
+
+        if self._redis is None:
+            self._redis = connect_redis(self.settings.redis_url)
+        store = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
+        return await store.get(dataset, entity_key)
 
     # --- offline ingestion ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import Union
 import msgspec
 
 from messages.base import Message
+from messages.features import FeaturesGenerated
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
 from messages.stream import StreamEvent
@@ -37,6 +38,7 @@ ALL_TYPES: tuple[type[Message], ...] = (
     IngestBatch,
     LoadPartition,
     RawIngested,
+    FeaturesGenerated,
     ActorCrashed,
     ActorHung,
     ActorRestarted,

@@ -24,6 +24,7 @@ class Claim:
     partition: int
     epoch: int
     next_offset: int
+    generation: int = 0          # of the broker's log the offset belongs to
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Checkpoint:
     source_offset: int
     state: bytes
     created_at: float
+    generation: int = 0
 
 
 @dataclass(frozen=True)

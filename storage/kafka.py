@@ -19,6 +19,7 @@ TOPICS = {
     "ingest": None,                        # IngestBatch / SourceAvailable, in order
     "ingest.tasks": "ingest_workers",      # LoadPartition; one loader each
     "raw.ingested": None,
+    "features.generated": None,
 }
 _TOPIC_EXISTS = 36
 

@@ -30,14 +30,17 @@ class PostgresLedger(PartitionLedger):
 
     async def claim(self, consumer: str, topic: str, partition: int) -> Claim:
         row = await self._pool.fetchrow(
-            "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, epoch)"
-            " VALUES ($1, $2, $3, 0, 1)"
+            "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, epoch, generation)"
+            " VALUES ($1, $2, $3, 0, 1, (SELECT COALESCE(max(generation), 0) FROM broker_generations))"
             " ON CONFLICT (consumer, topic, partition) DO UPDATE"
-            " SET epoch = consumer_offsets.epoch + 1, updated_at = now()"
-            " RETURNING epoch, next_offset",
+            " SET epoch = consumer_offsets.epoch + 1, updated_at = now(),"
+            "     next_offset = CASE WHEN consumer_offsets.generation = EXCLUDED.generation"
+            "                        THEN consumer_offsets.next_offset ELSE 0 END,"
+            "     generation = EXCLUDED.generation"
+            " RETURNING epoch, next_offset, generation",
             consumer, topic, partition,
         )
-        return Claim(consumer, topic, partition, row["epoch"], row["next_offset"])
+        return Claim(consumer, topic, partition, row["epoch"], row["next_offset"], row["generation"])
 
     async def commit(self, claim: Claim, next_offset: int, effects: BatchEffects) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -57,17 +60,18 @@ class PostgresLedger(PartitionLedger):
     async def _write_checkpoint(self, conn: asyncpg.Connection, claim: Claim, offset: int, state: bytes) -> None:
         owner = checkpoint_owner(claim)
         version = await conn.fetchval(
-            "INSERT INTO checkpoints (owner, version, source_offset, state, signature)"
-            " SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4 FROM checkpoints WHERE owner = $1"
+            "INSERT INTO checkpoints (owner, version, source_offset, state, signature, generation)"
+            " SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5 FROM checkpoints WHERE owner = $1"
             " RETURNING version",
-            owner, offset, state, sign(self._key, _signed_bytes(owner, offset, state)),
+            owner, offset, state, sign(self._key, _signed_bytes(owner, offset, state)), claim.generation,
         )
         await conn.execute("DELETE FROM checkpoints WHERE owner = $1 AND version <= $2", owner,
                            version - KEEP_CHECKPOINTS)
 
     async def latest_checkpoint(self, owner: str) -> Checkpoint | None:
         rows = await self._pool.fetch(
-            "SELECT version, source_offset, state, signature, extract(epoch FROM created_at) AS created"
+            "SELECT version, source_offset, state, signature, generation,"
+            " extract(epoch FROM created_at) AS created"
             " FROM checkpoints WHERE owner = $1 ORDER BY version DESC", owner,
         )
         for row in rows:
@@ -76,7 +80,7 @@ class PostgresLedger(PartitionLedger):
             except SignatureMismatch:
                 continue  # a tampered or foreign checkpoint is never restored
             return Checkpoint(owner, row["version"], row["source_offset"], bytes(row["state"]),
-                              float(row["created"]))
+                              float(row["created"]), row["generation"])
         return None
 
 
@@ -111,6 +115,12 @@ async def _write_effects(conn: asyncpg.Connection, claim: Claim, effects: BatchE
             "INSERT INTO outbox (topic, msg_key, payload, dedup_key, partition) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (dedup_key) DO NOTHING", [(*item, None)[:5] for item in effects.outbox],
         )
+
+
+async def new_broker_generation(pool_or_conn, bootstrap: str) -> int:
+    """Record that the broker at ``bootstrap`` starts with empty logs (an embedded broker's start)."""
+    return await pool_or_conn.fetchval(
+        "INSERT INTO broker_generations (bootstrap) VALUES ($1) RETURNING generation", bootstrap)
 
 
 class PostgresOutbox(Outbox):

@@ -23,8 +23,9 @@ def flags_from(settings: Settings, strategy: Strategy = Strategy.ONE_FOR_ONE) ->
 def cluster_tree(settings: Settings) -> SupervisorSpec:
     """root ─┬─ outbox            (publishes what transactions emitted)
              ├─ ingest ─┬─ events-0 … events-N-1   (one worker per partition of `events`)
-             └─ batch ──┬─ coordinator             (IngestBatch / SourceAvailable -> batch + tasks)
-                        └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)"""
+             ├─ batch ──┬─ coordinator             (IngestBatch / SourceAvailable -> batch + tasks)
+             │          └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)
+             └─ prepare                            (raw.ingested -> features, offline and online)"""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
@@ -35,7 +36,8 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
         *(ChildSpec(id=f"loader-{p}", factory="actors.batch_ingest:BatchLoader", args={"partition": p})
           for p in range(settings.ingest_workers))))
     outbox = ChildSpec(id="outbox", factory="actors.outbox_relay:OutboxRelay")
-    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch))
+    prepare = ChildSpec(id="prepare", factory="actors.preparation:PreparationWorker")
+    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

@@ -1,0 +1,141 @@
+"""Preparation: each announced raw batch of a dataset with a feature spec becomes
+features, in the offline store (PostgreSQL) and, latest vector per entity, in the
+online store (Redis); ``features.generated`` announces them.
+
+The first batch prepared with a spec is the training batch: the feature set is
+fitted on it, stored signed, and reused for every later batch, so the same rows
+always give the same vectors, offline and online (the same transform code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import msgspec
+
+from actors.batch_ingest import dead_letter
+from actors.partition_worker import PartitionWorker
+from messages.codec import DecodeFailed, decode, encode
+from messages.features import FeaturesGenerated
+from messages.ingestion import RawIngested
+from storage.base import BatchEffects
+from storage.kafka import Record
+from storage.settings import Settings
+
+
+def typed_value(value):
+    """A CSV field as the value it spells: int, finite float, empty -> None, else the string.
+
+    >>> [typed_value(v) for v in ["3", "2.5", "", "red", "nan"]]
+    [3, 2.5, None, 'red', 'nan']
+    """
+    if not isinstance(value, str):
+        return value
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if math.isfinite(number) else value
+
+
+class PreparationWorker(PartitionWorker):
+    consumer = "preparation"
+
+    def __init__(self, settings: Settings, name: str, topic: str = "raw.ingested", partition: int = 0) -> None:
+        super().__init__(settings, name, topic, partition)
+        self.features = self.online = self._redis = None
+
+    async def open(self) -> None:
+        from actors.wiring import signing_key_bytes
+        from storage.feature_store import PostgresFeatureStore, RedisOnlineStore
+        from storage.redis_store import connect_redis
+
+        self.features = PostgresFeatureStore(self.pool, signing_key_bytes(self.settings))
+        self._redis = connect_redis(self.settings.redis_url)
+        self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
+        for dataset in await self.features.datasets_with_features():   # warm the online store
+            await self.online.put_many(dataset, await self.features.latest_vectors(dataset))
+
+    async def teardown(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        await super().teardown()
+
+    async def handle(self, records: list[Record]) -> BatchEffects:
+        effects = BatchEffects()
+        for record in records:
+            try:
+                event = decode(record.value)
+                if not isinstance(event, RawIngested):
+                    raise DecodeFailed(f"a {type(event).__name__} does not belong on topic {self.topic!r}")
+            except DecodeFailed as exc:
+                dead_letter(effects, self.topic, self.partition, record, exc.reason)
+                continue
+            if event.duplicate_of is not None:
+                continue  # the batch was prepared when it first arrived
+            try:
+                await self._prepare(event, effects)
+            except Exception as exc:  # a spec that does not fit this data: refused, not retried forever
+                from ml.transforms import FeatureSpecError
+
+                if not isinstance(exc, (FeatureSpecError, ValueError)):
+                    raise
+                dead_letter(effects, self.topic, self.partition, record,
+                            f"preparation of batch {event.batch_id} ({event.dataset}) failed: {exc}")
+        return effects
+
+    async def _prepare(self, event: RawIngested, effects: BatchEffects) -> None:
+        from ml.features import FeatureSpec, FittedFeatureSet, fit_feature_set
+
+        spec_toml = await self.features.spec(event.dataset)
+        if spec_toml is None:
+            return  # no feature spec for this dataset: nothing to prepare
+        spec = FeatureSpec.from_toml(spec_toml)
+        fmt = await self.pool.fetchval("SELECT format FROM raw_batches WHERE batch_id = $1", event.batch_id)
+        raw = await self.pool.fetch("SELECT line_no, values FROM raw_records WHERE batch_id = $1 ORDER BY line_no",
+                                    event.batch_id)
+        lines = [r["line_no"] for r in raw]
+        rows = [msgspec.json.decode(r["values"]) for r in raw]
+        if fmt == "csv":
+            rows = [{k: typed_value(v) for k, v in row.items()} for row in rows]
+        stored = await self.features.latest_set(event.dataset, spec_toml)
+        if stored is not None:
+            fitted, fitted_here = FittedFeatureSet.from_bytes(stored.fitted), False
+        else:
+            fitted, fitted_here = await asyncio.to_thread(fit_feature_set, spec, rows), True
+        X, y, report = await asyncio.to_thread(fitted.transform_batch, rows)
+        fsid = fitted.feature_set_id
+        out = []
+        for j, index in enumerate(report.kept):
+            key = rows[index].get(spec.key) if spec.key else None
+            out.append((lines[index], None if key is None else str(key), X[j].tolist(),
+                        None if y is None else str(y[j].item() if hasattr(y[j], "item") else y[j])))
+        quarantined = [(lines[q.index], q.reason) for q in report.quarantined]
+        report_json = msgspec.json.encode(report)
+        store, names, fitted_bytes = self.features, list(fitted.feature_names), fitted.to_bytes()
+
+        async def write(conn) -> None:
+            if fitted_here:
+                await store.add_set(conn, event.dataset, spec_toml, fsid, fitted_bytes, names, event.batch_id)
+            await store.write_batch(conn, fsid, event.batch_id, out, quarantined, report_json)
+
+        effects.writes.append(write)
+        if spec.key:
+            latest: dict[str, tuple[str, str, list[float]]] = {}
+            for line, key, vector, _ in out:
+                latest[key] = (key, fsid, vector)   # rows in line order: the last one wins
+            await self.online.put_many(event.dataset, list(latest.values()))
+        done = FeaturesGenerated(dataset=event.dataset, feature_set_id=fsid, batch_id=event.batch_id,
+                                 n_rows=len(out), n_quarantined=len(quarantined), fitted_here=fitted_here,
+                                 correlation_id=event.correlation_id, causation_id=event.msg_id)
+        effects.outbox.append(("features.generated", event.dataset.encode(), encode(done),
+                               f"features:{fsid}:{event.batch_id}"))
+        self.log.info("batch prepared", dataset=event.dataset, batch=event.batch_id, feature_set=fsid,
+                      rows=len(out), quarantined=len(quarantined))

@@ -1,0 +1,127 @@
+"""The offline feature store (PostgreSQL) and the online store (Redis: the latest
+vector per entity key, with a TTL)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import asyncpg
+import msgspec
+
+from storage.signing import sign, verify
+
+
+@dataclass(frozen=True)
+class StoredFeatureSet:
+    feature_set_id: str
+    dataset: str
+    spec_toml: str
+    fitted: bytes
+    feature_names: list[str]
+
+
+class PostgresFeatureStore:
+    def __init__(self, pool: asyncpg.Pool, signing_key: bytes) -> None:
+        self._pool = pool
+        self._key = signing_key
+
+    async def set_spec(self, dataset: str, spec_toml: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO feature_specs (dataset, spec_toml) VALUES ($1, $2) ON CONFLICT (dataset)"
+            " DO UPDATE SET spec_toml = EXCLUDED.spec_toml, updated_at = now()", dataset, spec_toml)
+
+    async def spec(self, dataset: str) -> str | None:
+        return await self._pool.fetchval("SELECT spec_toml FROM feature_specs WHERE dataset = $1", dataset)
+
+    async def latest_set(self, dataset: str, spec_toml: str) -> StoredFeatureSet | None:
+        """The newest feature set of ``dataset`` fitted from exactly this spec (signature checked)."""
+        row = await self._pool.fetchrow(
+            "SELECT feature_set_id, fitted, signature, feature_names FROM feature_sets"
+            " WHERE dataset = $1 AND spec_toml = $2 ORDER BY created_at DESC LIMIT 1", dataset, spec_toml)
+        if row is None:
+            return None
+        verify(self._key, bytes(row["fitted"]), bytes(row["signature"]))
+        return StoredFeatureSet(row["feature_set_id"], dataset, spec_toml, bytes(row["fitted"]),
+                                list(row["feature_names"]))
+
+    async def add_set(self, conn, dataset: str, spec_toml: str, feature_set_id: str, fitted: bytes,
+                      feature_names: Sequence[str], batch_id: str) -> None:
+        await conn.execute(
+            "INSERT INTO feature_sets (feature_set_id, dataset, spec_toml, fitted, signature, feature_names,"
+            " fitted_on_batch) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (feature_set_id) DO NOTHING",
+            feature_set_id, dataset, spec_toml, fitted, sign(self._key, fitted), list(feature_names), batch_id)
+
+    async def write_batch(self, conn, feature_set_id: str, batch_id: str,
+                          rows: list[tuple[int, str | None, list[float], str | None]],
+                          quarantined: list[tuple[int, str]], report: bytes) -> None:
+        """Vectors, quarantined rows and the quality report of one batch; a replay writes nothing twice."""
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS features_in (LIKE features) ON COMMIT DROP")
+        await conn.copy_records_to_table(
+            "features_in", records=[(feature_set_id, batch_id, line, key, vec, label) for line, key, vec, label in rows],
+            columns=["feature_set_id", "batch_id", "line_no", "entity_key", "vector", "label"])
+        await conn.execute("INSERT INTO features SELECT * FROM features_in ON CONFLICT DO NOTHING")
+        await conn.executemany(
+            "INSERT INTO feature_quarantine (feature_set_id, batch_id, line_no, reason) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING", [(feature_set_id, batch_id, line, reason) for line, reason in quarantined])
+        await conn.execute(
+            "INSERT INTO feature_quality (feature_set_id, batch_id, report) VALUES ($1, $2, $3::jsonb)"
+            " ON CONFLICT DO NOTHING", feature_set_id, batch_id, report.decode())
+
+    async def latest_vectors(self, dataset: str) -> list[tuple[str, str, list[float]]]:
+        """(entity key, feature set id, vector) of the newest row of every entity of the
+        newest feature set of ``dataset``: what the online store is warmed with."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT ON (f.entity_key) f.entity_key, f.feature_set_id, f.vector"
+            " FROM features f JOIN raw_batches b ON b.batch_id = f.batch_id"
+            " WHERE f.feature_set_id = (SELECT feature_set_id FROM feature_sets WHERE dataset = $1"
+            "                           ORDER BY created_at DESC LIMIT 1) AND f.entity_key IS NOT NULL"
+            " ORDER BY f.entity_key, b.created_at DESC, f.line_no DESC", dataset)
+        return [(r["entity_key"], r["feature_set_id"], list(r["vector"])) for r in rows]
+
+    async def datasets_with_features(self) -> list[str]:
+        return [r["dataset"] for r in await self._pool.fetch("SELECT DISTINCT dataset FROM feature_sets")]
+
+
+class OnlineVector(msgspec.Struct, frozen=True):
+    feature_set_id: str
+    vector: list[float]
+    updated_at: float
+
+
+class RedisOnlineStore:
+    """``conveyor:<cluster>:online:<dataset>:<entity key>`` -> the entity's latest vector."""
+
+    def __init__(self, client, cluster: str, ttl_s: int) -> None:
+        self._client = client
+        self._prefix = f"conveyor:{cluster}:online:"
+        self._ttl_s = ttl_s
+        self._encode = msgspec.msgpack.Encoder()
+        self._decode = msgspec.msgpack.Decoder(OnlineVector)
+
+    def _key(self, dataset: str, entity_key: str) -> str:
+        return f"{self._prefix}{dataset}:{entity_key}"
+
+    async def put_many(self, dataset: str, items: Sequence[tuple[str, str, list[float]]],
+                       chunk: int = 5_000) -> None:
+        now = time.time()
+        for start in range(0, len(items), chunk):
+            pipe = self._client.pipeline(transaction=False)
+            for entity_key, feature_set_id, vector in items[start:start + chunk]:
+                pipe.set(self._key(dataset, entity_key),
+                         self._encode.encode(OnlineVector(feature_set_id, vector, now)), ex=self._ttl_s)
+            await pipe.execute()
+
+    async def get(self, dataset: str, entity_key: str) -> OnlineVector | None:
+        raw = await self._client.get(self._key(dataset, entity_key))
+        return None if raw is None else self._decode.decode(raw)
+
+    async def count(self, dataset: str) -> int:
+        n = 0
+        async for _ in self._client.scan_iter(match=f"{self._prefix}{dataset}:*", count=1000):
+            n += 1
+        return n
+
+
+__all__ = ["PostgresFeatureStore", "RedisOnlineStore", "OnlineVector", "StoredFeatureSet"]
