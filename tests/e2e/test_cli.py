@@ -62,6 +62,8 @@ def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_pro
         dsn = record["services"]["postgres"]["address"]
         redis_url = record["services"]["redis"]["address"]
         asyncio.run(_write(dsn, redis_url))
+        kafka = record["services"]["kafka"]["address"]
+        asyncio.run(_publish_and_wait(kafka, dsn, [f"before-{i}" for i in range(3)]))
         stopped = other.stop()
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         assert other.processes() == []
@@ -69,11 +71,42 @@ def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_pro
         record = json.loads((other.state_dir / "cluster.json").read_text())
         kept = asyncio.run(_read(record["services"]["postgres"]["address"], record["services"]["redis"]["address"]))
         assert kept == ("survives", b"survives")
+        # The restarted embedded broker has new, empty logs: the stored offsets must not skip them.
+        asyncio.run(_publish_and_wait(record["services"]["kafka"]["address"],
+                                      record["services"]["postgres"]["address"], ["after-restart"]))
     finally:
         other.stop()
     assert other.processes() == []
     assert not (other.state_dir / "cluster.json").exists()
     other.discard()
+
+
+async def _publish_and_wait(bootstrap, dsn, entity_keys):
+    import asyncpg
+    from aiokafka import AIOKafkaProducer
+
+    from messages.codec import encode
+    from messages.stream import StreamEvent
+    from tests.support.waiting import eventually
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for key in entity_keys:   # all to partition 0, which had offsets before the restart
+            await producer.send_and_wait("events", encode(StreamEvent(stream="restart", entity_key=key)),
+                                         partition=0)
+    finally:
+        await producer.stop()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await eventually(lambda: _all_in(conn, entity_keys), timeout_s=60, what=f"{entity_keys} stored")
+    finally:
+        await conn.close()
+
+
+async def _all_in(conn, keys):
+    found = await conn.fetchval("SELECT count(*) FROM raw_events WHERE entity_key = ANY($1::text[])", keys)
+    return found == len(keys)
 
 
 async def _write(dsn, redis_url):

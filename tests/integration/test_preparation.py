@@ -1,0 +1,108 @@
+"""Preparation through the running pipeline: ingest -> raw.ingested -> features, offline
+and online, with quarantined rows, parity between the two stores, and a warm restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+import msgspec
+import numpy as np
+import pytest
+
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+SPEC = """
+label = "label"
+key = "id"
+[[steps]]
+name = "x"
+transform = "numeric"
+columns = ["x"]
+[[steps]]
+name = "color"
+transform = "onehot"
+columns = ["color"]
+[[steps]]
+name = "x_scaled"
+transform = "scale"
+columns = ["x"]
+"""
+
+
+def write_rows(path, rows: list[str]) -> str:
+    path.write_text("id,x,color,label\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+async def prepared(db, dataset: str):
+    return await db.fetchrow("SELECT q.feature_set_id, q.batch_id, q.report FROM feature_quality q"
+                             " JOIN feature_sets s USING (feature_set_id) WHERE s.dataset = $1", dataset)
+
+
+async def test_ingested_batch_is_prepared_offline_and_online_with_parity_and_quarantine(conveyor, db, tmp_path):
+    from ml.features import FittedFeatureSet
+    from actors.preparation import typed_value
+
+    dataset = f"prep-{uuid.uuid4().hex[:8]}"
+    await conveyor.set_feature_spec(dataset, SPEC)
+    rows = [f"e{i},{i * 1.5},{'red' if i % 3 else 'blue'},{i % 2}" for i in range(200)]
+    rows.append("e-bad,not-a-number,red,1")
+    path = write_rows(tmp_path / "prep.csv", rows)
+    request = await conveyor.ingest(dataset, path, key="id", label="label")
+    await conveyor.wait_ingested(request, dataset, timeout_s=60)
+    found = await eventually(lambda: prepared(db, dataset), timeout_s=60, what="batch prepared")
+
+    assert await db.fetchval("SELECT count(*) FROM features WHERE feature_set_id = $1",
+                             found["feature_set_id"]) == 200
+    [reason] = [r["reason"] for r in await db.fetch(
+        "SELECT reason FROM feature_quarantine WHERE feature_set_id = $1", found["feature_set_id"])]
+    assert reason.startswith("x: type error")
+
+    fitted = FittedFeatureSet.from_bytes(bytes(await db.fetchval(
+        "SELECT fitted FROM feature_sets WHERE feature_set_id = $1", found["feature_set_id"])))
+    for entity in ("e7", "e42", "e199"):
+        offline = await db.fetchval("SELECT vector FROM features WHERE feature_set_id = $1 AND entity_key = $2",
+                                    found["feature_set_id"], entity)
+        online = await conveyor.online_features(dataset, entity)
+        raw = await db.fetchval("SELECT values FROM raw_records WHERE batch_id = $1 AND values->>'id' = $2",
+                                found["batch_id"], entity)
+        local = fitted.transform_one({k: typed_value(v) for k, v in msgspec.json.decode(raw).items()})
+        assert online.feature_set_id == found["feature_set_id"]
+        assert np.array_equal(np.array(offline), local) and np.array_equal(np.array(online.vector), local)
+    assert await conveyor.online_features(dataset, "e-bad") is None
+
+
+async def test_online_store_is_warmed_from_the_offline_store_when_preparation_restarts(conveyor, db, tmp_path):
+    dataset = f"warm-{uuid.uuid4().hex[:8]}"
+    await conveyor.set_feature_spec(dataset, SPEC)
+    path = write_rows(tmp_path / "warm.csv", [f"w{i},{i},red,{i % 2}" for i in range(50)])
+    request = await conveyor.ingest(dataset, path, key="id", label="label")
+    await conveyor.wait_ingested(request, dataset, timeout_s=60)
+    await eventually(lambda: conveyor.online_features(dataset, "w3"), timeout_s=60, what="online features")
+
+    from storage.redis_store import connect_redis
+
+    redis = connect_redis(conveyor.settings.redis_url)
+    await redis.delete(f"conveyor:{conveyor.settings.cluster_name}:online:{dataset}:w3")
+    await redis.aclose()
+    assert await conveyor.online_features(dataset, "w3") is None
+    before = (await conveyor.status()).actor("root.prepare")
+    os.kill(before.pid, signal.SIGKILL)
+    back = await eventually(lambda: conveyor.online_features(dataset, "w3"), timeout_s=60,
+                            what="online store warmed after restart")
+    offline = await db.fetchval("SELECT vector FROM features WHERE feature_set_id = $1 AND entity_key = 'w3'",
+                                back.feature_set_id)
+    assert back.vector == list(offline)
+    assert (await conveyor.status()).actor("root.prepare").n_restarts > before.n_restarts
+
+
+async def test_a_bad_feature_spec_is_refused_naming_the_step(conveyor):
+    from ml.transforms import FeatureSpecError
+
+    with pytest.raises(FeatureSpecError) as error:
+        await conveyor.set_feature_spec("ok-name", SPEC.replace('transform = "onehot"', 'transform = "nope"'))
+    assert "nope" in str(error.value)
