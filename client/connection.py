@@ -96,6 +96,25 @@ class Conveyor:
         store = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
         return await store.get(dataset, entity_key)
 
+    async def training_split(self, feature_set_id: str, *, strategy: str = "random", ratio: float = 0.8,
+                             seed: int = 0, with_labels: bool = True, batch_ids=None):
+        """The rows of a feature set split by the segregation API (``ml.segregation``):
+        returns ``(split, X_train, X_test[, y_train, y_test])``; ``split.warnings`` says when a
+        class is under-represented, a side is tiny or the ratio extreme."""
+        import numpy as np
+
+        from actors.preparation import typed_value
+        from actors.wiring import signing_key_bytes
+        from ml.segregation import split as segregate
+        from storage.feature_store import PostgresFeatureStore
+
+        store = PostgresFeatureStore(await self._db(), signing_key_bytes(self.settings))
+        _, _, vectors, labels = await store.matrix(feature_set_id, batch_ids)
+        X = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), -1)
+        y = np.asarray([typed_value(label) for label in labels]) if with_labels else None
+        result = segregate(len(X), strategy=strategy, ratio=ratio, seed=seed, labels=y, with_labels=with_labels)
+        return (result, *result.take(X, y))
+
     # --- offline ingestion ---------------------------------------------------------------
 
     async def ingest(self, dataset: str, path: str | Path, *, format: str | None = None, key: str | None = None,

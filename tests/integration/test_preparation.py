@@ -106,3 +106,25 @@ async def test_a_bad_feature_spec_is_refused_naming_the_step(conveyor):
     with pytest.raises(FeatureSpecError) as error:
         await conveyor.set_feature_spec("ok-name", SPEC.replace('transform = "onehot"', 'transform = "nope"'))
     assert "nope" in str(error.value)
+
+
+async def test_segregation_api_splits_a_prepared_feature_set_from_the_client(conveyor, db, tmp_path):
+    from ml.segregation import SegregationError
+
+    dataset = f"split-{uuid.uuid4().hex[:8]}"
+    await conveyor.set_feature_spec(dataset, SPEC)
+    path = write_rows(tmp_path / "split.csv", [f"s{i},{i},{'red' if i % 2 else 'blue'},{int(i < 10)}"
+                                               for i in range(100)])
+    request = await conveyor.ingest(dataset, path, key="id", label="label")
+    await conveyor.wait_ingested(request, dataset, timeout_s=60)
+    found = await eventually(lambda: prepared(db, dataset), timeout_s=60, what="batch prepared")
+
+    split, X_train, X_test, y_train, y_test = await conveyor.training_split(
+        found["feature_set_id"], strategy="stratified", ratio=0.8, seed=7)
+    assert (len(X_train), len(X_test)) == (80, 20)
+    assert sorted(set(y_train.tolist())) == [0, 1] and sorted(set(y_test.tolist())) == [0, 1]
+    again = await conveyor.training_split(found["feature_set_id"], strategy="stratified", ratio=0.8, seed=7)
+    assert np.array_equal(again[1], X_train)          # same seed, same split
+    assert any(w.code == "class_underrepresented" for w in split.warnings)   # 2 positives in test
+    with pytest.raises(SegregationError):
+        await conveyor.training_split(found["feature_set_id"], ratio=1.5)
