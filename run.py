@@ -158,7 +158,7 @@ def cluster_status(args) -> int:
 
 def ingest(args) -> int:
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning
+    from client.errors import ClusterNotRunning, SubmitRefused
     from client.ingestion import IngestFailed, IngestRefused
 
     settings = load(args)
@@ -175,6 +175,11 @@ def ingest(args) -> int:
 
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
+            if args.every:
+                schedule = await conveyor.schedule_ingest(args.dataset, args.path, args.every, format=args.format,
+                                                          key=args.key, time=args.time, label=args.label)
+                say(f"Scheduled: {args.path} into {args.dataset!r} every {args.every!r} (schedule {schedule}).")
+                return EXIT_OK
             request = await conveyor.ingest(args.dataset, args.path, format=args.format, key=args.key,
                                             time=args.time, label=args.label)
             say(f"Submitted {args.path} as dataset {args.dataset!r} (request {request}).")
@@ -191,7 +196,7 @@ def ingest(args) -> int:
 
     try:
         return asyncio.run(run())
-    except IngestRefused as exc:
+    except (IngestRefused, SubmitRefused) as exc:
         print(f"cannot ingest: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (IngestFailed, ClusterNotRunning, TimeoutError) as exc:
@@ -269,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--time", help="the event time column (ISO-8601 or epoch seconds)")
     source.add_argument("--label", help="the label column")
     source.add_argument("--no-wait", action="store_true", help="submit and return at once")
+    source.add_argument("--every", metavar="CRON", help="ingest on this schedule instead of now, e.g. "
+                                                      "'0 * * * *' (hourly); an unchanged file is stored once")
     source.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
     source.set_defaults(run=ingest)
 

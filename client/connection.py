@@ -128,6 +128,38 @@ class Conveyor:
                               label_column=label)
         return await self.submit(command, key=dataset)
 
+    async def schedule_ingest(self, dataset: str, path: str | Path, every: str, *, format: str | None = None,
+                              key: str | None = None, time: str | None = None, label: str | None = None) -> str:
+        """Ingest the source whenever the cron expression ``every`` is due (an unchanged file is
+        recognised and stored once); returns the schedule id."""
+        import datetime as dt
+
+        from actors.scheduler import check_cron, next_run
+        from client.ingestion import check_source
+
+        try:
+            check_cron(every)
+        except ValueError as exc:
+            raise SubmitRefused("every", str(exc).split(": ", 1)[1]) from None
+        absolute, fmt = check_source(dataset, path, format, key, time, label)
+        command = IngestBatch(dataset=dataset, path=absolute, format=fmt, key_column=key, time_column=time,
+                              label_column=label)
+        schedule_id = f"ingest-{dataset[:40]}-{command.msg_id[:8]}"
+        first = next_run(every, dt.datetime.now(dt.timezone.utc))
+        await (await self._db()).execute(
+            "INSERT INTO schedules (schedule_id, cron, topic, command, next_run_at) VALUES ($1, $2, $3, $4, $5)",
+            schedule_id, every, "ingest", encode(command), first)
+        return schedule_id
+
+    async def schedules(self) -> list[dict]:
+        rows = await (await self._db()).fetch(
+            "SELECT schedule_id, cron, topic, next_run_at, last_run_at, n_runs FROM schedules ORDER BY schedule_id")
+        return [dict(r) for r in rows]
+
+    async def remove_schedule(self, schedule_id: str) -> bool:
+        done = await (await self._db()).execute("DELETE FROM schedules WHERE schedule_id = $1", schedule_id)
+        return done.endswith(" 1")
+
     async def ingest_progress(self, request_id: str):
         from client.ingestion import ingest_progress
 

@@ -25,7 +25,8 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
              ├─ ingest ─┬─ events-0 … events-N-1   (one worker per partition of `events`)
              ├─ batch ──┬─ coordinator             (IngestBatch / SourceAvailable -> batch + tasks)
              │          └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)
-             └─ prepare                            (raw.ingested -> features, offline and online)"""
+             ├─ prepare                            (raw.ingested -> features, offline and online)
+             └─ scheduler                          (publishes scheduled commands when due)"""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
@@ -37,7 +38,8 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
           for p in range(settings.ingest_workers))))
     outbox = ChildSpec(id="outbox", factory="actors.outbox_relay:OutboxRelay")
     prepare = ChildSpec(id="prepare", factory="actors.preparation:PreparationWorker")
-    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare))
+    scheduler = ChildSpec(id="scheduler", factory="actors.scheduler:Scheduler")
+    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, scheduler))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

@@ -139,3 +139,27 @@ def test_several_datasets_ingest_at_once_and_a_resubmission_while_loading_waits_
     for result in results:
         assert result.returncode == 0, result.stderr
         assert "Already ingested" in result.stdout or "20,000 rows stored" in result.stdout
+
+
+async def test_scheduled_ingestion_runs_when_due_and_stores_an_unchanged_file_once(conveyor, db, tmp_path):
+    from client.errors import SubmitRefused
+
+    path = write_csv(tmp_path / "scheduled.csv", 500)
+    name = dataset_name("cron")
+    schedule = await conveyor.schedule_ingest(name, path, "* * * * * *", key="id")   # every second
+    try:
+        async def runs():
+            rows = await db.fetch("SELECT state FROM ingest_requests WHERE dataset = $1", name)
+            states = sorted(r["state"] for r in rows)
+            return states if "complete" in states and "duplicate" in states else None
+
+        await eventually(runs, timeout_s=60, what="a first run and a duplicate run")
+        assert await db.fetchval("SELECT count(*) FROM raw_batches WHERE dataset = $1", name) == 1
+        assert await db.fetchval("SELECT count(*) FROM raw_records r JOIN raw_batches b USING (batch_id)"
+                                 " WHERE b.dataset = $1", name) == 500
+        assert any(s["schedule_id"] == schedule and s["n_runs"] >= 2 for s in await conveyor.schedules())
+    finally:
+        assert await conveyor.remove_schedule(schedule)
+    with pytest.raises(SubmitRefused) as refused:
+        await conveyor.schedule_ingest(name, path, "every tuesday")
+    assert refused.value.field == "every"
