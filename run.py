@@ -207,12 +207,18 @@ def ingest(args) -> int:
 def features(args) -> int:
     from actors.batch_parse import IngestError
     from client.connection import Conveyor
+    from client.errors import SubmitRefused
     from ml.transforms import FeatureSpecError
 
     settings = load(args)
 
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
+            if args.action == "join":
+                await conveyor.define_join(args.name, args.sources, args.time)
+                say(f"Join {args.name!r} of {', '.join(args.sources)} defined; it runs once every source "
+                    "has features.")
+                return EXIT_OK
             if args.action == "set":
                 spec = open(args.spec, encoding="utf-8").read()
                 await conveyor.set_feature_spec(args.dataset, spec)
@@ -227,7 +233,7 @@ def features(args) -> int:
 
     try:
         return asyncio.run(run())
-    except (FeatureSpecError, IngestError, OSError, UnicodeDecodeError) as exc:
+    except (FeatureSpecError, IngestError, SubmitRefused, OSError, UnicodeDecodeError) as exc:
         print(f"features: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -289,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     set_spec.add_argument("dataset")
     set_spec.add_argument("spec", help="a TOML file of [[steps]]")
     set_spec.set_defaults(run=features)
+    join = feature_actions.add_parser("join", help="join several datasets' features on entity key",
+                                      description="Define a join: the features of SOURCES (the first is the "
+                                                  "left side) on entity key, as of --time when given; it runs "
+                                                  "once every source has features.")
+    join.add_argument("name")
+    join.add_argument("sources", nargs="+", help="two or more datasets")
+    join.add_argument("--time", help="raw time column for an as-of join")
+    join.set_defaults(run=features)
     get = feature_actions.add_parser("get", help="an entity's latest vector from the online store",
                                      description="Print the latest feature vector of KEY in DATASET.")
     get.add_argument("dataset")

@@ -10,6 +10,7 @@ always give the same vectors, offline and online (the same transform code).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 
 import msgspec
@@ -43,6 +44,16 @@ def typed_value(value):
     except ValueError:
         return value
     return number if math.isfinite(number) else value
+
+
+def stored_feature_set_id(dataset: str, fitted_id: str) -> str:
+    """The feature set's id in the stores: its spec and fitted state (``fitted_id``) for one
+    dataset; two datasets with the same spec and statistics still have their own sets.
+
+    >>> stored_feature_set_id("a", "0" * 20) != stored_feature_set_id("b", "0" * 20)
+    True
+    """
+    return hashlib.sha256(f"{dataset}\x00{fitted_id}".encode()).hexdigest()[:20]
 
 
 class PreparationWorker(PartitionWorker):
@@ -111,7 +122,7 @@ class PreparationWorker(PartitionWorker):
         else:
             fitted, fitted_here = await asyncio.to_thread(fit_feature_set, spec, rows), True
         X, y, report = await asyncio.to_thread(fitted.transform_batch, rows)
-        fsid = fitted.feature_set_id
+        fsid = stored_feature_set_id(event.dataset, fitted.feature_set_id)
         out = []
         for j, index in enumerate(report.kept):
             key = rows[index].get(spec.key) if spec.key else None

@@ -86,6 +86,33 @@ class Conveyor:
         FeatureSpec.from_toml(spec_toml)
         await PostgresFeatureStore(await self._db(), signing_key_bytes(self.settings)).set_spec(dataset, spec_toml)
 
+    async def define_join(self, name: str, sources: list[str], time_column: str | None = None) -> None:
+        """Join the features of ``sources`` (the first is the left side) on entity key, as of
+        ``time_column`` when given; it runs once every source has features, and again when one
+        gets a new batch."""
+        from actors.batch_parse import validate_dataset_name
+
+        validate_dataset_name(name)
+        if len(sources) < 2 or len(set(sources)) != len(sources):
+            raise SubmitRefused("sources", "name at least two different datasets")
+        for source in sources:
+            validate_dataset_name(source)
+        await (await self._db()).execute(
+            "INSERT INTO feature_joins (name, sources, time_column) VALUES ($1, $2, $3) ON CONFLICT (name)"
+            " DO UPDATE SET sources = EXCLUDED.sources, time_column = EXCLUDED.time_column", name, sources,
+            time_column)
+
+    async def joined_features(self, name: str) -> tuple[str | None, list[tuple[str, list[float], str | None]]]:
+        """(run id, rows) of the newest run of join ``name``; (None, []) before it first runs."""
+        db = await self._db()
+        run_id = await db.fetchval("SELECT run_id FROM join_runs WHERE join_name = $1 ORDER BY created_at DESC"
+                                   " LIMIT 1", name)
+        if run_id is None:
+            return None, []
+        rows = await db.fetch("SELECT entity_key, vector, label FROM joined_features WHERE join_name = $1"
+                              " AND run_id = $2 ORDER BY row_no", name, run_id)
+        return run_id, [(r["entity_key"], list(r["vector"]), r["label"]) for r in rows]
+
     async def online_features(self, dataset: str, entity_key: str):
         """The latest feature vector of ``entity_key`` in the online store, or None."""
         from storage.feature_store import RedisOnlineStore

@@ -24,7 +24,7 @@ from typing import Union
 import msgspec
 
 from messages.base import Message
-from messages.features import FeaturesGenerated
+from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
 from messages.stream import StreamEvent
@@ -39,6 +39,7 @@ ALL_TYPES: tuple[type[Message], ...] = (
     LoadPartition,
     RawIngested,
     FeaturesGenerated,
+    FeaturesJoined,
     ActorCrashed,
     ActorHung,
     ActorRestarted,

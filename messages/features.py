@@ -24,3 +24,13 @@ class FeaturesGenerated(Message, tag="features.generated"):
     n_rows: Count
     n_quarantined: Count
     fitted_here: bool = False
+
+
+class FeaturesJoined(Message, tag="features.joined"):
+    """Event: join ``join`` combined the latest features of all its sources (run ``run_id``)."""
+
+    join: Name
+    run_id: FeatureSetId
+    sources: Annotated[list[Name], msgspec.Meta(min_length=2, max_length=16)]
+    n_rows: Count
+    n_unmatched: Count

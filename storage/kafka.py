@@ -20,6 +20,7 @@ TOPICS = {
     "ingest.tasks": "ingest_workers",      # LoadPartition; one loader each
     "raw.ingested": None,
     "features.generated": None,
+    "features.joined": None,
 }
 _TOPIC_EXISTS = 36
 

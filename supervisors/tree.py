@@ -26,6 +26,7 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
              ├─ batch ──┬─ coordinator             (IngestBatch / SourceAvailable -> batch + tasks)
              │          └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)
              ├─ prepare                            (raw.ingested -> features, offline and online)
+             ├─ join                               (features.generated -> joins whose sources all arrived)
              └─ scheduler                          (publishes scheduled commands when due)"""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
@@ -38,8 +39,9 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
           for p in range(settings.ingest_workers))))
     outbox = ChildSpec(id="outbox", factory="actors.outbox_relay:OutboxRelay")
     prepare = ChildSpec(id="prepare", factory="actors.preparation:PreparationWorker")
+    join = ChildSpec(id="join", factory="actors.joiner:Joiner")
     scheduler = ChildSpec(id="scheduler", factory="actors.scheduler:Scheduler")
-    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, scheduler))
+    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

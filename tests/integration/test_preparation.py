@@ -128,3 +128,33 @@ async def test_segregation_api_splits_a_prepared_feature_set_from_the_client(con
     assert any(w.code == "class_underrepresented" for w in split.warnings)   # 2 positives in test
     with pytest.raises(SegregationError):
         await conveyor.training_split(found["feature_set_id"], ratio=1.5)
+
+
+async def test_join_waits_for_a_late_source_then_joins_as_of_time(conveyor, db, tmp_path):
+    spec = """
+key = "id"
+[[steps]]
+name = "v"
+transform = "numeric"
+columns = ["v"]
+"""
+    left, right, name = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("left", "right", "both"))
+    for dataset in (left, right):
+        await conveyor.set_feature_spec(dataset, spec)
+    await conveyor.define_join(name, [left, right], time_column="ts")
+    (tmp_path / "l.csv").write_text("id,v,ts\na,1,100\nb,2,100\nc,3,100\n")
+    (tmp_path / "r.csv").write_text("id,v,ts\na,10,50\na,11,150\nb,20,99\n")
+    request = await conveyor.ingest(left, tmp_path / "l.csv", key="id", time="ts")
+    await conveyor.wait_ingested(request, left, timeout_s=60)
+    await eventually(lambda: prepared(db, left), timeout_s=60, what="left prepared")
+    assert await conveyor.joined_features(name) == (None, [])      # the right source has not arrived
+    request = await conveyor.ingest(right, tmp_path / "r.csv", key="id", time="ts")
+    await conveyor.wait_ingested(request, right, timeout_s=60)
+    run_id, rows = await eventually(lambda: _joined(conveyor, name), timeout_s=60, what="join ran")
+    assert rows == [("a", [1.0, 10.0], None), ("b", [2.0, 20.0], None)]   # as of ts=100; c has no match
+    assert await db.fetchval("SELECT n_unmatched FROM join_runs WHERE run_id = $1", run_id) == 1
+
+
+async def _joined(conveyor, name):
+    run_id, rows = await conveyor.joined_features(name)
+    return (run_id, rows) if run_id else None

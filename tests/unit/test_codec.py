@@ -16,13 +16,14 @@ import messages.stream
 from messages.base import Message, caused_by, new_id
 from messages.codec import ALL_TYPES, MAX_MESSAGE_BYTES, DecodeFailed, decode, encode, tag_of
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
-from messages.features import FeaturesGenerated
+from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.stream import StreamEvent
 
 BASE = {"type": "stream.event", "stream": "clicks", "entity_key": "user-1"}
 
 EXAMPLES: dict[type[Message], Message] = {
+    FeaturesJoined: FeaturesJoined(join="both", run_id="ab" * 10, sources=["a", "b"], n_rows=3, n_unmatched=1),
     FeaturesGenerated: FeaturesGenerated(dataset="iris", feature_set_id="0123abcd" * 2, batch_id="b1", n_rows=9,
                                          n_quarantined=1),
     SourceAvailable: SourceAvailable(dataset="iris", path="/data/iris.csv", format="csv", label_column="species"),
