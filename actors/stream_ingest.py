@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import msgspec
 
+from actors.online_preparation import (
+    SEP, FeatureSetCache, aggregate_rows, update_aggregates, write_aggregates, write_vectors,
+)
 from actors.partition_worker import PartitionWorker
 from messages.codec import DecodeFailed, decode, printable
 from messages.stream import StreamEvent
@@ -38,11 +41,16 @@ class IngestState(msgspec.Struct):
 
     accepted: dict[str, int] = {}
     n_dead: int = 0
+    aggregates: dict[str, dict[str, list[float]]] = {}
 
 
-def ingest_batch(state: IngestState, records: list[Record], topic: str, partition: int) -> BatchEffects:
-    """Pure: decode ``records``, update ``state``, and return the effects to write."""
+def ingest_batch(state: IngestState, records: list[Record], topic: str, partition: int,
+                 events: list[StreamEvent] | None = None) -> BatchEffects:
+    """Pure: decode ``records``, update ``state`` (counts and per-entity aggregates), and
+    return the effects to write; the accepted events are appended to ``events``."""
     effects = BatchEffects()
+    touched: set[str] = set()
+    events = [] if events is None else events
     for record in records:
         try:
             message = decode(record.value)
@@ -61,6 +69,11 @@ def ingest_batch(state: IngestState, records: list[Record], topic: str, partitio
         effects.raw_events.append(RawEventRow(message.msg_id, message.stream, message.entity_key,
                                               _json.encode(message.values).decode(), message.event_time,
                                               record.offset))
+        if update_aggregates(state.aggregates, message) is not None:
+            touched.add(f"{message.stream}{SEP}{message.entity_key}")
+        events.append(message)
+    if touched:
+        effects.writes.append(write_aggregates(aggregate_rows(state.aggregates, touched)))
     return effects
 
 
@@ -74,8 +87,58 @@ class StreamIngestWorker(PartitionWorker):
         super().__init__(settings, name, topic, partition, checkpoint_every_n, checkpoint_every_s)
         self.ingest_state = IngestState()
 
+    async def open(self) -> None:
+        from actors.wiring import signing_key_bytes
+        from storage.feature_store import RedisOnlineStore
+        from storage.redis_store import connect_redis
+
+        self._redis = connect_redis(self.settings.redis_url)
+        self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
+        self.feature_sets = FeatureSetCache(self.pool, signing_key_bytes(self.settings))
+
+    async def teardown(self) -> None:
+        if getattr(self, "_redis", None) is not None:
+            await self._redis.aclose()
+        await super().teardown()
+
     async def handle(self, records: list[Record]) -> BatchEffects:
-        return ingest_batch(self.ingest_state, records, self.topic, self.partition)
+        events: list[StreamEvent] = []
+        effects = ingest_batch(self.ingest_state, records, self.topic, self.partition, events)
+        await self._prepare_online(events, effects)
+        return effects
+
+    async def _prepare_online(self, events: list[StreamEvent], effects: BatchEffects) -> None:
+        """Aggregates to Redis (absolute values); feature vectors for streams with a feature set."""
+        from ml.quality import QuarantineError
+
+        aggregates = {e.entity_key: e.stream for e in events}
+        if aggregates:
+            pipe = self._redis.pipeline(transaction=False)
+            for entity, stream in aggregates.items():
+                fields = self.ingest_state.aggregates.get(f"{stream}{SEP}{entity}")
+                if fields:
+                    pipe.set(f"conveyor:{self.settings.cluster_name}:agg:{stream}:{entity}",
+                             msgspec.json.encode(fields), ex=self.settings.online_ttl_s)
+            await pipe.execute()
+        vectors, latest = [], {}
+        for event in events:
+            found = await self.feature_sets.get(event.stream)
+            if found is None:
+                continue
+            fsid, fitted = found
+            row = dict(event.values)
+            if fitted.spec.key:  # the event's entity is the row's key
+                row[fitted.spec.key] = event.entity_key
+            try:
+                vector = fitted.transform_one(row).tolist()
+            except QuarantineError:
+                continue  # the raw event is stored; its features are refused (counted by monitoring later)
+            vectors.append((event.msg_id, event.stream, event.entity_key, fsid, vector))
+            latest[(event.stream, event.entity_key)] = (event.entity_key, fsid, vector)
+        if vectors:
+            effects.writes.append(write_vectors(vectors))
+            for (stream, _), item in latest.items():
+                await self.online.put_many(stream, [item])
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.ingest_state)

@@ -113,6 +113,20 @@ class Conveyor:
                               " AND run_id = $2 ORDER BY row_no", name, run_id)
         return run_id, [(r["entity_key"], list(r["vector"]), r["label"]) for r in rows]
 
+    async def online_aggregates(self, stream: str, entity_key: str):
+        """Running aggregates of an entity's numeric fields on ``stream``:
+        ``{field: AggregateView(n, total, min, max)}`` (empty before its first event)."""
+        import msgspec as _msgspec
+
+        from actors.online_preparation import AggregateView
+        from storage.redis_store import connect_redis
+
+        if self._redis is None:
+            self._redis = connect_redis(self.settings.redis_url)
+        raw = await self._redis.get(f"conveyor:{self.settings.cluster_name}:agg:{stream}:{entity_key}")
+        fields = _msgspec.json.decode(raw) if raw else {}
+        return {name: AggregateView(int(v[0]), v[1], v[2], v[3]) for name, v in fields.items()}
+
     async def online_features(self, dataset: str, entity_key: str):
         """The latest feature vector of ``entity_key`` in the online store, or None."""
         from storage.feature_store import RedisOnlineStore

@@ -78,7 +78,7 @@ class BatchEffects:
     outbox: list[tuple] = field(default_factory=list)
     checkpoint_state: bytes | None = None
     #: Stage-specific writes, run inside the same transaction (receive the connection).
-    writes: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    writes: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list, compare=False)
 
 
 class PartitionLedger(abc.ABC):
