@@ -268,14 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Stop the supervision tree, Ray and the embedded services; "
                                    "no process is left behind.").set_defaults(run=cluster_stop)
 
-    source = commands.add_parser("ingest", help="load a CSV or JSONL file into the raw store as one batch",
+    source = commands.add_parser("ingest", help="load a CSV, JSONL or Parquet file into the raw store as one batch",
                                  description="Load a file into the raw store as one batch of DATASET, "
                                              "partitioned over the ingestion workers; the same file twice "
                                              "is recognised by its checksum and stored once. Shows progress "
                                              "and waits for the batch to complete.")
     source.add_argument("dataset", help="dataset name: letters, digits, '_', '.', '-'; starts with a letter")
     source.add_argument("path", help="the file (read by the ingestion workers: give a path they can see)")
-    source.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file's extension")
+    source.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="default: from the file's extension")
     source.add_argument("--key", help="the entity key column")
     source.add_argument("--time", help="the event time column (ISO-8601 or epoch seconds)")
     source.add_argument("--label", help="the label column")

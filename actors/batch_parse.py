@@ -50,8 +50,8 @@ from messages.types import Name
 
 #: A value as it was in the file: CSV gives strings, JSONL any JSON scalar.
 Scalar = str | int | float | bool | None
-Format = Literal["csv", "jsonl"]
-FORMATS: tuple[str, ...] = ("csv", "jsonl")
+Format = Literal["csv", "jsonl", "parquet"]
+FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
 
 #: Column names longer than this are refused (the same bound as message records).
 MAX_COLUMN_CHARS = 128
@@ -244,6 +244,8 @@ def parse_file(path: str | os.PathLike, fmt: Format, *, key: str | None = None, 
         # The csv module refuses fields over 128 KiB by default (a process-wide setting,
         # only ever raised here); this parser applies its own limits per field and row.
         csv.field_size_limit(max_row_bytes)
+    if fmt == "parquet":
+        return _parquet_rows(path, _RowRules(key, time, label, max_field_bytes), key=key, time=time, label=label)
     try:
         f = open(path, "rb")
     except OSError as exc:
@@ -263,6 +265,70 @@ def parse_file(path: str | os.PathLike, fmt: Format, *, key: str | None = None, 
     except BaseException:
         f.close()
         raise
+
+
+def _parquet_rows(path, rules: "_RowRules", *, key: str | None, time: str | None, label: str | None
+                  ) -> Iterator[ParsedRow | RowError]:
+    """Rows of a Parquet file, read in record batches; row ``n`` (from 1) has line number ``n + 1``
+    as if a header were line 1. Dates become ISO-8601 text; nested, binary and NUL-bearing
+    values are row errors."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - a dependency of the project
+        raise IngestError("format", "parquet needs the pyarrow package") from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise IngestError("path", f"cannot open {_excerpt(os.fsdecode(path), 200)!r}: no such file") from None
+    except Exception as exc:
+        raise IngestError("file", f"not a readable Parquet file ({_excerpt(str(exc), 200)})") from None
+    check_header(list(parquet.schema_arrow.names), key=key, time=time, label=label)
+    if parquet.metadata.num_rows == 0:
+        raise IngestError("file", "empty file: no records")
+    return _parquet_iter(parquet, rules)
+
+
+def _parquet_iter(parquet, rules: "_RowRules") -> Iterator[ParsedRow | RowError]:
+    line_no = 1
+    for batch in parquet.iter_batches(batch_size=10_000):
+        for record in batch.to_pylist():
+            line_no += 1
+            values: dict[str, Scalar] = {}
+            problem = None
+            for name, value in record.items():
+                value, reason = _parquet_scalar(value)
+                reason = reason or (rules.field_too_big(name, value) if isinstance(value, str) else None)
+                if reason:
+                    problem = (name, reason)
+                    break
+                values[name] = value
+            problem = problem or rules.check(values)
+            if problem:
+                yield RowError(line_no, problem[0], problem[1], _excerpt(repr(record), MAX_EXCERPT))
+            else:
+                yield ParsedRow(line_no, values)
+
+
+def _parquet_scalar(value) -> tuple[Scalar, str | None]:
+    """A Parquet cell as a JSON scalar, or the reason it cannot be one."""
+    import datetime as dt
+    import decimal
+    import math
+
+    if value is None or isinstance(value, (bool, int)):
+        return value, None
+    if isinstance(value, float):
+        return (None, None) if math.isnan(value) else (value, None) if math.isfinite(value) else \
+            (None, "infinite number")
+    if isinstance(value, str):
+        return (value, None) if "\x00" not in value else (None, "NUL character in text")
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat(), None
+    if isinstance(value, decimal.Decimal):
+        return float(value), None
+    if isinstance(value, (list, dict)):
+        return None, "nested values (lists, structs) are not scalars"
+    return None, f"unsupported value type {type(value).__name__}"
 
 
 def _closing(f: BinaryIO, rows: Iterator[ParsedRow | RowError]) -> Iterator[ParsedRow | RowError]:

@@ -45,9 +45,10 @@ def check_source(dataset: str, path: str | Path, fmt: str | None, key: str | Non
     """(absolute path, format) of a source that can be ingested, else :class:`IngestRefused`."""
     from actors.batch_parse import IngestError, check_options, parse_file, validate_dataset_name
 
-    fmt = fmt or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(Path(path).suffix.lower())
+    fmt = fmt or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}.get(
+        Path(path).suffix.lower())
     if fmt is None:
-        raise IngestRefused("format", f"cannot tell the format of {str(path)!r}; pass --format csv|jsonl")
+        raise IngestRefused("format", f"cannot tell the format of {str(path)!r}; pass --format csv|jsonl|parquet")
     absolute = os.path.abspath(path)
     try:
         validate_dataset_name(dataset)

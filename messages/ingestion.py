@@ -24,7 +24,7 @@ from messages.base import Message
 from messages.types import Name
 
 #: The formats a source file can be in.
-SourceFormat = Literal["csv", "jsonl"]
+SourceFormat = Literal["csv", "jsonl", "parquet"]
 
 #: A file path as given by the user: bounded, no control characters.
 SourcePath = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f\x7f]+\Z")]

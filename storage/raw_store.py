@@ -32,7 +32,7 @@ from messages.types import Name
 _DATASET = re.compile(Name.__metadata__[0].pattern)
 _CHECKSUM = re.compile(r"^[0-9a-f]{64}\Z")
 _COLUMN = re.compile(r"^[^\x00-\x1f\x7f]{1,128}\Z")
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "parquet")
 #: Longest text kept in a reject's ``field``, ``reason`` and ``raw`` columns.
 MAX_REJECT_TEXT = 4096
 

@@ -163,3 +163,17 @@ async def test_scheduled_ingestion_runs_when_due_and_stores_an_unchanged_file_on
     with pytest.raises(SubmitRefused) as refused:
         await conveyor.schedule_ingest(name, path, "every tuesday")
     assert refused.value.field == "every"
+
+
+async def test_a_parquet_file_is_ingested_like_any_source(conveyor, db, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(1000)], "x": [i / 2 for i in range(1000)]}), path)
+    name = dataset_name("parquet")
+    request = await conveyor.ingest(name, path, key="id")
+    done = await conveyor.wait_ingested(request, name, timeout_s=60)
+    assert (done.n_rows, done.n_rejected) == (1000, 0)
+    values = await db.fetchval("SELECT values FROM raw_records WHERE batch_id = $1 AND line_no = 3", done.batch_id)
+    assert json.loads(values) == {"id": "p1", "x": 0.5}
