@@ -17,19 +17,14 @@ from actors.batch_parse import (
 )
 from actors.partition_worker import PartitionWorker
 from messages.base import caused_by
-from messages.codec import DecodeFailed, decode, encode, printable
+from messages.codec import encode
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
-from storage.base import BatchEffects, DeadLetter
+from storage.base import BatchEffects
 from storage.kafka import Record
 from storage.settings import Settings
 
 #: Rows written per COPY round trip.
 WRITE_CHUNK = 20_000
-
-
-def dead_letter(effects: BatchEffects, topic: str, partition: int, record: Record, reason: str) -> None:
-    effects.dead_letters.append(DeadLetter(topic, partition, record.offset, record.key, record.value,
-                                           printable(reason)))
 
 
 def set_request(request_id: str, dataset: str, state: str, batch_id: str | None = None, error: str | None = None):
@@ -69,16 +64,9 @@ class IngestCoordinator(PartitionWorker):
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()
         for record in records:
-            try:
-                command = decode(record.value)
-            except DecodeFailed as exc:
-                dead_letter(effects, self.topic, self.partition, record, exc.reason)
-                continue
-            if not isinstance(command, (IngestBatch, SourceAvailable)):
-                dead_letter(effects, self.topic, self.partition, record,
-                            f"a {type(command).__name__} does not belong on topic {self.topic!r}")
-                continue
-            await self._open_batch(command, effects)
+            command = self.expect(record, effects, IngestBatch, SourceAvailable)
+            if command is not None:
+                await self._open_batch(command, effects)
         return effects
 
     async def _open_batch(self, command: IngestBatch | SourceAvailable, effects: BatchEffects) -> None:
@@ -137,14 +125,9 @@ class BatchLoader(PartitionWorker):
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()
         for record in records:
-            try:
-                task = decode(record.value)
-                if not isinstance(task, LoadPartition):
-                    raise DecodeFailed(f"a {type(task).__name__} does not belong on topic {self.topic!r}")
-            except DecodeFailed as exc:
-                dead_letter(effects, self.topic, self.partition, record, exc.reason)
-                continue
-            await self._load(task, effects)
+            task = self.expect(record, effects, LoadPartition)
+            if task is not None:
+                await self._load(task, effects)
         return effects
 
     async def _load(self, task: LoadPartition, effects: BatchEffects) -> None:

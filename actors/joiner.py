@@ -8,10 +8,9 @@ import asyncio
 import datetime as dt
 import hashlib
 
-from actors.batch_ingest import dead_letter
 from actors.partition_worker import PartitionWorker
 from actors.preparation import typed_value
-from messages.codec import DecodeFailed, decode, encode
+from messages.codec import encode
 from messages.features import FeaturesGenerated, FeaturesJoined
 from ml.join import Side, asof_join
 from storage.base import BatchEffects
@@ -45,12 +44,8 @@ class Joiner(PartitionWorker):
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()
         for record in records:
-            try:
-                event = decode(record.value)
-                if not isinstance(event, FeaturesGenerated):
-                    raise DecodeFailed(f"a {type(event).__name__} does not belong on topic {self.topic!r}")
-            except DecodeFailed as exc:
-                dead_letter(effects, self.topic, self.partition, record, exc.reason)
+            event = self.expect(record, effects, FeaturesGenerated)
+            if event is None:
                 continue
             joins = await self.pool.fetch("SELECT name, sources, time_column FROM feature_joins"
                                           " WHERE $1 = ANY(sources)", event.dataset)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 
 from actors.worker import Worker
-from storage.base import BatchEffects, Claim, PartitionLedger
+from messages.codec import DecodeFailed, decode, printable
+from storage.base import BatchEffects, Claim, DeadLetter, PartitionLedger
 from storage.kafka import PartitionReader, Record
 from storage.settings import Settings
 
@@ -45,6 +46,19 @@ class PartitionWorker(Worker):
 
     async def open(self) -> None:
         """Open what ``handle`` needs beyond the pool (called once the partition is claimed)."""
+
+    def expect(self, record: Record, effects: BatchEffects, *types: type):
+        """The record's message if it decodes to one of ``types``; otherwise it is
+        dead-lettered (with the reason) in ``effects`` and ``None`` is returned."""
+        try:
+            message = decode(record.value)
+            if not isinstance(message, types):
+                raise DecodeFailed(f"a {type(message).__name__} does not belong on topic {self.topic!r}")
+            return message
+        except DecodeFailed as exc:
+            effects.dead_letters.append(DeadLetter(self.topic, self.partition, record.offset, record.key,
+                                                   record.value, printable(exc.reason)))
+            return None
 
     # --- the loop ---------------------------------------------------------------------------
 

@@ -15,12 +15,11 @@ import math
 
 import msgspec
 
-from actors.batch_ingest import dead_letter
 from actors.partition_worker import PartitionWorker
-from messages.codec import DecodeFailed, decode, encode
+from messages.codec import encode, printable
 from messages.features import FeaturesGenerated
 from messages.ingestion import RawIngested
-from storage.base import BatchEffects
+from storage.base import BatchEffects, DeadLetter
 from storage.kafka import Record
 from storage.settings import Settings
 
@@ -82,12 +81,8 @@ class PreparationWorker(PartitionWorker):
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()
         for record in records:
-            try:
-                event = decode(record.value)
-                if not isinstance(event, RawIngested):
-                    raise DecodeFailed(f"a {type(event).__name__} does not belong on topic {self.topic!r}")
-            except DecodeFailed as exc:
-                dead_letter(effects, self.topic, self.partition, record, exc.reason)
+            event = self.expect(record, effects, RawIngested)
+            if event is None:
                 continue
             if event.duplicate_of is not None:
                 continue  # the batch was prepared when it first arrived
@@ -98,8 +93,9 @@ class PreparationWorker(PartitionWorker):
 
                 if not isinstance(exc, (FeatureSpecError, ValueError)):
                     raise
-                dead_letter(effects, self.topic, self.partition, record,
-                            f"preparation of batch {event.batch_id} ({event.dataset}) failed: {exc}")
+                effects.dead_letters.append(DeadLetter(
+                    self.topic, self.partition, record.offset, record.key, record.value,
+                    printable(f"preparation of batch {event.batch_id} ({event.dataset}) failed: {exc}")))
         return effects
 
     async def _prepare(self, event: RawIngested, effects: BatchEffects) -> None:
