@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+from dataclasses import dataclass
 
 import msgspec
 
@@ -53,6 +54,36 @@ def stored_feature_set_id(dataset: str, fitted_id: str) -> str:
     True
     """
     return hashlib.sha256(f"{dataset}\x00{fitted_id}".encode()).hexdigest()[:20]
+
+
+@dataclass
+class Prepared:
+    fitted: object
+    rows: list[tuple[int, str | None, list[float], str | None]]   # (line, key, vector, label)
+    quarantined: list[tuple[int, str]]
+    report_json: bytes
+    latest: dict[str, list[float]]                                # entity key -> its last vector
+
+
+def prepare_rows(spec, fitted, raw: list, typed: bool) -> Prepared:
+    """Pure and CPU-bound: decode the raw rows, fit the feature set when there is none
+    yet, transform, and shape the outputs for the stores."""
+    from ml.features import fit_feature_set
+
+    lines = [r["line_no"] for r in raw]
+    rows = [msgspec.json.decode(r["values"]) for r in raw]
+    if typed:
+        rows = [{k: typed_value(v) for k, v in row.items()} for row in rows]
+    fitted = fitted if fitted is not None else fit_feature_set(spec, rows)
+    X, y, report = fitted.transform_batch(rows)
+    vectors = X.tolist()
+    labels = [None] * len(vectors) if y is None else [str(v) for v in y.tolist()]
+    keys = [None if not spec.key or rows[i].get(spec.key) is None else str(rows[i][spec.key]) for i in report.kept]
+    out = [(lines[i], key, vector, label) for i, key, vector, label in zip(report.kept, keys, vectors, labels)]
+    latest = {key: vector for key, vector in zip(keys, vectors) if key is not None}   # last row wins
+    summary = msgspec.structs.replace(report, kept=())   # the kept indices are the stored rows themselves
+    return Prepared(fitted, out, [(lines[q.index], q.reason) for q in report.quarantined],
+                    msgspec.json.encode(summary), latest)
 
 
 class PreparationWorker(PartitionWorker):
@@ -99,7 +130,7 @@ class PreparationWorker(PartitionWorker):
         return effects
 
     async def _prepare(self, event: RawIngested, effects: BatchEffects) -> None:
-        from ml.features import FeatureSpec, FittedFeatureSet, fit_feature_set
+        from ml.features import FeatureSpec, FittedFeatureSet
 
         spec_toml = await self.features.spec(event.dataset)
         if spec_toml is None:
@@ -108,37 +139,23 @@ class PreparationWorker(PartitionWorker):
         fmt = await self.pool.fetchval("SELECT format FROM raw_batches WHERE batch_id = $1", event.batch_id)
         raw = await self.pool.fetch("SELECT line_no, values FROM raw_records WHERE batch_id = $1 ORDER BY line_no",
                                     event.batch_id)
-        lines = [r["line_no"] for r in raw]
-        rows = [msgspec.json.decode(r["values"]) for r in raw]
-        if fmt == "csv":
-            rows = [{k: typed_value(v) for k, v in row.items()} for row in rows]
         stored = await self.features.latest_set(event.dataset, spec_toml)
-        if stored is not None:
-            fitted, fitted_here = FittedFeatureSet.from_bytes(stored.fitted), False
-        else:
-            fitted, fitted_here = await asyncio.to_thread(fit_feature_set, spec, rows), True
-        X, y, report = await asyncio.to_thread(fitted.transform_batch, rows)
-        fsid = stored_feature_set_id(event.dataset, fitted.feature_set_id)
-        out = []
-        for j, index in enumerate(report.kept):
-            key = rows[index].get(spec.key) if spec.key else None
-            out.append((lines[index], None if key is None else str(key), X[j].tolist(),
-                        None if y is None else str(y[j].item() if hasattr(y[j], "item") else y[j])))
-        quarantined = [(lines[q.index], q.reason) for q in report.quarantined]
-        report_json = msgspec.json.encode(report)
-        store, names, fitted_bytes = self.features, list(fitted.feature_names), fitted.to_bytes()
+        fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else None
+        # Everything CPU-bound runs in a thread so the actor keeps answering heartbeats.
+        result = await asyncio.to_thread(prepare_rows, spec, fitted, raw, fmt == "csv")
+        fitted_here = stored is None
+        fsid = stored_feature_set_id(event.dataset, result.fitted.feature_set_id)
+        store, names, fitted_bytes = self.features, list(result.fitted.feature_names), result.fitted.to_bytes()
 
         async def write(conn) -> None:
             if fitted_here:
                 await store.add_set(conn, event.dataset, spec_toml, fsid, fitted_bytes, names, event.batch_id)
-            await store.write_batch(conn, fsid, event.batch_id, out, quarantined, report_json)
+            await store.write_batch(conn, fsid, event.batch_id, result.rows, result.quarantined, result.report_json)
 
         effects.writes.append(write)
-        if spec.key:
-            latest: dict[str, tuple[str, str, list[float]]] = {}
-            for line, key, vector, _ in out:
-                latest[key] = (key, fsid, vector)   # rows in line order: the last one wins
-            await self.online.put_many(event.dataset, list(latest.values()))
+        if result.latest:
+            await self.online.put_many(event.dataset, [(key, fsid, vector) for key, vector in result.latest.items()])
+        out, quarantined = result.rows, result.quarantined
         done = FeaturesGenerated(dataset=event.dataset, feature_set_id=fsid, batch_id=event.batch_id,
                                  n_rows=len(out), n_quarantined=len(quarantined), fitted_here=fitted_here,
                                  correlation_id=event.correlation_id, causation_id=event.msg_id)

@@ -106,6 +106,14 @@ class OnlineVector(msgspec.Struct, frozen=True):
     updated_at: float
 
 
+#: SET each KEYS[i] to ARGV[i] with the TTL in the last argument (single Redis, not Redis Cluster).
+_SET_ALL_WITH_TTL = """
+local ttl = ARGV[#KEYS + 1]
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'EX', ttl) end
+return #KEYS
+"""
+
+
 class RedisOnlineStore:
     """``conveyor:<cluster>:online:<dataset>:<entity key>`` -> the entity's latest vector."""
 
@@ -120,14 +128,15 @@ class RedisOnlineStore:
         return f"{self._prefix}{dataset}:{entity_key}"
 
     async def put_many(self, dataset: str, items: Sequence[tuple[str, str, list[float]]],
-                       chunk: int = 5_000) -> None:
+                       chunk: int = 10_000) -> None:
+        """Set every entity's vector with the TTL; one server-side script call per chunk
+        (a command per key costs ~40 µs of client time in redis-py)."""
         now = time.time()
         for start in range(0, len(items), chunk):
-            pipe = self._client.pipeline(transaction=False)
-            for entity_key, feature_set_id, vector in items[start:start + chunk]:
-                pipe.set(self._key(dataset, entity_key),
-                         self._encode.encode(OnlineVector(feature_set_id, vector, now)), ex=self._ttl_s)
-            await pipe.execute()
+            part = items[start:start + chunk]
+            keys = [self._key(dataset, entity_key) for entity_key, _, _ in part]
+            values = [self._encode.encode(OnlineVector(fsid, vector, now)) for _, fsid, vector in part]
+            await self._client.eval(_SET_ALL_WITH_TTL, len(keys), *keys, *values, self._ttl_s)
 
     async def get(self, dataset: str, entity_key: str) -> OnlineVector | None:
         raw = await self._client.get(self._key(dataset, entity_key))
