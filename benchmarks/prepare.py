@@ -10,7 +10,8 @@ seeded) is written to a temp dir. A fresh embedded cluster is started with
 ``python run.py cluster start`` (its own state dir under /tmp, a unique cluster name, no
 CONVEYOR_*/RAY_* variables from the caller) and always stopped again with
 ``python run.py cluster stop``; afterwards no process may still mention its state dir or
-Ray's work dir.
+Ray's work dir. A failed start (Ray's head has timed out during start-up on this shared,
+overloaded machine) is stopped and retried once with another fresh cluster.
 
 The feature spec (:data:`SPEC_TOML`: numeric x3, onehot, impute, scale, clip; key ``id``,
 label ``label``) is checked with ``FeatureSpec.from_toml`` and then set with
@@ -26,7 +27,10 @@ N vectors to PostgreSQL nor the commit. Also shown: the wall time from the exit 
 ``run.py ingest`` until ``feature_quality`` has the row (polled every 20 ms), the same
 "visible" moment on PostgreSQL's clock and the throughput to it (completion -> visible),
 when ``raw.ingested`` and ``features.generated`` were published by the outbox relay, and
-the CPU seconds of the ``root.prepare`` actor's process.
+the CPU seconds of the ``root.prepare`` actor's process, the size of the batch's quality
+report, and every supervision lifecycle signal (``actor.hung``, ``actor.restarted``...)
+recorded during the run. A restart of ``root.prepare`` is reported as an error; the
+figure is still shown, marked, as it includes preparing the batch again.
 
 Floors, same run, same machine, with the cluster idle, on the same rows: the CSV parsed
 with the csv module and every value converted with ``actors.preparation.typed_value``
@@ -40,13 +44,16 @@ B. a pure-numpy version of the same math: columns pulled out of the typed rows i
    quantiles, one-hot via ``np.unique(return_inverse=True)``. A second, lower floor
    (higher rows/s), shown for reference.
 
-Each floor is run ``--floor-runs`` times (default 3) and its median taken. A's feature set
-must have the product's ``feature_set_id``, B's X must equal A's, and a few of the
-product's stored vectors must equal A's rows (all checked and printed).
+Each floor is run ``--floor-runs`` times (default 3) and its median taken. Checked and
+printed: B's X equals A's; the product's fitted feature set (``feature_sets.fitted``; its
+id, and its fitted states when they differ) is A's; every vector the product stored
+equals A's row (within 1e-9).
 
-With ``--profile DIR`` the ``root.prepare`` actor is sampled with ``py-spy record`` from
-before the ingestion until the features are visible (collapsed stacks in DIR, top functions
-printed); sampling perturbs the figure a little.
+With ``--profile DIR`` the ``root.prepare`` actor is sampled with ``py-spy record``
+(non-idle threads, 100 Hz) and ``pg_stat_activity`` every 50 ms, from before the ingestion
+until the features are visible (collapsed stacks in DIR and the top functions printed; per
+statement of the client backends, when it was first and last seen active, from the batch's
+completion); sampling perturbs the figure a little.
 """
 
 from __future__ import annotations
@@ -58,7 +65,6 @@ import math
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,7 +168,7 @@ def floor_features(spec, rows: list[dict]) -> dict:
     return {"fit_s": fit_done - began, "transform_s": done - fit_done, "wall_s": done - began,
             "cpu_s": time.process_time() - cpu, "rows_per_s": len(rows) / (done - began),
             "X": X, "y": y, "n_kept": len(report.kept), "n_quarantined": len(report.quarantined),
-            "feature_set_id": fitted.feature_set_id, "feature_names": list(fitted.feature_names)}
+            "feature_set_id": fitted.feature_set_id, "feature_names": list(fitted.feature_names), "fitted": fitted}
 
 
 # --- floor B: the same math in plain numpy --------------------------------------------------------
@@ -195,6 +201,43 @@ def floor_numpy(rows: list[dict]) -> dict:
     return {"extract_s": extracted - began, "math_s": done - extracted, "wall_s": done - began,
             "cpu_s": time.process_time() - cpu, "rows_per_s": n / (done - began), "X": X, "y": y,
             "names": [f"num.{c}" for c in NUMERIC] + [f"color.{c}" for c in categories]}
+
+
+def compare_with_floor(c: dict, fa: dict, rows: list[dict]) -> list[str]:
+    """The product's feature set and stored vectors beside floor A's; prints, returns problems."""
+    import numpy as np
+
+    from ml.features import FittedFeatureSet
+
+    problems = []
+    product = FittedFeatureSet.from_bytes(c["fitted"])
+    ours = fa["fitted"]
+    diffs = []
+    for mine, theirs in zip(product.steps, ours.steps):
+        a, b = mine.state, theirs.state
+        if a != b:
+            for field in a:
+                if a[field] != b.get(field):
+                    diffs.append(f"{mine.name}.{field}: product {a[field]} / floor {b.get(field)}")
+    same_id = product.feature_set_id == ours.feature_set_id
+    print(f"  check: the product's fitted feature set (feature_sets.fitted, stored under id {c['row']['feature_set_id']})"
+          f" has id {product.feature_set_id}: {'the same as' if same_id else 'NOT'} floor A's {ours.feature_set_id}"
+          + ("" if same_id else "; fitted states that differ: " + ("; ".join(diffs) or "none")), flush=True)
+    keys_ok = c["keys"] == [str(r["id"]) for r in rows]
+    X = np.array(c["vectors"], dtype=np.float64) if c["vectors"] else np.empty((0, fa["X"].shape[1]))
+    if not keys_ok or X.shape != fa["X"].shape:
+        problems.append(f"the product stored {X.shape} vectors (keys in CSV order: {keys_ok}); floor A has "
+                        f"{fa['X'].shape}")
+        return problems
+    unequal = ~(X == fa["X"]).all(axis=1)
+    print(f"  check: stored vectors equal to floor A's rows: {len(X) - int(unequal.sum()):,} of {len(X):,}"
+          + ("" if not unequal.any() else f"; max |diff| {np.abs(X - fa['X']).max():.1e}"), flush=True)
+    if not same_id:
+        problems.append("the product's fitted feature set differs from floor A's"
+                        + (" (equal fitted states)" if not diffs else ""))
+    if unequal.any() and np.abs(X - fa["X"]).max() > 1e-9:
+        problems.append("the product's vectors differ from floor A's beyond rounding")
+    return problems
 
 
 def _median_run(fn, runs: int) -> tuple[dict, list[float]]:
@@ -232,7 +275,7 @@ async def _wait_prepared(dsn: str, dataset: str, timeout_s: float) -> tuple[dict
         await conn.close()
 
 
-async def _timeline(dsn: str, dataset: str, feature_set_id: str | None, sample_keys: list[str]) -> dict:
+async def _timeline(dsn: str, dataset: str, feature_set_id: str | None) -> dict:
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
@@ -245,7 +288,18 @@ async def _timeline(dsn: str, dataset: str, feature_set_id: str | None, sample_k
             "SELECT topic, extract(epoch FROM created_at)::float8 AS created,"
             " extract(epoch FROM published_at)::float8 AS published FROM outbox"
             " WHERE topic IN ('raw.ingested', 'features.generated') AND msg_key = $1", dataset.encode())}
-        out: dict = {"batch": dict(batch) if batch else None,
+        signals = []
+        if batch:
+            from messages.codec import decode
+
+            for r in await conn.fetch("SELECT extract(epoch FROM created_at)::float8 AS at, payload FROM outbox"
+                                      " WHERE topic = 'lifecycle' AND created_at >= to_timestamp($1) ORDER BY id",
+                                      batch["created"]):
+                try:
+                    signals.append((r["at"], decode(bytes(r["payload"]))))
+                except Exception as exc:
+                    signals.append((r["at"], f"undecodable lifecycle signal: {exc}"))
+        out: dict = {"batch": dict(batch) if batch else None, "signals": signals,
                      "raw_ingested": dict(published["raw.ingested"]) if "raw.ingested" in published else None,
                      "features_generated": (dict(published["features.generated"])
                                             if "features.generated" in published else None)}
@@ -254,17 +308,131 @@ async def _timeline(dsn: str, dataset: str, feature_set_id: str | None, sample_k
                 "SELECT count(*) FROM features WHERE feature_set_id = $1", feature_set_id)
             out["n_quarantined"] = await conn.fetchval(
                 "SELECT count(*) FROM feature_quarantine WHERE feature_set_id = $1", feature_set_id)
-            out["samples"] = {r["entity_key"]: list(r["vector"]) for r in await conn.fetch(
-                "SELECT entity_key, vector FROM features WHERE feature_set_id = $1 AND entity_key = ANY($2)",
-                feature_set_id, sample_keys)}
+            out["report_bytes"] = await conn.fetchval(
+                "SELECT octet_length(report::text) FROM feature_quality WHERE feature_set_id = $1", feature_set_id)
+            out["fitted"] = bytes(await conn.fetchval("SELECT fitted FROM feature_sets WHERE feature_set_id = $1",
+                                                      feature_set_id))
+            rows = await conn.fetch("SELECT entity_key, vector FROM features WHERE feature_set_id = $1"
+                                    " ORDER BY line_no", feature_set_id)
+            out["keys"] = [r["entity_key"] for r in rows]
+            out["vectors"] = [r["vector"] for r in rows]
         return out
     finally:
         await conn.close()
 
 
+class SpyRecord:
+    """``py-spy record`` (non-blocking; every thread that is not idle, GIL or not, so numpy
+    work in the worker thread counts) of some processes, stopped with SIGINT."""
+
+    def __init__(self, out_dir: Path, pids: dict[str, int]) -> None:
+        self.procs, self.files = {}, {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, pid in pids.items():
+            path = out_dir / f"{name}-{pid}.txt"
+            self.files[name] = path
+            self.procs[name] = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(pid), "--nonblocking", "--threads", "--rate", "100",
+                 "--format", "raw", "--output", str(path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # py-spy attaches
+
+    def stop(self) -> dict[str, Path]:
+        import signal
+
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return {n: p for n, p in self.files.items() if p.exists()}
+
+
+class PgTimeline:
+    """Samples ``pg_stat_activity`` every ``interval_s`` (PostgreSQL's clock): per statement
+    of the other client backends, when it was first and last seen active, in how many
+    samples, and what it waited on."""
+
+    QUERY = ("SELECT extract(epoch FROM clock_timestamp())::float8 AS now, pid,"
+             " coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait,"
+             " regexp_replace(left(query, 200), '\\s+', ' ', 'g') AS query FROM pg_stat_activity"
+             " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'"
+             " AND backend_type = 'client backend'")
+
+    def __init__(self, dsn: str, interval_s: float = 0.05) -> None:
+        self.dsn, self.interval_s = dsn, interval_s
+        self.seen: dict[str, dict] = {}
+        self.n_samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread.start()
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while not self._stop.is_set():
+                for row in await conn.fetch(self.QUERY):
+                    entry = self.seen.setdefault(row["query"][:100], {"first": row["now"], "waits": {}, "n": 0})
+                    entry["last"] = row["now"]
+                    entry["n"] += 1
+                    entry["waits"][row["wait"]] = entry["waits"].get(row["wait"], 0) + 1
+                self.n_samples += 1
+                await asyncio.sleep(self.interval_s)
+        finally:
+            await conn.close()
+
+    def stop(self) -> tuple[int, dict[str, dict]]:
+        self._stop.set()
+        self._thread.join(10)
+        return self.n_samples, self.seen
+
+
+def code_version() -> str:
+    """The checkout's commit, and whether the tree has changes (read-only git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return f"{head or 'unknown'}" + (" with uncommitted changes" if dirty else "")
+
+
+def start_cluster(attempts: int = 2):
+    """A fresh cluster (benchmarks.ingest.Cluster), started; a failed start (on this shared
+    machine Ray's head has timed out during start-up under load) is stopped, its leftovers
+    checked, and tried once more with another fresh cluster. Returns (cluster, notes)."""
+    from benchmarks.ingest import Cluster
+
+    notes: list[str] = []
+    for attempt in range(1, attempts + 1):
+        cluster = Cluster()
+        print(f"starting cluster {cluster.name} in {cluster.state} ...", flush=True)
+        try:
+            print(f"  healthy in {cluster.start():.1f} s", flush=True)
+            return cluster, notes
+        except Exception as exc:
+            last = (str(exc).strip().splitlines() or [""])[-1]
+            problems = cluster.stop()
+            note = f"cluster start attempt {attempt} failed ({last[:200]}); stopped" + (
+                ": " + "; ".join(problems) if problems else ", no process left")
+            notes.append(note)
+            print(f"  {note}", flush=True)
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def measure_conveyor(cluster, csv_path: Path, n_rows: int, dataset: str, spec_path: Path,
-                     timeout_s: float, profile_dir: Path | None, sample_keys: list[str]) -> dict:
-    from benchmarks.ingest import OutputWatch, Profiler, actors_of, pids_cpu_s
+                     timeout_s: float, profile_dir: Path | None) -> dict:
+    from benchmarks.ingest import OutputWatch, actors_of, pids_cpu_s
 
     problems: list[str] = []
     done = cluster.cli("features", "set", dataset, str(spec_path), timeout=60)
@@ -276,7 +444,8 @@ def measure_conveyor(cluster, csv_path: Path, n_rows: int, dataset: str, spec_pa
         raise RuntimeError(f"cluster not healthy before the ingestion: {bad}")
     prep = before[PREPARE_ACTOR]
     prep_pid = prep["pid"]
-    profiler = Profiler(profile_dir / dataset, {"prepare": prep_pid}) if profile_dir else None
+    profiler = SpyRecord(profile_dir / dataset, {"prepare": prep_pid}) if profile_dir else None
+    sampler = PgTimeline(cluster.dsn) if profile_dir else None
     cpu_before = pids_cpu_s({"prepare": prep_pid})["prepare"]
 
     began = time.monotonic()
@@ -306,17 +475,19 @@ def measure_conveyor(cluster, csv_path: Path, n_rows: int, dataset: str, spec_pa
             problems.append(f"feature_quality had no row for {dataset!r} {timeout_s:.0f} s after the ingestion")
     cpu_after = pids_cpu_s({"prepare": prep_pid})["prepare"]
     profiles = profiler.stop() if profiler else {}
+    pg_samples = sampler.stop() if sampler else None
     after = actors_of(cluster.status()).get(PREPARE_ACTOR, {})
 
-    facts = asyncio.run(_timeline(cluster.dsn, dataset, row and row["feature_set_id"], sample_keys))
+    facts = asyncio.run(_timeline(cluster.dsn, dataset, row and row["feature_set_id"]))
     batch = facts["batch"] or {}
     out = {"ingest_wall_s": exited - began, "exit": code, "stdout": watch.text, "stderr": stderr,
            "batch": batch, "raw_ingested": facts["raw_ingested"], "features_generated": facts["features_generated"],
            "row": row, "visible_after_exit_s": (seen - exited) if row else None, "prep_pid": prep_pid,
            "prep_cpu_s": cpu_after - cpu_before, "prep_restarts": (after.get("n_restarts") or 0)
            - (prep.get("n_restarts") or 0), "prep_pid_after": after.get("pid"), "profiles": profiles,
+           "pg_samples": pg_samples, "signals": facts["signals"], "report_bytes": facts.get("report_bytes"),
            "n_features_rows": facts.get("n_features_rows"), "n_quarantined": facts.get("n_quarantined"),
-           "samples": facts.get("samples", {})}
+           "fitted": facts.get("fitted"), "keys": facts.get("keys"), "vectors": facts.get("vectors")}
     if batch.get("state") != "complete" or batch.get("n_rows") != n_rows or batch.get("n_rejected"):
         problems.append(f"batch {batch.get('batch_id')}: state {batch.get('state')!r}, {batch.get('n_rows')} rows, "
                         f"{batch.get('n_rejected')} rejected; expected complete, {n_rows}, 0")
@@ -336,7 +507,7 @@ def measure_conveyor(cluster, csv_path: Path, n_rows: int, dataset: str, spec_pa
         problems.append(f"{PREPARE_ACTOR} restarted {out['prep_restarts']}x during the run "
                         f"(pid {prep_pid} -> {out['prep_pid_after']})")
     out["problems"] = problems
-    if problems:
+    if any(not p.startswith(PREPARE_ACTOR) for p in problems):   # a restart still gives a (slower) figure
         out["rows_per_s"] = out["rows_per_s_visible"] = None
     return out
 
@@ -371,6 +542,11 @@ def show_conveyor(c: dict, n_rows: int) -> None:
     print(f"  {PREPARE_ACTOR} (pid {c['prep_pid']}): {_fmt(c['prep_cpu_s'], 1)} CPU s from the ingestion's start "
           f"until the row was seen; stored {_fmt(c.get('n_features_rows'))} vectors, "
           f"{_fmt(c.get('n_quarantined'))} quarantined", flush=True)
+    if c.get("report_bytes"):
+        print(f"  the batch's quality report (feature_quality.report) is {c['report_bytes'] / 2**20:.1f} MiB of JSON",
+              flush=True)
+    for at, signal in c.get("signals") or []:
+        print(f"  lifecycle signal at {_rel(at, completed)} from completed_at: {signal!r}"[:400], flush=True)
     for p in c["problems"]:
         print(f"  PROBLEM: {p}", flush=True)
 
@@ -378,11 +554,22 @@ def show_conveyor(c: dict, n_rows: int) -> None:
 def show_profiles(c: dict) -> None:
     from benchmarks.ingest import top_functions
 
+    completed = (c.get("batch") or {}).get("completed")
+    if c.get("pg_samples") and completed is not None:
+        n, seen = c["pg_samples"]
+        print(f"  pg_stat_activity, {n} samples every 50 ms: statements of the client backends seen active at or "
+              f"after the batch's completion (first .. last seen, PostgreSQL's clock, from completed_at)")
+        for query, e in sorted(seen.items(), key=lambda item: item[1]["first"]):
+            if e["last"] < completed - 0.5:
+                continue
+            waits = ", ".join(f"{w} {k}" for w, k in sorted(e["waits"].items(), key=lambda x: -x[1]))
+            print(f"    {e['first'] - completed:+7.2f} .. {e['last'] - completed:+7.2f} s  {e['n']:4d} samples "
+                  f"[{waits}]  {query[:90]}")
     for name, path in sorted(c.get("profiles", {}).items()):
         total, own, incl = top_functions(path, 15)
         if not total:
             continue
-        print(f"  py-spy {name} ({total} samples holding the GIL, {path}):")
+        print(f"  py-spy {name} ({total} samples of non-idle threads at 100 Hz, {path}):")
         print("    self:")
         for frame, k in own:
             print(f"      {100 * k / total:5.1f}%  {frame}")
@@ -404,7 +591,8 @@ def report(n_rows: int, c: dict, fa: dict | None, fb: dict | None, parse_s: floa
     print(f"preparation, {n_rows:,} rows (fit + transform of the training batch)")
     print(f"{'figure':<58} {'rows/s':>10} {'seconds':>8}   {'vs A':>6}   {'vs B':>6}")
     lines = [
-        ("conveyor: completed_at -> feature_quality.created_at", mine, c.get("db_prepare_s")),
+        ("conveyor: completed_at -> feature_quality.created_at" + (" *" if c.get("prep_restarts") else ""),
+         mine, c.get("db_prepare_s")),
         ("conveyor: completed_at -> feature_quality row visible", mine_visible, c.get("db_visible_s")),
         ("floor A: fit_feature_set + transform_batch, in-process", a, fa and fa.get("wall_s")),
         ("floor B: pure numpy (same math)", b, fb and fb.get("wall_s")),
@@ -413,6 +601,9 @@ def report(n_rows: int, c: dict, fa: dict | None, fb: dict | None, parse_s: floa
         ra, rb = ratio(rate, a), ratio(rate, b)
         print(f"{label:<58} {_fmt(rate):>10} {_fmt(secs, 2):>8}   "
               f"{'n/a' if ra is None else f'{ra:.2f}':>6}   {'n/a' if rb is None else f'{rb:.2f}':>6}")
+    if c.get("prep_restarts"):
+        print(f"* includes {c['prep_restarts']} restart(s) of {PREPARE_ACTOR} during the preparation (the batch "
+              f"was prepared again from the start)")
     ra = ratio(mine, a)
     met = None if ra is None else ra >= GOAL_RATIO
     print(f"goal: conveyor >= {GOAL_RATIO} x floor A (\"the same transforms run in-process with numpy on the same "
@@ -475,23 +666,18 @@ def main(argv: list[str] | None = None) -> int:
     fa = fb = None
     parse_s = None
     dataset = "bench-prepare"
-    rng = random.Random(args.seed + 1)
-    sample_ids = sorted(rng.sample(range(1, args.rows + 1), 5))
     try:
         t = time.monotonic()
         n_missing = write_csv(csv_path, args.rows, args.seed)
         print(f"data: {args.rows:,} rows ({n_missing:,} with x2 empty), {csv_path.stat().st_size / 2**20:.1f} MiB "
               f"in {csv_path} ({time.monotonic() - t:.1f} s); spec checked: {len(spec.steps)} steps", flush=True)
-        from benchmarks.ingest import Cluster
-
-        cluster = Cluster()
-        print(f"starting cluster {cluster.name} in {cluster.state} ...", flush=True)
-        print(f"  healthy in {cluster.start():.1f} s", flush=True)
+        print(f"code: {code_version()}", flush=True)
+        cluster, _ = start_cluster()
         print(f"conveyor: features set + ingest of dataset {dataset!r} (load average "
               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}) ...", flush=True)
         try:
             c = measure_conveyor(cluster, csv_path, args.rows, dataset, spec_path, timeout_s,
-                                 Path(args.profile) if args.profile else None, [str(i) for i in sample_ids])
+                                 Path(args.profile) if args.profile else None)
             show_conveyor(c, args.rows)
             show_profiles(c)
             errors.extend(f"conveyor: {p}" for p in c["problems"])
@@ -525,18 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  check: floor B's X equals floor A's (max |diff| {np.abs(fb['X'] - fa['X']).max():.1e}); "
                   f"columns {', '.join(fa['feature_names'])}", flush=True)
         row = c.get("row")
-        if row is not None:
-            same_id = row["feature_set_id"] == fa["feature_set_id"]
-            wanted = set(sample_ids)
-            index = {r["id"]: i for i, r in enumerate(rows) if r["id"] in wanted}
-            equal = [k for k in sample_ids
-                     if str(k) in c["samples"] and np.array_equal(np.array(c["samples"][str(k)]), fa["X"][index[k]])]
-            print(f"  check: the product's feature set {row['feature_set_id']} "
-                  f"{'is' if same_id else 'is NOT'} floor A's; stored vectors equal to floor A's rows for "
-                  f"{len(equal)}/{len(sample_ids)} sampled keys", flush=True)
-            if not same_id or len(equal) != len(sample_ids):
-                errors.append("the product's features differ from floor A's (see the checks above)")
-        del rows
+        if row is not None and c.get("vectors") is not None:
+            errors.extend(compare_with_floor(c, fa, rows))
     except KeyboardInterrupt:
         print("interrupted; stopping what was started", flush=True)
     except Exception as exc:
