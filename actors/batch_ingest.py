@@ -152,7 +152,7 @@ class BatchLoader(PartitionWorker):
                     if len(rows) >= WRITE_CHUNK:
                         stored += len(rows)
                         await self.store.write_rows(task.batch_id, task.dataset, task.partition, rows)
-                        self.current["rows"] = stored
+                        await self._progress(task, stored)
                         rows = []
         except (IngestError, OSError) as exc:  # the file changed or vanished since it was accepted
             effects.writes.append(set_request(task.request_id, task.dataset, "failed", task.batch_id, str(exc)))
@@ -162,6 +162,14 @@ class BatchLoader(PartitionWorker):
         await self.store.write_rejects(task.batch_id, rejects)
         effects.writes.append(self._finish(task, stored))
         self.current = None
+
+    async def _progress(self, task: LoadPartition, stored: int) -> None:
+        """Rows stored so far by this loader, for whoever follows the batch."""
+        self.current["rows"] = stored
+        await self.pool.execute(
+            "INSERT INTO raw_batch_progress (batch_id, partition, n_rows) VALUES ($1, $2, $3)"
+            " ON CONFLICT (batch_id, partition) DO UPDATE SET n_rows = EXCLUDED.n_rows, updated_at = now()",
+            task.batch_id, task.partition, stored)
 
     def _finish(self, task: LoadPartition, n_rows: int):
         store = self.store

@@ -136,10 +136,12 @@ class PreparationWorker(PartitionWorker):
         if spec_toml is None:
             return  # no feature spec for this dataset: nothing to prepare
         spec = FeatureSpec.from_toml(spec_toml)
+        stored = await self.features.latest_set(event.dataset, spec_toml)
+        if stored is not None and await self.features.prepared(stored.feature_set_id, event.batch_id):
+            return  # a replay: this batch's features were committed with the offset before
         fmt = await self.pool.fetchval("SELECT format FROM raw_batches WHERE batch_id = $1", event.batch_id)
         raw = await self.pool.fetch("SELECT line_no, values FROM raw_records WHERE batch_id = $1 ORDER BY line_no",
                                     event.batch_id)
-        stored = await self.features.latest_set(event.dataset, spec_toml)
         fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else None
         # Everything CPU-bound runs in a thread so the actor keeps answering heartbeats.
         result = await asyncio.to_thread(prepare_rows, spec, fitted, raw, fmt == "csv")

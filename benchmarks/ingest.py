@@ -27,6 +27,10 @@ fresh ``bench_raw_records (LIKE raw_records INCLUDING ALL)`` (primary key, defau
 NOT NULL; LIKE copies neither triggers nor the foreign key, and any trigger found is
 dropped). Floor rows/s = N / (parse + copy time). The table is dropped afterwards.
 
+The table shows rows/s (the goal: conveyor >= 0.5 x floor) and, for information, the
+CPU seconds each side used (conveyor: loaders + PostgreSQL + the CLI; floor: this
+process + PostgreSQL), which vary less than wall times on a shared machine.
+
 Before each side a CHECKPOINT is issued so that neither inherits the other's dirty
 pages; with several runs the order alternates. With ``--profile DIR`` every loader is
 sampled with ``py-spy record --nonblocking`` during the ingestion (collapsed stacks in
@@ -538,7 +542,8 @@ def show_conveyor(c: dict, n_rows: int) -> None:
 
 def show_floor(f: dict) -> None:
     print(f"  floor: {_fmt(f.get('rows_per_s'))} rows/s; parse {_fmt(f['parse_s'], 2)} s "
-          f"({_fmt(f['parse_cpu_s'], 1)} CPU s) + COPY {_fmt(f['copy_s'], 2)} s = {_fmt(f['wall_s'], 2)} s; "
+          f"({_fmt(f['parse_cpu_s'], 1)} CPU s) + COPY {_fmt(f['copy_s'], 2)} s ({_fmt(f['copy_client_cpu_s'], 1)} "
+          f"CPU s here) = {_fmt(f['wall_s'], 2)} s; "
           f"PostgreSQL {_fmt(f['postgres_cpu_s'], 1)} CPU s; {_fmt(f['stored'])} rows stored", flush=True)
     for p in f["problems"]:
         print(f"    PROBLEM: {p}", flush=True)
@@ -563,6 +568,18 @@ def show_profiles(c: dict) -> None:
             print(f"        {100 * k / total:5.1f}%  {frame}")
 
 
+def _conveyor_cpu(c: dict) -> float | None:
+    if not c.get("loaders"):
+        return None
+    return sum(loader["cpu_s"] for loader in c["loaders"]) + c["postgres_cpu_s"] + c["cli_cpu_s"]
+
+
+def _floor_cpu(f: dict) -> float | None:
+    if "parse_cpu_s" not in f:
+        return None
+    return f["parse_cpu_s"] + f["copy_client_cpu_s"] + f["postgres_cpu_s"]
+
+
 def report(runs: list[tuple[dict, dict]], n_rows: int, errors: list[str]) -> bool:
     mine = _median([c.get("rows_per_s") for c, _ in runs])
     floor = _median([f.get("rows_per_s") for _, f in runs])
@@ -576,8 +593,14 @@ def report(runs: list[tuple[dict, dict]], n_rows: int, errors: list[str]) -> boo
     print(f"{'ingestion, ' + format(n_rows, ',') + ' rows (rows/s)':<34} {_fmt(mine):>10}   {_fmt(floor):>10}   "
           f"{'n/a' if ratio is None else f'{ratio:.2f}':>6}   {'>= 0.5 x floor':<18} "
           f"{'n/a' if met is None else 'yes' if met else 'NO'}")
+    cpu_mine = _median([_conveyor_cpu(c) for c, _ in runs])
+    cpu_floor = _median([_floor_cpu(f) for _, f in runs])
+    cpu_ratio = f"{cpu_mine / cpu_floor:.2f}" if cpu_mine is not None and cpu_floor else "n/a"
+    print(f"{'CPU s used (see below)':<34} {_fmt(cpu_mine, 1):>10}   {_fmt(cpu_floor, 1):>10}   {cpu_ratio:>6}   "
+          f"{'(information)':<18} -")
     print(f"(medians over {len(runs)} run(s); floor = csv module parse + one asyncpg COPY into a fresh "
-          f"{FLOOR_TABLE} (LIKE raw_records) on the same PostgreSQL, same run)")
+          f"{FLOOR_TABLE} (LIKE raw_records) on the same PostgreSQL, same run; CPU s = loaders + PostgreSQL + "
+          f"the CLI, floor: this process + PostgreSQL; on a shared machine CPU s vary less than rows/s)")
     if errors:
         print("\nerrors:")
         for e in errors:

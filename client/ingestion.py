@@ -74,8 +74,8 @@ async def ingest_progress(pool, request_id: str) -> IngestProgress | None:
         if batch["state"] == "complete":
             progress.n_rows, progress.n_rejected = batch["n_rows"], batch["n_rejected"]
         else:
-            progress.n_rows = await pool.fetchval("SELECT count(*) FROM raw_records WHERE batch_id = $1",
-                                                  row["batch_id"])
+            progress.n_rows = await pool.fetchval(
+                "SELECT COALESCE(sum(n_rows), 0) FROM raw_batch_progress WHERE batch_id = $1", row["batch_id"])
     return progress
 
 

@@ -56,18 +56,22 @@ class PostgresFeatureStore:
     async def write_batch(self, conn, feature_set_id: str, batch_id: str,
                           rows: list[tuple[int, str | None, list[float], str | None]],
                           quarantined: list[tuple[int, str]], report: bytes) -> None:
-        """Vectors, quarantined rows and the quality report of one batch; a replay writes nothing twice."""
-        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS features_in (LIKE features) ON COMMIT DROP")
+        """Vectors, quarantined rows and the quality report of one batch, in the caller's
+        transaction: all of a batch lands or none (a replay first asks :meth:`prepared`)."""
         await conn.copy_records_to_table(
-            "features_in", records=[(feature_set_id, batch_id, line, key, vec, label) for line, key, vec, label in rows],
+            "features", records=[(feature_set_id, batch_id, line, key, vec, label) for line, key, vec, label in rows],
             columns=["feature_set_id", "batch_id", "line_no", "entity_key", "vector", "label"])
-        await conn.execute("INSERT INTO features SELECT * FROM features_in ON CONFLICT DO NOTHING")
         await conn.executemany(
             "INSERT INTO feature_quarantine (feature_set_id, batch_id, line_no, reason) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT DO NOTHING", [(feature_set_id, batch_id, line, reason) for line, reason in quarantined])
         await conn.execute(
             "INSERT INTO feature_quality (feature_set_id, batch_id, report) VALUES ($1, $2, $3::jsonb)"
             " ON CONFLICT DO NOTHING", feature_set_id, batch_id, report.decode())
+
+    async def prepared(self, feature_set_id: str, batch_id: str) -> bool:
+        """Whether this batch already has its features in this feature set."""
+        return bool(await self._pool.fetchval("SELECT 1 FROM feature_quality WHERE feature_set_id = $1"
+                                              " AND batch_id = $2", feature_set_id, batch_id))
 
     async def latest_vectors(self, dataset: str) -> list[tuple[str, str, list[float]]]:
         """(entity key, feature set id, vector) of the newest row of every entity of the
