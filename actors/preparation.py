@@ -111,6 +111,9 @@ class PreparationWorker(PartitionWorker):
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()
+        # Feature sets fitted in this chunk are not committed yet: later batches of the
+        # same dataset in the chunk must reuse them, not fit again.
+        self._fitted_in_chunk: dict[tuple[str, str], object] = {}
         for record in records:
             event = self.expect(record, effects, RawIngested)
             if event is None:
@@ -139,13 +142,15 @@ class PreparationWorker(PartitionWorker):
         stored = await self.features.latest_set(event.dataset, spec_toml)
         if stored is not None and await self.features.prepared(stored.feature_set_id, event.batch_id):
             return  # a replay: this batch's features were committed with the offset before
+        fitted_earlier = self._fitted_in_chunk.get((event.dataset, spec_toml))
         fmt = await self.pool.fetchval("SELECT format FROM raw_batches WHERE batch_id = $1", event.batch_id)
         raw = await self.pool.fetch("SELECT line_no, values FROM raw_records WHERE batch_id = $1 ORDER BY line_no",
                                     event.batch_id)
-        fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else None
+        fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else fitted_earlier
         # Everything CPU-bound runs in a thread so the actor keeps answering heartbeats.
         result = await asyncio.to_thread(prepare_rows, spec, fitted, raw, fmt == "csv")
-        fitted_here = stored is None
+        fitted_here = fitted is None
+        self._fitted_in_chunk[(event.dataset, spec_toml)] = result.fitted
         fsid = stored_feature_set_id(event.dataset, result.fitted.feature_set_id)
         store, names, fitted_bytes = self.features, list(result.fitted.feature_names), result.fitted.to_bytes()
 

@@ -161,3 +161,22 @@ columns = ["v"]
 async def _joined(conveyor, name):
     run_id, rows = await conveyor.joined_features(name)
     return (run_id, rows) if run_id else None
+
+
+async def test_a_spec_that_does_not_fit_the_data_is_dead_lettered_and_preparation_goes_on(conveyor, db, tmp_path):
+    dataset = f"misfit-{uuid.uuid4().hex[:8]}"
+    await conveyor.set_feature_spec(dataset, SPEC.replace('columns = ["color"]', 'columns = ["no_such_column"]'))
+    path = write_rows(tmp_path / "misfit.csv", [f"m{i},{i},red,{i % 2}" for i in range(20)])
+    request = await conveyor.ingest(dataset, path, key="id", label="label")
+    done = await conveyor.wait_ingested(request, dataset, timeout_s=60)
+    reason = await eventually(lambda: db.fetchval(
+        "SELECT error FROM dead_letters WHERE topic = 'raw.ingested' AND error LIKE $1", f"%{done.batch_id}%"),
+        timeout_s=60, what="the batch's preparation dead-lettered")
+    assert "no_such_column" in reason and dataset in reason
+    # the worker is still there for the next dataset
+    ok = f"fit-{uuid.uuid4().hex[:8]}"
+    await conveyor.set_feature_spec(ok, SPEC)
+    request = await conveyor.ingest(ok, write_rows(tmp_path / "fit.csv", ["f1,1,red,0", "f2,2,blue,1"]),
+                                    key="id", label="label")
+    await conveyor.wait_ingested(request, ok, timeout_s=60)
+    await eventually(lambda: prepared(db, ok), timeout_s=60, what="the next dataset prepared")
