@@ -38,6 +38,16 @@ def set_request(request_id: str, dataset: str, state: str, batch_id: str | None 
     return write
 
 
+def follow_batch(request_id: str, dataset: str, batch_id: str):
+    """A write that makes the request wait on ``batch_id``, or complete at once if the batch
+    completed meanwhile. It locks the batch row, as the completing loader does, so the two
+    cannot miss each other (a resubmission racing the batch's completion used to wait forever)."""
+    async def write(conn) -> None:
+        state = await conn.fetchval("SELECT state FROM raw_batches WHERE batch_id = $1 FOR UPDATE", batch_id)
+        await set_request(request_id, dataset, "complete" if state == "complete" else "loading", batch_id)(conn)
+    return write
+
+
 def batch_requests_complete(batch_id: str):
     """A write that marks every request waiting on ``batch_id`` complete (the same file
     may have been submitted again while it was loading)."""
@@ -95,7 +105,7 @@ class IngestCoordinator(PartitionWorker):
             effects.outbox.append(("raw.ingested", command.dataset.encode(), encode(done),
                                    f"raw.ingested:{request}"))
             return
-        effects.writes.append(set_request(request, command.dataset, "loading", batch_id=batch_id))
+        effects.writes.append(follow_batch(request, command.dataset, batch_id))
         n = self.settings.ingest_workers
         for partition in range(n):
             task = LoadPartition(request_id=request, batch_id=batch_id, dataset=command.dataset,
