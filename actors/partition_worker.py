@@ -82,7 +82,8 @@ class PartitionWorker(Worker):
             self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
         await self.open()
         self._reader = PartitionReader(self.settings.kafka_bootstrap, self.topic, self.partition,
-                                       self.settings.kafka_fetch_max_wait_ms)
+                                       self.settings.kafka_fetch_max_wait_ms,
+                                       self.settings.consumer_idle_backoff_s)
         await self._reader.start(self.offset)
         self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)
 

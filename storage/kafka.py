@@ -3,6 +3,7 @@ explicit assignment (no consumer group: a rejoin costs ~5 s, DESIGN §9)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -78,8 +79,11 @@ class Record:
 class PartitionReader:
     """Reads one topic partition from a given offset, in batches."""
 
-    def __init__(self, bootstrap: str, topic: str, partition: int, fetch_max_wait_ms: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partition: int, fetch_max_wait_ms: int,
+                 idle_backoff_s: float = 0.0) -> None:
         self._tp = TopicPartition(topic, partition)
+        self._idle_backoff_s = idle_backoff_s
+        self._idle = False
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
             fetch_max_wait_ms=fetch_max_wait_ms, auto_offset_reset="earliest",
@@ -91,8 +95,19 @@ class PartitionReader:
         self._consumer.seek(self._tp, offset)
 
     async def read(self, timeout_ms: int, max_records: int) -> list[Record]:
+        """The next records, waiting up to ``timeout_ms``. After an empty read the partition
+        is paused for ``idle_backoff_s`` first: the fetcher long-polls every few ms while a
+        partition is assigned (fetch_max_wait_ms), which keeps idle clusters busy."""
+        if self._idle and self._idle_backoff_s > 0:
+            self._consumer.pause(self._tp)
+            try:
+                await asyncio.sleep(self._idle_backoff_s)
+            finally:
+                self._consumer.resume(self._tp)
         batch = await self._consumer.getmany(self._tp, timeout_ms=timeout_ms, max_records=max_records)
-        return [Record(m.offset, m.key, m.value) for m in batch.get(self._tp, [])]
+        records = [Record(m.offset, m.key, m.value) for m in batch.get(self._tp, [])]
+        self._idle = not records
+        return records
 
     def seek(self, offset: int) -> None:
         self._consumer.seek(self._tp, offset)
