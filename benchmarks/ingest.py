@@ -601,13 +601,9 @@ def report(runs: list[tuple[dict, dict]], n_rows: int, errors: list[str]) -> boo
     print(f"(medians over {len(runs)} run(s); floor = csv module parse + one asyncpg COPY into a fresh "
           f"{FLOOR_TABLE} (LIKE raw_records) on the same PostgreSQL, same run; CPU s = loaders + PostgreSQL + "
           f"the CLI, floor: this process + PostgreSQL; on a shared machine CPU s vary less than rows/s)")
-    if errors:
-        print("\nerrors:")
-        for e in errors:
-            lines = e.strip().splitlines() or [e]
-            print(f"  {lines[0]}")
-            for line in lines[1:][-8:]:
-                print(f"      {line}")
+    from benchmarks.report import print_errors
+
+    print_errors(errors)
     return bool(met)
 
 

@@ -228,13 +228,9 @@ def report(got: dict | None, n_keys: int, n_reads: int, errors: list[str]) -> bo
               f"{BLOCK:,} reads taking turns after {WARMUP} warm-up reads each; Redis over "
               f"{got['redis_url_kind']}; {got['elapsed_s']:.1f} s of reads. Machine: {os.cpu_count()} cores, "
               f"shared; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
-    if errors:
-        print("\nerrors:")
-        for e in errors:
-            lines = e.strip().splitlines() or [e]
-            print(f"  {lines[0]}")
-            for line in lines[1:][-10:]:
-                print(f"      {line}")
+    from benchmarks.report import print_errors
+
+    print_errors(errors, tail=10)
     return bool(met)
 
 

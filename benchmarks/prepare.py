@@ -615,13 +615,9 @@ def report(n_rows: int, c: dict, fa: dict | None, fb: dict | None, parse_s: floa
     print(f"(floors: medians of {floor_runs} run(s) in this process with the cluster idle; not in any floor: csv "
           f"parse + typed_value of the rows, {_fmt(parse_s, 2)} s. Machine: {os.cpu_count()} cores, shared; "
           f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
-    if errors:
-        print("\nerrors:")
-        for e in errors:
-            lines_ = e.strip().splitlines() or [e]
-            print(f"  {lines_[0]}")
-            for line in lines_[1:][-8:]:
-                print(f"      {line}")
+    from benchmarks.report import print_errors
+
+    print_errors(errors)
     return bool(met)
 
 
