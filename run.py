@@ -6,6 +6,8 @@
     python run.py cluster stop      stop actors, Ray and the embedded services
     python run.py ingest D FILE     load a CSV/JSONL file into the raw store as a batch of dataset D
     python run.py features set D S  set the feature spec of dataset D (TOML file S)
+    python run.py train --config T  train and evaluate the candidates of training config T
+    python run.py models list|show  trained candidates, metrics, verdicts and curve images
     python run.py console           a live view of the supervision tree
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 
@@ -238,6 +241,139 @@ def features(args) -> int:
         return EXIT_USAGE
 
 
+def train(args) -> int:
+    from client.connection import Conveyor
+    from client.errors import ClusterNotRunning, SubmitRefused
+    from client.training import TrainingFailed, TrainingRefused
+
+    settings = load(args)
+    shown = []
+
+    def show(p) -> None:
+        line = f"  {p.model}: {p.state}, {p.n_trained}/{p.n_candidates or '?'} candidates trained"
+        if not shown or shown[-1] != line:
+            say(line)
+            shown.append(line)
+
+    async def run() -> int:
+        async with Conveyor.connect(settings) as conveyor:
+            if args.on_features:
+                await conveyor.set_training_trigger(args.on_features, args.train_config)
+                say(f"Training with {args.train_config} whenever {args.on_features!r} gets new features.")
+                return EXIT_OK
+            if args.every:
+                schedule = await conveyor.schedule_training(args.train_config, args.every)
+                say(f"Scheduled: training with {args.train_config} every {args.every!r} (schedule {schedule}).")
+                return EXIT_OK
+            run_id = await conveyor.train(args.train_config)
+            say(f"Submitted training run {run_id}.")
+            if args.no_wait:
+                return EXIT_OK
+            done = await conveyor.wait_trained(run_id, args.timeout, on_progress=show)
+            for warning in done.split_warnings:
+                say(f"  split warning: {warning}")
+            for c in await conveyor.candidates(done.model):
+                if c["run_id"] == run_id:
+                    score = c["metrics"].get(done.metric)
+                    say(f"  v{c['version']:<4} {c['name']:<20} {c['algorithm']:<34} {done.metric}="
+                        f"{_number(score)}  fit {c['fit_s']:.2f} s" + ("  <- best" if c["candidate_id"] ==
+                                                                      done.best_candidate else ""))
+            verdict = "DEPLOYABLE" if done.deployable else "not deployable"
+            say(f"Best {done.metric}={_number(done.score)} vs {done.reference} {_number(done.reference_score)}: "
+                f"{verdict}." + ("" if not done.error else f" Some candidates failed: {done.error}"))
+            say(f"Details: python run.py models show {done.model}")
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except (TrainingRefused, SubmitRefused) as exc:
+        print(f"cannot train: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (TrainingFailed, ClusterNotRunning, TimeoutError) as exc:
+        print(f"training failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def models(args) -> int:
+    from client.connection import Conveyor
+    from client.errors import ClusterNotRunning
+
+    settings = load(args)
+
+    async def run() -> int:
+        async with Conveyor.connect(settings) as conveyor:
+            if args.action == "list":
+                found = await conveyor.candidates(args.model)
+                if args.json:
+                    sys.stdout.write(json.dumps(found, default=str, indent=2) + "\n")
+                    return EXIT_OK
+                if not found:
+                    say("No candidates yet: `python run.py train --config train.toml` trains some.")
+                for c in found:
+                    main_metric = next(iter(k for k in ("roc_auc", "rmse", "silhouette") if k in c["metrics"]), None)
+                    say(f"{c['model']:<20} v{c['version']:<4} {c['name']:<20} {c['algorithm']:<34} "
+                        f"{main_metric}={_number(c['metrics'].get(main_metric))} "
+                        f"{'deployable' if c['deployable'] else '-'}")
+                return EXIT_OK
+            found = await conveyor.candidate(args.model, args.version)
+            if found is None:
+                print(f"models: no candidate {args.model!r}" + (f" v{args.version}" if args.version else ""),
+                      file=sys.stderr)
+                return EXIT_FAILED
+            found["images"] = _render_curves(settings, found)
+            found.pop("curves", None)
+            run_info = await conveyor.training_progress(found["run_id"])
+            if run_info is not None:
+                found["verdict"] = {"metric": run_info.metric, "best_of_run": run_info.best_candidate,
+                                    "reference": run_info.reference, "reference_score": run_info.reference_score,
+                                    "deployable": found["deployable"]}
+            if args.json:
+                sys.stdout.write(json.dumps(found, default=str, indent=2) + "\n")
+                return EXIT_OK
+            for key in ("model", "version", "name", "algorithm", "candidate_id", "run_id", "feature_set_id",
+                        "batch_ids", "n_train", "partitions", "blocks", "attempts", "fit_s", "deployable"):
+                say(f"{key:<15} {found[key]}")
+            say(f"{'params':<15} {json.dumps(found['params'])}")
+            for name, value in found["metrics"].items():
+                say(f"  {name:<16} {value if isinstance(value, list) else _number(value)}")
+            if "verdict" in found:
+                v = found["verdict"]
+                say(f"{'verdict':<15} {'deployable' if v['deployable'] else 'not deployable'} (reference "
+                    f"{v['reference']} {v['metric']}={_number(v['reference_score'])})")
+            for kind, path in found["images"].items():
+                say(f"{kind + ' curve':<15} {path}")
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except ClusterNotRunning as exc:
+        print(f"models: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _render_curves(settings, candidate: dict) -> dict[str, str]:
+    """PNG files of the candidate's stored ROC and PR curves (drawn once, under the state dir)."""
+    from ml.curves import Curve, render_png
+
+    if not candidate.get("curves"):
+        return {}
+    curves = msgspec.msgpack.decode(candidate["curves"], type=dict[str, Curve])
+    folder = settings.state_path / "models" / candidate["model"] / f"v{candidate['version']}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind, curve in curves.items():
+        path = folder / f"{kind}.png"
+        if not path.exists():
+            render_png(curve, path, title=f"{candidate['model']} v{candidate['version']} ({candidate['name']}): "
+                                          f"{'ROC' if kind == 'roc' else 'precision-recall'}")
+        out[kind] = str(path)
+    return out
+
+
 def console(args) -> int:
     from supervisors.console import run_console
 
@@ -308,6 +444,37 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("dataset")
     get.add_argument("key")
     get.set_defaults(run=features)
+
+    fit = commands.add_parser("train", help="train and evaluate the candidates of a training config",
+                              description="Train the candidates named in a training config (TOML) in parallel, "
+                                          "evaluate them on the test side of the split, and mark the best "
+                                          "deployable when it beats production (or a baseline) by the margin. "
+                                          "Checks the config and its feature set first; shows progress.")
+    fit.add_argument("--config", dest="train_config", required=True, metavar="TRAIN.toml",
+                     help="the training config: model, feature_set or dataset, metric, margin, [split], "
+                          "[[candidates]] with algorithm, params, grid or distributions, partitions, blocks")
+    fit.add_argument("--no-wait", action="store_true", help="submit and return at once")
+    fit.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
+    fit.add_argument("--every", metavar="CRON", help="train on this schedule instead of now")
+    fit.add_argument("--on-features", metavar="DATASET", help="train whenever DATASET gets new features")
+    fit.set_defaults(run=train)
+
+    registry = commands.add_parser("models", help="trained candidates, their metrics and verdicts",
+                                   description="List the trained candidates, or show one with its metrics, "
+                                               "verdict, lineage and the paths of its ROC/PR curve images.")
+    model_actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = model_actions.add_parser("list", help="every candidate (of MODEL)",
+                                       description="Every stored candidate, one line each.")
+    listing.add_argument("model", nargs="?")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(run=models)
+    show_one = model_actions.add_parser("show", help="one candidate in full",
+                                        description="One candidate (the newest version by default) with its "
+                                                    "metrics, verdict, lineage and curve images.")
+    show_one.add_argument("model")
+    show_one.add_argument("version", nargs="?", type=int)
+    show_one.add_argument("--json", action="store_true", help="machine-readable output")
+    show_one.set_defaults(run=models)
 
     live = commands.add_parser("console", help="live status of the supervision tree",
                                description="A live terminal view of the supervision tree; Ctrl-C quits.")

@@ -138,3 +138,61 @@ class RayRuntime:
 
     def actor_class(self, cls: type):
         return ray.remote(cls)
+
+
+# --- training: units of work hosted as actors, and tasks spread over the cluster -----------
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class TaskHost:
+    """Hosts one Ray-free object of a training run (a candidate, a data partition, a block
+    of coefficients); ``call`` runs one of its methods (awaited when it is a coroutine)."""
+
+    def __init__(self, factory: str, *args: Any) -> None:
+        self.target = load_class(factory)(*args)
+
+    async def call(self, method: str, *args: Any) -> Any:
+        result = getattr(self.target, method)(*args)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@ray.remote(num_cpus=1, max_retries=0)
+def _run_function(path: str, *args: Any) -> Any:
+    return load_class(path)(*args)
+
+
+class Compute:
+    """Every Ray operation a training run makes: shared data, hosted objects, parallel tasks."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def put(self, value: Any):
+        return ray.put(value)
+
+    async def host(self, name: str, factory: str, *args: Any):
+        """A named actor hosting ``factory(*args)`` (object refs among ``args`` arrive resolved)."""
+        old = RayRuntime(self.namespace).lookup(name)
+        if old is not None:
+            self.kill(old)
+        return await RayRuntime(self.namespace)._spawn(lambda: TaskHost.options(
+            name=name, namespace=self.namespace, num_cpus=0, max_restarts=0).remote(factory, *args))
+
+    async def call(self, handle, method: str, *args: Any) -> Any:
+        """``handle.call(method, *args)``; raises `ActorGone` if the actor died, or what the method raised."""
+        return await handle.call.remote(method, *args)
+
+    async def map(self, path: str, calls: list[tuple], num_cpus: float = 1.0) -> list[Any]:
+        """``path(*args)`` for every ``args`` in ``calls``, as Ray tasks spread over the cluster's CPUs."""
+        refs = [_run_function.options(num_cpus=num_cpus).remote(path, *args) for args in calls]
+        return list(await asyncio.gather(*refs))
+
+    def kill(self, handle) -> None:
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception:
+            pass

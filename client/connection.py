@@ -21,11 +21,30 @@ from messages.base import Message
 from messages.codec import MAX_MESSAGE_BYTES, encode
 from messages.ingestion import IngestBatch, SourceAvailable
 from messages.stream import StreamEvent
+from messages.training import TrainModels
 from storage import embedded
 from storage.settings import Settings, load_settings, mask_secret
 
 #: Where each message type is published by default.
-DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events", IngestBatch: "ingest", SourceAvailable: "ingest"}
+DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events", IngestBatch: "ingest", SourceAvailable: "ingest",
+                                   TrainModels: "train"}
+
+
+def _config_text(config: str | Path) -> str:
+    """TOML text given as text, or read from a path (a Path, or a string ending in .toml)."""
+    from client.training import TrainingRefused
+
+    if isinstance(config, Path) or (isinstance(config, str) and config.endswith(".toml") and "\n" not in config):
+        path = Path(config)
+        try:
+            if path.stat().st_size > 64 * 1024:
+                raise TrainingRefused("config", f"{path} is larger than 64 KiB")
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrainingRefused("config", f"cannot read {path}: {exc}") from None
+    if not isinstance(config, str):
+        raise TrainingRefused("config", f"expected TOML text or a path, got {type(config).__name__}")
+    return config
 
 
 class Conveyor:
@@ -155,6 +174,80 @@ class Conveyor:
         y = np.asarray([typed_value(label) for label in labels]) if with_labels else None
         result = segregate(len(X), strategy=strategy, ratio=ratio, seed=seed, labels=y, with_labels=with_labels)
         return (result, *result.take(X, y))
+
+    # --- training and evaluation ----------------------------------------------------------
+
+    async def train(self, config: str | Path) -> str:
+        """Check a training configuration (TOML text, or the path of a ``.toml`` file) and its
+        feature set here (:class:`client.training.TrainingRefused` naming the field), then
+        submit it; returns the run id to follow with :meth:`wait_trained`."""
+        from client.training import check_config, check_source
+
+        plan = check_config(_config_text(config))
+        await check_source(await self._db(), plan)
+        return await self.submit(TrainModels(config_toml=_config_text(config)), key=plan.config.model)
+
+    async def training_progress(self, run_id: str):
+        from client.training import progress
+
+        return await progress(await self._db(), run_id)
+
+    async def wait_trained(self, run_id: str, timeout_s: float = 3600, on_progress=None):
+        """Wait for the run's verdict (a :class:`client.training.TrainingProgress`);
+        :class:`client.training.TrainingFailed` if it failed."""
+        from client.training import wait_for
+
+        return await wait_for(await self._db(), run_id, timeout_s, on_progress)
+
+    async def candidates(self, model: str | None = None) -> list[dict]:
+        """Every stored candidate (of ``model``): version, algorithm, params, metrics, verdict, lineage."""
+        return await (await self._models()).candidates(model)
+
+    async def candidate(self, model: str, version: int | None = None) -> dict | None:
+        """One candidate (the newest version when ``version`` is None), with its curves as data."""
+        return await (await self._models()).candidate(model, version)
+
+    async def load_candidate(self, candidate_id: str):
+        """The trained model of a candidate (its signature verified before unpickling)."""
+        return await (await self._models()).load_model(candidate_id)
+
+    async def set_training_trigger(self, dataset: str, config: str | Path) -> None:
+        """Train with ``config`` whenever ``dataset`` gets a new feature batch."""
+        from actors.batch_parse import validate_dataset_name
+        from client.training import check_config
+
+        validate_dataset_name(dataset)
+        text = _config_text(config)
+        check_config(text)
+        await (await self._db()).execute(
+            "INSERT INTO training_triggers (dataset, config_toml) VALUES ($1, $2) ON CONFLICT (dataset)"
+            " DO UPDATE SET config_toml = EXCLUDED.config_toml, updated_at = now()", dataset, text)
+
+    async def schedule_training(self, config: str | Path, every: str) -> str:
+        """Train with ``config`` whenever the cron expression ``every`` is due; the schedule id."""
+        import datetime as dt
+
+        from actors.scheduler import check_cron, next_run
+        from client.training import check_config
+
+        try:
+            check_cron(every)
+        except ValueError as exc:
+            raise SubmitRefused("every", str(exc).split(": ", 1)[1]) from None
+        text = _config_text(config)
+        plan = check_config(text)
+        command = TrainModels(config_toml=text)
+        schedule_id = f"train-{plan.config.model[:40]}-{command.msg_id[:8]}"
+        await (await self._db()).execute(
+            "INSERT INTO schedules (schedule_id, cron, topic, command, next_run_at) VALUES ($1, $2, $3, $4, $5)",
+            schedule_id, every, "train", encode(command), next_run(every, dt.datetime.now(dt.timezone.utc)))
+        return schedule_id
+
+    async def _models(self):
+        from actors.wiring import signing_key_bytes
+        from storage.model_store import PostgresModelStore
+
+        return PostgresModelStore(await self._db(), signing_key_bytes(self.settings))
 
     # --- offline ingestion ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ class ActorStatus(msgspec.Struct, kw_only=True):
     last_checkpoint_offset: int | None = None
     last_checkpoint_age_s: float | None = None
     error: str | None = None
+    activity: str | None = None                 # what a worker is busy with (e.g. a training run)
     strategy: str | None = None
     intensity: str | None = None
     children: list["ActorStatus"] = []

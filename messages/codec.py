@@ -28,6 +28,7 @@ from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
 from messages.stream import StreamEvent
+from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
 #: Messages larger than this are refused before parsing.
 MAX_MESSAGE_BYTES = 1 << 20
@@ -40,6 +41,9 @@ ALL_TYPES: tuple[type[Message], ...] = (
     RawIngested,
     FeaturesGenerated,
     FeaturesJoined,
+    TrainModels,
+    ModelTrained,
+    ModelEvaluated,
     ActorCrashed,
     ActorHung,
     ActorRestarted,

@@ -22,6 +22,8 @@ TOPICS = {
     "raw.ingested": None,
     "features.generated": None,
     "features.joined": None,
+    "train": None,                         # TrainModels, in order
+    "models": None,                        # model.trained / model.evaluated
 }
 _TOPIC_EXISTS = 36
 

@@ -42,4 +42,5 @@ class ChildRecord:
             "last_checkpoint_offset": beat.get("last_checkpoint_offset"),
             "last_checkpoint_age_s": (round(time.time() - checkpoint_at, 3) if checkpoint_at else None),
             "error": beat.get("error") or self.error or None,
+            "activity": beat.get("activity") or None,
         }

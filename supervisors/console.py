@@ -18,6 +18,8 @@ def _line(node: ActorStatus, depth: int) -> str:
         parts.append(f"processed={node.n_processed}")
     if node.intensity:
         parts.append(f"{node.strategy} window {node.intensity}")
+    if node.activity:
+        parts.append(f"[{node.activity[:120]}]")
     if node.error:
         parts.append(f"error={node.error[:120]}")
     return " ".join(parts)

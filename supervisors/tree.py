@@ -27,7 +27,9 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
              │          └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)
              ├─ prepare                            (raw.ingested -> features, offline and online)
              ├─ join                               (features.generated -> joins whose sources all arrived)
-             └─ scheduler                          (publishes scheduled commands when due)"""
+             ├─ scheduler                          (publishes scheduled commands when due)
+             ├─ train                              (train.models -> candidates, evaluation, verdict)
+             └─ train-trigger                      (features.generated -> train.models where configured)"""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
@@ -41,7 +43,10 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
     prepare = ChildSpec(id="prepare", factory="actors.preparation:PreparationWorker")
     join = ChildSpec(id="join", factory="actors.joiner:Joiner")
     scheduler = ChildSpec(id="scheduler", factory="actors.scheduler:Scheduler")
-    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler))
+    train = ChildSpec(id="train", factory="actors.training:TrainingCoordinator")
+    trigger = ChildSpec(id="train-trigger", factory="actors.training_trigger:TrainingTrigger")
+    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler, train,
+                                                          trigger))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

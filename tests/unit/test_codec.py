@@ -19,10 +19,17 @@ from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartI
 from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.stream import StreamEvent
+from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
 BASE = {"type": "stream.event", "stream": "clicks", "entity_key": "user-1"}
 
 EXAMPLES: dict[type[Message], Message] = {
+    TrainModels: TrainModels(config_toml='model = "m"\ndataset = "d"', feature_set_id="0123abcd"),
+    ModelTrained: ModelTrained(model="m", run_id="r1", candidate_id="c1", candidate="lr",
+                               algorithm="sklearn.logistic_regression", version=3, feature_set_id="0123abcd",
+                               n_train=10, fit_s=0.25, metric="roc_auc", score=0.75),
+    ModelEvaluated: ModelEvaluated(model="m", run_id="r1", best_candidate_id="c1", metric="roc_auc", score=0.9,
+                                   reference="baseline", reference_score=0.5, margin=0.01, deployable=True),
     FeaturesJoined: FeaturesJoined(join="both", run_id="ab" * 10, sources=["a", "b"], n_rows=3, n_unmatched=1),
     FeaturesGenerated: FeaturesGenerated(dataset="iris", feature_set_id="0123abcd" * 2, batch_id="b1", n_rows=9,
                                          n_quarantined=1),

@@ -1,0 +1,114 @@
+"""Client side of training: the checks made before a run is submitted, its progress,
+and waiting for its verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+
+from client.errors import ClientError
+
+
+class TrainingRefused(ClientError):
+    """A training configuration refused before any worker starts; ``field`` names the culprit."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+class TrainingFailed(ClientError):
+    """A training run that failed; the message is the run's error."""
+
+
+class TrainingProgress(msgspec.Struct, kw_only=True):
+    run_id: str
+    model: str
+    state: str                       # pending, running, done, failed
+    n_candidates: int
+    n_trained: int
+    error: str | None = None
+    best_candidate: str | None = None
+    metric: str | None = None
+    score: float | None = None
+    reference: str | None = None
+    reference_score: float | None = None
+    deployable: bool | None = None
+    split_warnings: list[str] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+
+def check_config(config_toml: str):
+    """The checked plan of a configuration, or :class:`TrainingRefused` naming the field."""
+    from ml.training_config import TrainingConfigError, parse_config, plan_training
+
+    try:
+        return plan_training(parse_config(config_toml))
+    except TrainingConfigError as exc:
+        raise TrainingRefused(exc.field, exc.reason) from None
+
+
+async def check_source(pool, plan) -> str:
+    """The feature set the run will train on, checked: it exists, has rows, and (for
+    classification) at least two classes among its labels."""
+    config = plan.config
+    if config.feature_set is not None:
+        fsid = await pool.fetchval("SELECT feature_set_id FROM feature_sets WHERE feature_set_id = $1",
+                                   config.feature_set)
+        if fsid is None:
+            raise TrainingRefused("feature_set", f"no feature set {config.feature_set!r}")
+    else:
+        fsid = await pool.fetchval("SELECT feature_set_id FROM feature_sets WHERE dataset = $1"
+                                   " ORDER BY created_at DESC LIMIT 1", config.dataset)
+        if fsid is None:
+            raise TrainingRefused("dataset", f"{config.dataset!r} has no feature set yet (set its feature spec"
+                                  " and ingest a batch)")
+    stats = await pool.fetchrow("SELECT count(*) AS n, count(DISTINCT label) AS n_labels, count(label) AS n_labelled"
+                                " FROM features WHERE feature_set_id = $1", fsid)
+    if stats["n"] == 0:
+        raise TrainingRefused("feature_set", f"{fsid} has no rows: an empty training set")
+    if plan.task in ("classification", "regression") and stats["n_labelled"] < stats["n"]:
+        raise TrainingRefused("feature_set", f"{stats['n'] - stats['n_labelled']} of {stats['n']} rows of {fsid}"
+                              " have no label; a supervised run needs a label column")
+    if plan.task == "classification" and stats["n_labels"] < 2:
+        raise TrainingRefused("feature_set", f"every row of {fsid} has the same label: a single class cannot be "
+                              "learnt")
+    return fsid
+
+
+async def progress(pool, run_id: str) -> TrainingProgress | None:
+    row = await pool.fetchrow(
+        "SELECT r.*, (SELECT count(*) FROM candidates c WHERE c.run_id = r.run_id) AS n_trained"
+        " FROM training_runs r WHERE run_id = $1", run_id)
+    if row is None:
+        return None
+    import json
+
+    warnings = row["split_warnings"]
+    return TrainingProgress(
+        run_id=run_id, model=row["model"], state=row["state"], n_candidates=row["n_candidates"],
+        n_trained=row["n_trained"], error=row["error"], best_candidate=row["best_candidate"], metric=row["metric"],
+        score=row["score"], reference=row["reference"], reference_score=row["reference_score"],
+        deployable=row["deployable"], split_warnings=json.loads(warnings) if isinstance(warnings, str) else warnings)
+
+
+async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None, poll_s: float = 0.2) -> TrainingProgress:
+    """Wait until the run is done (its progress) or failed (:class:`TrainingFailed`)."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        current = await progress(pool, run_id)
+        if current is not None and current != last and on_progress is not None:
+            on_progress(current)
+        last = current
+        if current is not None and current.state == "failed":
+            raise TrainingFailed(f"training run {run_id} failed: {current.error}")
+        if current is not None and current.state == "done":
+            return current
+        await asyncio.sleep(poll_s)
+    raise TimeoutError(f"training run {run_id} not finished after {timeout_s:.0f} s")
