@@ -172,3 +172,142 @@ async def test_model_parallel_blocks_train_a_linear_model(conveyor, cancer):
     assert done.score > 0.95 and candidate["metrics"]["accuracy"] > 0.9
     loaded = await conveyor.load_candidate(candidate["candidate_id"])
     assert loaded.predict(np.zeros((2, 30))).shape == (2,)
+
+
+@pytest.fixture(scope="module")
+async def synthetic(conveyor, db, tmp_path_factory):
+    """20,000 rows of a seeded two-class problem with 6 numeric features, prepared."""
+    from tests.support.waiting import eventually
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(20_000, 6))
+    y = (X[:, 0] + 0.5 * X[:, 1] - X[:, 2] + rng.normal(scale=0.5, size=len(X)) > 0).astype(int)
+    path = tmp_path_factory.mktemp("synthetic") / "synthetic.csv"
+    path.write_text("id," + ",".join(f"x{i}" for i in range(6)) + ",label\n" + "".join(
+        f"s{i}," + ",".join(f"{v:.6f}" for v in row) + f",{label}\n" for i, (row, label) in enumerate(zip(X, y))))
+    dataset = f"synth-{uuid.uuid4().hex[:8]}"
+    spec = 'label = "label"\nkey = "id"\n' + "".join(
+        f'[[steps]]\nname = "x{i}"\ntransform = "numeric"\ncolumns = ["x{i}"]\n' for i in range(6))
+    await conveyor.set_feature_spec(dataset, spec)
+    await conveyor.wait_ingested(await conveyor.ingest(dataset, str(path), key="id", label="label"), dataset,
+                                 timeout_s=120)
+    fsid = await eventually(lambda: db.fetchval("SELECT feature_set_id FROM feature_sets WHERE dataset = $1",
+                                                dataset), timeout_s=120, what="features of the synthetic data")
+    await eventually(lambda: db.fetchval("SELECT count(*) = 20000 FROM features WHERE feature_set_id = $1", fsid),
+                     timeout_s=120, what="20,000 feature rows")
+    return dataset, fsid
+
+
+async def test_a_killed_partition_resumes_from_its_checkpoint_and_ends_with_the_uninterrupted_model(
+        conveyor, db, settings, synthetic):
+    import os
+    import signal
+
+    from actors.remote import RayRuntime
+    from ml.algorithms import build
+    from ml.ensemble import PartitionEnsemble
+    from ml.training import partition_rows
+    from tests.support.waiting import eventually
+
+    dataset, fsid = synthetic
+    model = f"arf-{uuid.uuid4().hex[:8]}"
+    params = {"n_models": 4, "seed": 3}
+    candidate = ('[[candidates]]\nname = "arf"\nalgorithm = "river.arf_classifier"\npartitions = 2\n'
+                 'params = { n_models = 4, seed = 3 }\n')
+    run_id = await conveyor.train(config(model, dataset, candidate, "checkpoint_every = 1000"))
+    owner = f"{run_id}/arf/0"
+    first = await eventually(lambda: db.fetchval("SELECT max(rows_done) FROM training_checkpoints WHERE owner = $1",
+                                                 owner), timeout_s=120, interval_s=0.02, what="a first checkpoint")
+    runtime = RayRuntime(settings.cluster_name)
+    handle = runtime.lookup(f"train.{run_id[:12]}.arf.p0")
+    killed_pid = await runtime.call(handle, "pid", 10)
+    os.kill(killed_pid, signal.SIGKILL)
+    done = await conveyor.wait_trained(run_id, timeout_s=300)
+
+    rows = [r["rows_done"] for r in await db.fetch("SELECT rows_done FROM training_checkpoints WHERE owner = $1"
+                                                   " ORDER BY rows_done", owner)]
+    assert first < rows[-1] == 8000                      # killed before its end; 16,000 training rows / 2
+    assert rows == list(range(1000, 8001, 1000))         # every chunk checkpointed once: resumed, not restarted
+    stored = await conveyor.load_candidate(done.best_candidate)
+
+    names = list(await db.fetchval("SELECT feature_names FROM feature_sets WHERE feature_set_id = $1", fsid))
+    _, X_train, X_test, y_train, y_test = await conveyor.training_split(fsid, strategy="stratified", ratio=0.8, seed=0)
+    classes = sorted(set(y_train.tolist()))
+    members = []
+    for part in partition_rows(len(X_train), 2):
+        learner = build("river.arf_classifier", params)
+        for start in range(0, len(part), 1000):
+            chunk = part[start:start + 1000]
+            learner.learn_batch(X_train[chunk], y_train[chunk], classes=classes, feature_names=names)
+        members.append(learner)
+    uninterrupted = PartitionEnsemble(members)
+    assert np.array_equal(stored.predict_proba(X_test), uninterrupted.predict_proba(X_test))
+
+
+async def test_bad_configs_and_sources_are_refused_before_any_worker_starts(conveyor, db, cancer, tmp_path):
+    from client.training import TrainingRefused
+
+    dataset, _ = cancer
+    cases = [
+        (config("m", dataset, '[[candidates]]\nname = "a"\nalgorithm = "sklearn.svm"\n'), "candidates[0].algorithm"),
+        (config("m", dataset, LR.replace("max_iter = 5000", "max_iters = 5")), "candidates[0].params.max_iters"),
+        (config("m", dataset, LR.replace("max_iter = 5000", 'max_iter = "many"')), "candidates[0].params.max_iter"),
+        (config("m", dataset, LR.replace("max_iter = 5000", "C = -1.0")), "candidates[0].params.C"),
+        (config("m", dataset, STUMP, 'metric = "rmse"').replace('metric = "roc_auc"\n', ""), "metric"),
+        (config("m", "no-such-dataset", LR), "dataset"),
+        (config("m", dataset, LR).replace(f'dataset = "{dataset}"', 'feature_set = "0123456789abcdef"'),
+         "feature_set"),
+        (config("'; DROP TABLE candidates; --", dataset, LR), "model"),
+        ("model = [", "config"),
+    ]
+    before = await db.fetchval("SELECT count(*) FROM training_runs")
+    for text, field in cases:
+        with pytest.raises(TrainingRefused) as info:
+            await conveyor.train(text)
+        assert info.value.field == field, (field, str(info.value))
+    with pytest.raises(TrainingRefused, match="larger than 64 KiB"):
+        big = tmp_path / "big.toml"
+        big.write_text("# " + "x" * 70_000)
+        await conveyor.train(big)
+
+    single = f"single-{uuid.uuid4().hex[:8]}"     # every label the same: a single class
+    await conveyor.set_feature_spec(single, 'label = "label"\n[[steps]]\nname = "x"\ntransform = "numeric"\n'
+                                            'columns = ["x"]\n')
+    path = tmp_path / "single.csv"
+    path.write_text("x,label\n" + "".join(f"{i},1\n" for i in range(50)))
+    await conveyor.wait_ingested(await conveyor.ingest(single, str(path), label="label"), single, timeout_s=60)
+    from tests.support.waiting import eventually
+
+    await eventually(lambda: db.fetchval("SELECT 1 FROM feature_sets WHERE dataset = $1", single), timeout_s=60)
+    with pytest.raises(TrainingRefused, match="single class") as info:
+        await conveyor.train(config("m", single, LR))
+    assert info.value.field == "feature_set"
+    assert await db.fetchval("SELECT count(*) FROM training_runs") == before   # nothing was submitted
+
+
+async def test_a_command_from_another_producer_with_a_bad_config_is_recorded_as_a_failed_run(conveyor, db):
+    from client.training import TrainingFailed
+    from messages.training import TrainModels
+
+    run_id = await conveyor.submit(TrainModels(config_toml='model = "m"\ndataset = "d"\n[[candidates]]\n'
+                                                           'name = "a"\nalgorithm = "no.such"\n'))
+    with pytest.raises(TrainingFailed, match="candidates\\[0\\].algorithm"):
+        await conveyor.wait_trained(run_id, timeout_s=60)
+
+
+async def test_new_features_trigger_training_when_configured(conveyor, db, tmp_path):
+    from tests.support.waiting import eventually
+
+    dataset = f"trig-{uuid.uuid4().hex[:8]}"
+    await conveyor.set_feature_spec(dataset, 'label = "label"\n[[steps]]\nname = "x"\ntransform = "numeric"\n'
+                                             'columns = ["x"]\n')
+    await conveyor.set_training_trigger(dataset, config("trig", dataset, STUMP))
+    path = tmp_path / "trig.csv"
+    path.write_text("x,label\n" + "".join(f"{i},{int(i > 20)}\n" for i in range(60)))
+    await conveyor.wait_ingested(await conveyor.ingest(dataset, str(path), label="label"), dataset, timeout_s=60)
+    fsid = await eventually(lambda: db.fetchval("SELECT feature_set_id FROM feature_sets WHERE dataset = $1",
+                                                dataset), timeout_s=60)
+    run_id = await eventually(lambda: db.fetchval("SELECT run_id FROM training_runs WHERE feature_set_id = $1",
+                                                  fsid), timeout_s=60, what="a triggered run")
+    done = await conveyor.wait_trained(run_id, timeout_s=120)
+    assert done.state == "done" and done.n_trained == 1
