@@ -2,19 +2,19 @@
 raw batch and N partition tasks; N loaders store their share of the rows unchanged.
 
 Both are partition workers: what they do for a message and the offset they consumed
-commit in one transaction, so a loader killed mid-batch replays its task and, since
-rows are keyed by (batch, line), stores nothing twice. The last loader to finish
-completes the batch and announces it (``raw.ingested``) through the outbox.
+commit in one transaction. A loader parses only the lines its partition owns and
+appends them in chunks, each chunk in a transaction fenced by its claim; a loader killed
+mid-batch replays its task and resumes after the last line it stored, so every row is
+stored exactly once. The last loader to finish completes the batch and announces it
+(``raw.ingested``) through the outbox.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
-from actors.batch_parse import (
-    IngestError, ParsedRow, RowError, check_options, file_checksum, parse_file, partition_of,
-    validate_dataset_name,
-)
+from actors.batch_parse import IngestError, check_options, file_checksum, parse_chunks, parse_file, validate_dataset_name
 from actors.partition_worker import PartitionWorker
 from messages.base import caused_by
 from messages.codec import encode
@@ -23,7 +23,7 @@ from storage.base import BatchEffects
 from storage.kafka import Record
 from storage.settings import Settings
 
-#: Rows written per COPY round trip.
+#: Rows of a partition written per COPY (and transaction).
 WRITE_CHUNK = 20_000
 
 
@@ -141,45 +141,51 @@ class BatchLoader(PartitionWorker):
         return effects
 
     async def _load(self, task: LoadPartition, effects: BatchEffects) -> None:
-        """Store this partition's rows (idempotently, in chunks); the task's completion and,
-        for the last partition, the batch's, join the offset's transaction."""
+        """Store this partition's rows, chunk by chunk, after the ones already stored; the
+        task's completion and, for the last partition, the batch's, join the offset's
+        transaction.
+
+        The rows of a partition are appended in line order, each chunk in a transaction
+        fenced by this worker's claim, so what is stored is a prefix of the partition and a
+        restarted loader resumes after its last stored line. While one chunk is written the
+        next is parsed (in a thread: the event loop stays free for the write and heartbeats).
+        """
         existing = await self.store.batch(task.batch_id)
         if existing is not None and existing.complete:  # a replayed task: the work is done
             effects.writes.append(batch_requests_complete(task.batch_id))
             return
-        self.current = {"batch_id": task.batch_id, "rows": 0}
-        rows: list[ParsedRow] = []
-        rejects: list[RowError] = []
-        stored = 0
+        stored, after_line = await self.store.stored_through(task.batch_id, task.partition)
+        self.current = {"batch_id": task.batch_id, "rows": stored}
         try:
-            for item in parse_file(task.path, task.format, key=task.key_column, time=task.time_column,
-                                   label=task.label_column):
-                if isinstance(item, RowError):
-                    if item.line_no % task.n_partitions == task.partition:
-                        rejects.append(item)
-                elif partition_of(item, task.n_partitions, task.key_column) == task.partition:
-                    rows.append(item)
-                    if len(rows) >= WRITE_CHUNK:
-                        stored += len(rows)
-                        await self.store.write_rows(task.batch_id, task.dataset, task.partition, rows)
-                        await self._progress(task, stored)
-                        rows = []
+            chunks = parse_chunks(task.path, task.format, key=task.key_column, time=task.time_column,
+                                  label=task.label_column, partition=task.partition, n_partitions=task.n_partitions,
+                                  after_line=after_line, chunk_rows=WRITE_CHUNK)
+            writing: asyncio.Task | None = None
+            try:
+                while True:
+                    chunk = await asyncio.to_thread(next, chunks, None)
+                    if writing is not None:
+                        await writing
+                        self.current["rows"] = stored
+                    if chunk is None:
+                        break
+                    stored += len(chunk.records)
+                    writing = asyncio.ensure_future(self.store.append_chunk(
+                        task.batch_id, task.dataset, task.partition, chunk.records, chunk.errors, n_rows=stored,
+                        hold=self._hold))
+            finally:
+                if writing is not None and not writing.done():
+                    await asyncio.wait([writing])  # never leave a write behind (its error is raised above)
+                chunks.close()
         except (IngestError, OSError) as exc:  # the file changed or vanished since it was accepted
             effects.writes.append(set_request(task.request_id, task.dataset, "failed", task.batch_id, str(exc)))
             return
-        stored += len(rows)
-        await self.store.write_rows(task.batch_id, task.dataset, task.partition, rows)
-        await self.store.write_rejects(task.batch_id, rejects)
         effects.writes.append(self._finish(task, stored))
         self.current = None
 
-    async def _progress(self, task: LoadPartition, stored: int) -> None:
-        """Rows stored so far by this loader, for whoever follows the batch."""
-        self.current["rows"] = stored
-        await self.pool.execute(
-            "INSERT INTO raw_batch_progress (batch_id, partition, n_rows) VALUES ($1, $2, $3)"
-            " ON CONFLICT (batch_id, partition) DO UPDATE SET n_rows = EXCLUDED.n_rows, updated_at = now()",
-            task.batch_id, task.partition, stored)
+    async def _hold(self, conn) -> None:
+        """Fence a chunk's transaction with this incarnation's claim of the partition."""
+        await self.ledger.hold(conn, self.claim)
 
     def _finish(self, task: LoadPartition, n_rows: int):
         store = self.store

@@ -96,6 +96,12 @@ class PartitionLedger(abc.ABC):
     async def latest_checkpoint(self, owner: str) -> Checkpoint | None:
         """The newest checkpoint whose signature verifies, or ``None``."""
 
+    async def hold(self, conn: Any, claim: Claim) -> None:
+        """Fence a write the worker makes before it commits its offset: inside the caller's
+        transaction on ``conn``, :class:`Fenced` if ``claim`` is superseded, else keep it
+        current until the transaction ends (a newer claim waits for it)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot fence writes outside commit()")
+
 
 class Outbox(abc.ABC):
     @abc.abstractmethod

@@ -57,6 +57,13 @@ class PostgresLedger(PartitionLedger):
             if effects.checkpoint_state is not None:
                 await self._write_checkpoint(conn, claim, next_offset, effects.checkpoint_state)
 
+    async def hold(self, conn: asyncpg.Connection, claim: Claim) -> None:
+        held = await conn.fetchval(
+            "SELECT 1 FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3 AND epoch = $4"
+            " FOR SHARE", claim.consumer, claim.topic, claim.partition, claim.epoch)
+        if held is None:
+            raise Fenced(f"{claim.consumer} {claim.topic}[{claim.partition}] epoch {claim.epoch} superseded")
+
     async def _write_checkpoint(self, conn: asyncpg.Connection, claim: Claim, offset: int, state: bytes) -> None:
         owner = checkpoint_owner(claim)
         version = await conn.fetchval(

@@ -2,10 +2,17 @@
 
 A batch is begun once per (dataset, file checksum): the same file submitted again is
 recognised and stores nothing; a batch still ``loading`` (its loader was restarted)
-is resumed under the same ``batch_id``. Rows are written per partition, fast (binary
-COPY into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT DO
-NOTHING``), so a replayed partition stores nothing twice. Completing a batch counts
-what landed and, in the same transaction, can put its announcement in the outbox.
+is resumed under the same ``batch_id``.
+
+Rows are written per partition in one of two ways. :meth:`PostgresRawStore.append_chunk`
+is the loaders' path: a partition's rows arrive in line order, so what is stored of a
+partition is a prefix of it, and a chunk is one binary COPY straight into
+``raw_records`` after :meth:`~PostgresRawStore.stored_through`, with the chunk's rejects
+and the partition's progress in the same transaction (and the caller's fence, when it
+gives one). :meth:`~PostgresRawStore.write_rows` takes rows in any order and skips the
+lines already stored (COPY into a temporary table, then ``INSERT ... ON CONFLICT DO
+NOTHING``): slower, for replays of unknown extent. Completing a batch counts what landed
+and, in the same transaction, can put its announcement in the outbox.
 
 Records and rejects are append-only in the database itself (triggers refuse UPDATE,
 DELETE and TRUNCATE); a batch row changes once, from ``loading`` to ``complete``.
@@ -21,7 +28,7 @@ import abc
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
 
 import asyncpg
 import msgspec
@@ -99,6 +106,10 @@ class StoredReject:
 
 #: Builds a batch's announcement from its final counts: (topic, key, payload).
 Announce = Callable[[RawBatch], tuple[str, bytes | None, bytes]]
+#: Runs first in a write's transaction (receives the connection); raises to refuse the write.
+Hold = Callable[[Any], Awaitable[None]]
+
+_RECORD_COLUMNS = ("batch_id", "dataset", "line_no", "partition", "values")
 
 
 class RawStore(abc.ABC):
@@ -182,22 +193,49 @@ class PostgresRawStore(RawStore):
             )
         return _count(status)
 
+    async def stored_through(self, batch_id: str, partition: int) -> tuple[int, int]:
+        """``(n_rows, last line)`` stored of one partition of a batch (``(0, 0)`` when none).
+        Rows appended with :meth:`append_chunk` are the partition's prefix up to that line."""
+        row = await self._pool.fetchrow(
+            "SELECT count(*) AS n, COALESCE(max(line_no), 0) AS last FROM raw_records"
+            " WHERE batch_id = $1 AND partition = $2", batch_id, partition)
+        return row["n"], row["last"]
+
+    async def append_chunk(self, batch_id: str, dataset: str, partition: int, records: Sequence[tuple[int, str]],
+                           errors: Sequence[RejectLike] = (), *, n_rows: int | None = None,
+                           hold: Hold | None = None) -> None:
+        """Append ``records`` (``(line_no, values as JSON text)``, in line order, all after
+        :meth:`stored_through`) of one partition with one COPY, store ``errors`` (lines
+        already stored are skipped) and record ``n_rows`` as the partition's progress, in one
+        transaction that first runs ``hold`` (a writer's fence) and locks the loading batch.
+        A line stored already is :class:`BatchConflict` and nothing of the chunk is stored."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if hold is not None:
+                await hold(conn)
+            await _loading_batch(conn, batch_id, dataset)
+            if records:
+                try:
+                    await conn.copy_records_to_table(
+                        "raw_records", columns=_RECORD_COLUMNS,
+                        records=[(batch_id, dataset, line_no, partition, values) for line_no, values in records])
+                except asyncpg.UniqueViolationError:
+                    raise BatchConflict(f"batch {batch_id}, partition {partition}: lines {records[0][0]} to"
+                                        f" {records[-1][0]} overlap what is stored; append after the last stored"
+                                        " line") from None
+            if errors:
+                await _insert_rejects(conn, batch_id, errors)
+            if n_rows is not None:
+                await conn.execute(
+                    "INSERT INTO raw_batch_progress (batch_id, partition, n_rows) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (batch_id, partition) DO UPDATE SET n_rows = EXCLUDED.n_rows, updated_at = now()",
+                    batch_id, partition, n_rows)
+
     async def write_rejects(self, batch_id: str, errors: Sequence[RejectLike]) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             await _loading_batch(conn, batch_id, None)
             if not errors:
                 return 0
-            status = await conn.execute(
-                "INSERT INTO raw_rejects (batch_id, line_no, field, reason, raw)"
-                " SELECT $1, l, f, r, w FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[]) AS u(l, f, r, w)"
-                " ON CONFLICT (batch_id, line_no) DO NOTHING",
-                batch_id,
-                [e.line_no for e in errors],
-                [None if e.field is None else _clean(e.field) for e in errors],
-                [_clean(e.reason) for e in errors],
-                [_clean(getattr(e, "raw", "") or "") for e in errors],
-            )
-        return _count(status)
+            return await _insert_rejects(conn, batch_id, errors)
 
     async def complete_batch(self, batch_id: str, announce: Announce | None = None, *,
                              conn: asyncpg.Connection | None = None) -> RawBatch:
@@ -261,6 +299,21 @@ async def _loading_batch(conn: asyncpg.Connection, batch_id: str, dataset: str |
         raise BatchConflict(f"batch {batch_id} is {row['state']}: nothing more is stored in it")
 
 
+async def _insert_rejects(conn: asyncpg.Connection, batch_id: str, errors: Sequence[RejectLike]) -> int:
+    """Store refused lines (lines already stored are skipped); the number stored now."""
+    status = await conn.execute(
+        "INSERT INTO raw_rejects (batch_id, line_no, field, reason, raw)"
+        " SELECT $1, l, f, r, w FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[]) AS u(l, f, r, w)"
+        " ON CONFLICT (batch_id, line_no) DO NOTHING",
+        batch_id,
+        [e.line_no for e in errors],
+        [None if e.field is None else _clean(e.field) for e in errors],
+        [_clean(e.reason) for e in errors],
+        [_clean(getattr(e, "raw", "") or "") for e in errors],
+    )
+    return _count(status)
+
+
 async def _complete(conn: asyncpg.Connection, batch_id: str, announce: Announce | None) -> RawBatch:
     row = await conn.fetchrow(f"SELECT {_BATCH_COLUMNS} FROM raw_batches WHERE batch_id = $1 FOR UPDATE", batch_id)
     if row is None:
@@ -320,5 +373,5 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-__all__ = ["Announce", "BatchConflict", "PostgresRawStore", "RawBatch", "RawStore", "StoredReject", "StoredRow",
+__all__ = ["Announce", "BatchConflict", "Hold", "PostgresRawStore", "RawBatch", "RawStore", "StoredReject", "StoredRow",
            "UnknownBatch"]

@@ -15,7 +15,8 @@ import msgspec
 import pytest
 
 from actors.batch_parse import (
-    IngestError, ParsedRow, RowError, file_checksum, parse_file, partition_of, partition_rows, validate_dataset_name,
+    IngestError, ParsedRow, RowError, file_checksum, parse_chunks, parse_file, partition_of, partition_rows,
+    validate_dataset_name,
 )
 from messages.codec import encode
 from messages.ingestion import RawIngested
@@ -382,3 +383,80 @@ async def test_completion_puts_the_announcement_in_the_outbox_atomically(store, 
     assert (await store.batch(batch_id)).state == "loading"  # rolled back with it
     assert await db.fetchval("SELECT count(*) FROM outbox WHERE dedup_key = $1", dedup) == 0
     assert (await store.complete_batch(batch_id)).state == "complete"
+
+
+# --- appending a partition in chunks (the loaders' path) ------------------------------------------
+
+
+async def append_partition(store: PostgresRawStore, batch_id: str, dataset: str, path: Path, partition: int,
+                           n_partitions: int, *, chunk_rows: int = 300, max_chunks: int | None = None,
+                           hold=None) -> int:
+    """What a loader does: resume after the partition's last stored line, append chunk by chunk."""
+    stored, after_line = await store.stored_through(batch_id, partition)
+    chunks = parse_chunks(path, "csv", key="id", partition=partition, n_partitions=n_partitions,
+                          after_line=after_line, chunk_rows=chunk_rows)
+    for i, chunk in enumerate(chunks):
+        if max_chunks is not None and i == max_chunks:
+            break
+        stored += len(chunk.records)
+        await store.append_chunk(batch_id, dataset, partition, chunk.records, chunk.errors, n_rows=stored, hold=hold)
+    return stored
+
+
+async def test_partitions_appended_in_chunks_and_resumed_store_every_line_once(store, db, tmp_path):
+    path = tmp_path / "chunks.csv"
+    expected = generated_csv(path, 3000)
+    path.write_bytes(path.read_bytes() + b"bad,line\n" + b"c9,1,2,3,4,5\n")
+    dataset = dataset_name("chunks")
+    batch_id, _ = await store.begin_batch(dataset, file_checksum(path), "csv", str(path), "id")
+    await append_partition(store, batch_id, dataset, path, 0, 2, max_chunks=2)  # ... a loader dies here
+    n_first, last = await store.stored_through(batch_id, 0)
+    assert 600 <= n_first < 3000 and last > 0
+    assert await db.fetchval("SELECT n_rows FROM raw_batch_progress WHERE batch_id = $1 AND partition = 0",
+                             batch_id) == n_first  # progress lands with the rows
+    totals = [await append_partition(store, batch_id, dataset, path, p, 2) for p in (0, 1)]
+    done = await store.complete_batch(batch_id)
+    assert (done.n_rows, done.n_rejected, sum(totals)) == (3000, 2, 3000)
+    stored = await store.rows(batch_id)
+    assert [r.values for r in stored] == expected
+    assert all(r.partition == partition_of(ParsedRow(r.line_no, r.values), 2, "id") for r in stored)
+    bad_lines = [i.line_no for i in parse_file(path, "csv", key="id") if isinstance(i, RowError)]
+    assert [r.line_no for r in await store.rejects(batch_id)] == bad_lines and len(bad_lines) == 2
+
+
+async def test_an_overlapping_chunk_is_refused_whole(store, db, tmp_path):
+    path = tmp_path / "overlap.csv"
+    generated_csv(path, 100)
+    dataset = dataset_name("overlap")
+    batch_id, _ = await store.begin_batch(dataset, file_checksum(path), "csv", str(path), "id")
+    [chunk] = parse_chunks(path, "csv", key="id")
+    await store.append_chunk(batch_id, dataset, 0, chunk.records[:60])
+    with pytest.raises(BatchConflict, match="overlap what is stored"):
+        await store.append_chunk(batch_id, dataset, 0, chunk.records[50:], n_rows=100)
+    assert await count(db, "raw_records", batch_id) == 60
+    assert await store.stored_through(batch_id, 0) == (60, chunk.records[59][0])
+    with pytest.raises(UnknownBatch):  # no foreign key any more: the store itself refuses
+        await store.append_chunk("no-such-batch", dataset, 0, chunk.records[60:])
+    assert await db.fetchval("SELECT count(*) FROM raw_records WHERE batch_id = 'no-such-batch'") == 0
+
+
+async def test_a_superseded_writer_is_fenced_and_stores_nothing(store, db, settings, tmp_path):
+    from storage.base import Fenced
+    from storage.postgres import PostgresLedger
+
+    path = tmp_path / "fenced.csv"
+    generated_csv(path, 1000)
+    dataset = dataset_name("fenced")
+    batch_id, _ = await store.begin_batch(dataset, file_checksum(path), "csv", str(path), "id")
+    ledger = PostgresLedger(db, b"test-key")
+    topic = f"fence-test-{uuid.uuid4().hex[:8]}"
+    old = await ledger.claim("batch-loader", topic, 0)
+    await append_partition(store, batch_id, dataset, path, 0, 1, max_chunks=1,
+                           hold=lambda conn: ledger.hold(conn, old))
+    new = await ledger.claim("batch-loader", topic, 0)  # a restarted loader takes the partition over
+    with pytest.raises(Fenced):
+        await append_partition(store, batch_id, dataset, path, 0, 1, hold=lambda conn: ledger.hold(conn, old))
+    assert await count(db, "raw_records", batch_id) == 300
+    assert await append_partition(store, batch_id, dataset, path, 0, 1,
+                                  hold=lambda conn: ledger.hold(conn, new)) == 1000
+    assert await count(db, "raw_records", batch_id) == 1000
