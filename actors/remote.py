@@ -150,6 +150,10 @@ class TaskHost:
     def __init__(self, factory: str, *args: Any) -> None:
         self.target = load_class(factory)(*args)
 
+    def adopt(self, factory: str, *args: Any) -> None:
+        """Host a new object instead (a warm actor taking its unit of work)."""
+        self.target = load_class(factory)(*args)
+
     async def call(self, method: str, *args: Any) -> Any:
         result = getattr(self.target, method)(*args)
         if asyncio.iscoroutine(result):
@@ -181,6 +185,9 @@ class Compute:
             self.kill(old)
         return await RayRuntime(self.namespace)._spawn(lambda: TaskHost.options(
             name=name, namespace=self.namespace, num_cpus=0, max_restarts=0).remote(factory, *args))
+
+    async def adopt(self, handle, factory: str, *args: Any) -> None:
+        await handle.adopt.remote(factory, *args)
 
     async def call(self, handle, method: str, *args: Any) -> Any:
         """``handle.call(method, *args)``; raises `ActorGone` if the actor died, or what the method raised."""

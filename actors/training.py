@@ -38,6 +38,10 @@ def candidate_id(run_id: str, name: str) -> str:
     return hashlib.sha256(f"{run_id}\x00{name}".encode()).hexdigest()[:24]
 
 
+#: Seconds after its start before the coordinator starts its warm candidate actors.
+WARM_AFTER_S = 5.0
+
+
 class RunFailed(Exception):
     """A run that cannot go on; the message says why, naming the field."""
 
@@ -53,6 +57,9 @@ class TrainingCoordinator(PartitionWorker):
         self.features = None
         self._running: asyncio.Task | None = None
         self._last_poll = 0.0
+        self._recorded = False          # a command was recorded: look for its run now, not at the next poll
+        self._warm = None
+        self.started_at_monotonic = time.monotonic()
         self.progress: dict = {}
 
     async def open(self) -> None:
@@ -62,6 +69,10 @@ class TrainingCoordinator(PartitionWorker):
 
         self.models = PostgresModelStore(self.pool, signing_key_bytes(self.settings))
         self.features = PostgresFeatureStore(self.pool, signing_key_bytes(self.settings))
+        from actors.remote import Compute
+        from actors.training_tasks import WarmPool
+
+        self._warm = WarmPool(Compute(self.settings.cluster_name), self.settings.training_warm_actors, self.log)
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         from ml.training_config import TrainingConfigError, parse_config, plan_training
@@ -83,17 +94,23 @@ class TrainingCoordinator(PartitionWorker):
                 await PostgresModelStore.add_run(conn, c.msg_id, m, c.config_toml, c.feature_set_id, s, e)
 
             effects.writes.append(write)
+            self._recorded = True
         return effects
 
     async def step(self) -> None:
         await super().step()
-        if (self._running is None or self._running.done()) and time.monotonic() - self._last_poll >= self.poll_s:
-            self._last_poll = time.monotonic()
+        if time.monotonic() - self.started_at_monotonic > WARM_AFTER_S:
+            self._warm.fill()             # after the cluster's start has settled
+        idle = self._running is None or self._running.done()
+        if idle and (self._recorded or time.monotonic() - self._last_poll >= self.poll_s):
+            self._last_poll, self._recorded = time.monotonic(), False
             runs = await self.models.open_runs()
             if runs:
                 self._running = asyncio.get_running_loop().create_task(self._execute(runs[0]))
 
     async def teardown(self) -> None:
+        if self._warm is not None:
+            self._warm.close()
         if self._running is not None:
             self._running.cancel()
             await asyncio.gather(self._running, return_exceptions=True)
@@ -197,10 +214,9 @@ class TrainingCoordinator(PartitionWorker):
             async def attempt(n: int):
                 nonlocal attempts
                 attempts = n
-                handle = await compute.host(f"train.{run.run_id[:12]}.{candidate.name}",
-                                            "actors.training_tasks:CandidateTrainer", self.settings, run.run_id,
-                                            candidate, plan.task, plan.metric, config.seed + index,
-                                            config.validation_ratio, config.checkpoint_every, config.max_attempts)
+                handle = await self._warm.take("actors.training_tasks:CandidateTrainer", self.settings, run.run_id,
+                                               candidate, plan.task, plan.metric, config.seed + index,
+                                               config.validation_ratio, config.checkpoint_every, config.max_attempts)
                 try:
                     return await compute.call(handle, "run", *refs, data[4])
                 finally:

@@ -49,6 +49,63 @@ async def with_retries(attempts: int, work, retry_on: tuple[type[BaseException],
             await asyncio.sleep(backoff_s(attempt))
 
 
+class Warm:
+    """What a warm candidate actor hosts until it takes a candidate: the libraries a
+    candidate needs are imported once, while nobody waits."""
+
+    def __init__(self) -> None:
+        import river.forest  # noqa: F401
+        import river.linear_model  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.linear_model  # noqa: F401
+        import sklearn.tree  # noqa: F401
+
+        import ml.evaluators  # noqa: F401
+        import ml.training  # noqa: F401
+
+    def ready(self) -> bool:
+        return True
+
+
+class WarmPool:
+    """Candidate actors started ahead of time; ``take`` hands one over (or starts one when
+    none is ready) and starts its replacement in the background."""
+
+    def __init__(self, compute, size: int, log=None) -> None:
+        self.compute, self.size, self.log = compute, size, log
+        self._ready: list = []
+        self._starting: set[asyncio.Task] = set()
+
+    def fill(self) -> None:
+        while len(self._ready) + len(self._starting) < self.size:
+            task = asyncio.get_running_loop().create_task(self._start_one())
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    async def _start_one(self) -> None:
+        try:
+            handle = await self.compute.host(f"train.warm.{os.urandom(4).hex()}", "actors.training_tasks:Warm")
+            await self.compute.call(handle, "ready")
+            self._ready.append(handle)
+        except Exception as exc:   # the pool is an optimisation: a failure only costs the next run a start
+            if self.log is not None:
+                self.log.warning("warm actor failed to start", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def take(self, factory: str, *args):
+        handle = self._ready.pop() if self._ready else await self.compute.host(
+            f"train.cold.{os.urandom(4).hex()}", "actors.training_tasks:Warm")
+        self.fill()
+        await self.compute.adopt(handle, factory, *args)
+        return handle
+
+    def close(self) -> None:
+        for task in list(self._starting):
+            task.cancel()
+        for handle in self._ready:
+            self.compute.kill(handle)
+        self._ready.clear()
+
+
 class CandidateTrainer:
     def __init__(self, settings: Settings, run_id: str, candidate, task: str, metric: str, seed: int,
                  validation_ratio: float, checkpoint_every: int, max_attempts: int) -> None:

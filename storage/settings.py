@@ -62,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Broker.
     topic_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
     ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    #: Candidate actors kept started (libraries imported) so a training run does not wait for one.
+    training_warm_actors: Annotated[int, msgspec.Meta(ge=0, le=32)] = 2
     online_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 7 * 86_400
     kafka_fetch_max_wait_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 5
     kafka_max_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
