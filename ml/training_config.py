@@ -134,6 +134,8 @@ def parse_config(text: str | bytes) -> TrainingConfig:
         raise TrainingConfigError(field, message.split(" - at ")[0]) from None
     except msgspec.DecodeError as exc:
         raise TrainingConfigError("config", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise TrainingConfigError("config", "not UTF-8 text") from None
     _check_shape(config)
     return config
 
