@@ -72,7 +72,11 @@ class TrainingCoordinator(PartitionWorker):
         from actors.remote import Compute
         from actors.training_tasks import WarmPool
 
-        self._warm = WarmPool(Compute(self.settings.cluster_name), self.settings.training_warm_actors, self.log)
+        from actors.wiring import import_plugins
+
+        import_plugins(self.settings.plugins)
+        self._warm = WarmPool(Compute(self.settings.cluster_name), self.settings.training_warm_actors,
+                              self.settings.plugins, self.log)
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         from ml.training_config import TrainingConfigError, parse_config, plan_training

@@ -49,11 +49,23 @@ async def with_retries(attempts: int, work, retry_on: tuple[type[BaseException],
             await asyncio.sleep(backoff_s(attempt))
 
 
+def score_trial(plugins: str, *args):
+    """``ml.training.score_trial`` in a task process that has imported the plugins first."""
+    from actors.wiring import import_plugins
+    from ml.training import score_trial as score
+
+    import_plugins(plugins)
+    return score(*args)
+
+
 class Warm:
     """What a warm candidate actor hosts until it takes a candidate: the libraries a
     candidate needs are imported once, while nobody waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, plugins: str = "") -> None:
+        from actors.wiring import import_plugins
+
+        import_plugins(plugins)
         import river.forest  # noqa: F401
         import river.linear_model  # noqa: F401
         import sklearn.ensemble  # noqa: F401
@@ -71,8 +83,8 @@ class WarmPool:
     """Candidate actors started ahead of time; ``take`` hands one over (or starts one when
     none is ready) and starts its replacement in the background."""
 
-    def __init__(self, compute, size: int, log=None) -> None:
-        self.compute, self.size, self.log = compute, size, log
+    def __init__(self, compute, size: int, plugins: str = "", log=None) -> None:
+        self.compute, self.size, self.plugins, self.log = compute, size, plugins, log
         self._ready: list = []
         self._starting: set[asyncio.Task] = set()
 
@@ -84,7 +96,8 @@ class WarmPool:
 
     async def _start_one(self) -> None:
         try:
-            handle = await self.compute.host(f"train.warm.{os.urandom(4).hex()}", "actors.training_tasks:Warm")
+            handle = await self.compute.host(f"train.warm.{os.urandom(4).hex()}", "actors.training_tasks:Warm",
+                                             self.plugins)
             await self.compute.call(handle, "ready")
             self._ready.append(handle)
         except Exception as exc:   # the pool is an optimisation: a failure only costs the next run a start
@@ -93,7 +106,7 @@ class WarmPool:
 
     async def take(self, factory: str, *args):
         handle = self._ready.pop() if self._ready else await self.compute.host(
-            f"train.cold.{os.urandom(4).hex()}", "actors.training_tasks:Warm")
+            f"train.cold.{os.urandom(4).hex()}", "actors.training_tasks:Warm", self.plugins)
         self.fill()
         await self.compute.adopt(handle, factory, *args)
         return handle
@@ -112,8 +125,10 @@ class CandidateTrainer:
         self.settings, self.run_id, self.candidate = settings, run_id, candidate
         self.task, self.metric, self.seed = task, metric, seed
         self.validation_ratio, self.checkpoint_every, self.max_attempts = validation_ratio, checkpoint_every, max_attempts
+        from actors.wiring import import_plugins
         from ml.algorithms import build
 
+        import_plugins(settings.plugins)
         build(candidate.algorithm, candidate.trials[0])   # imports the estimator's library while the actor starts
 
     async def run(self, X_train: np.ndarray, y_train, X_test: np.ndarray, y_test, feature_names: list[str]) -> dict:
@@ -157,8 +172,8 @@ class CandidateTrainer:
                                           self.validation_ratio, self.seed)
         refs = [compute.put(a) for a in (X[fit_rows], None if y is None else y[fit_rows], X[val_rows],
                                          None if y is None else y[val_rows])]
-        scores = await compute.map("ml.training:score_trial", [
-            (self.candidate.algorithm, trial, *refs, self.task, self.metric, feature_names) for trial in trials])
+        scores = await compute.map("actors.training_tasks:score_trial", [
+            (self.settings.plugins, self.candidate.algorithm, trial, *refs, self.task, self.metric, feature_names) for trial in trials])
         best = best_of({str(i): s for i, s in enumerate(scores)}, self.metric)
         chosen = trials[int(best)] if best is not None else trials[0]
         return dict(chosen), [{"params": t, "score": s} for t, s in zip(trials, scores)]
@@ -228,10 +243,11 @@ class PartitionLearner:
 
     async def learn(self, X: np.ndarray, y) -> Any:
         """Learn the rows from the newest checkpoint on, checkpointing as it goes; the model."""
-        from actors.wiring import pool_for, signing_key_bytes
+        from actors.wiring import import_plugins, pool_for, signing_key_bytes
         from ml.algorithms import build
         from storage.model_store import PostgresModelStore
 
+        import_plugins(self.settings.plugins)
         pool = await pool_for(self.settings, max_size=1)
         try:
             store = PostgresModelStore(pool, signing_key_bytes(self.settings))

@@ -17,6 +17,18 @@ def ledger_for(settings: Settings, pool: asyncpg.Pool) -> PostgresLedger:
     return PostgresLedger(pool, signing_key_bytes(settings))
 
 
+def import_plugins(plugins: str) -> None:
+    """Import the configured plugin modules (they register algorithms, metrics, strategies);
+    an import that fails names the module."""
+    import importlib
+
+    for module in filter(None, plugins.split(",")):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise ImportError(f"plugins: cannot import {module!r}: {type(exc).__name__}: {exc}") from exc
+
+
 def signing_key_bytes(settings: Settings) -> bytes:
     if not settings.signing_key:
         raise ValueError("signing_key: not set; `cluster start` provides one")

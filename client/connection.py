@@ -183,7 +183,7 @@ class Conveyor:
         submit it; returns the run id to follow with :meth:`wait_trained`."""
         from client.training import check_config, check_source
 
-        plan = check_config(_config_text(config))
+        plan = check_config(_config_text(config), self.settings.plugins)
         await check_source(await self._db(), plan)
         return await self.submit(TrainModels(config_toml=_config_text(config)), key=plan.config.model)
 
@@ -218,7 +218,7 @@ class Conveyor:
 
         validate_dataset_name(dataset)
         text = _config_text(config)
-        check_config(text)
+        check_config(text, self.settings.plugins)
         await (await self._db()).execute(
             "INSERT INTO training_triggers (dataset, config_toml) VALUES ($1, $2) ON CONFLICT (dataset)"
             " DO UPDATE SET config_toml = EXCLUDED.config_toml, updated_at = now()", dataset, text)
@@ -235,7 +235,7 @@ class Conveyor:
         except ValueError as exc:
             raise SubmitRefused("every", str(exc).split(": ", 1)[1]) from None
         text = _config_text(config)
-        plan = check_config(text)
+        plan = check_config(text, self.settings.plugins)
         command = TrainModels(config_toml=text)
         schedule_id = f"train-{plan.config.model[:40]}-{command.msg_id[:8]}"
         await (await self._db()).execute(

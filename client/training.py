@@ -43,10 +43,16 @@ class TrainingProgress(msgspec.Struct, kw_only=True):
         return self.state in ("done", "failed")
 
 
-def check_config(config_toml: str):
-    """The checked plan of a configuration, or :class:`TrainingRefused` naming the field."""
+def check_config(config_toml: str, plugins: str = ""):
+    """The checked plan of a configuration, or :class:`TrainingRefused` naming the field
+    (``plugins``: the modules that register the cluster's own algorithms)."""
+    from actors.wiring import import_plugins
     from ml.training_config import TrainingConfigError, parse_config, plan_training
 
+    try:
+        import_plugins(plugins)
+    except ImportError as exc:
+        raise TrainingRefused("plugins", str(exc).split(": ", 1)[1]) from None
     try:
         return plan_training(parse_config(config_toml))
     except TrainingConfigError as exc:

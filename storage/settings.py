@@ -78,6 +78,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     backoff_base_s: Annotated[float, msgspec.Meta(ge=0, le=3_600)] = 0.05
     backoff_max_s: Positive = 5.0
     start_timeout_s: Positive = 60.0
+    #: Modules every training process imports first (comma-separated), e.g. to register the
+    #: user's own algorithms with ml.algorithms.register_algorithm; they must be importable
+    #: by the cluster's workers (on PYTHONPATH when the cluster starts).
+    plugins: Annotated[str, msgspec.Meta(max_length=1024,
+                                         pattern=r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+                                                 r"(,[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)*)?\Z")] = ""
     # Security and logging.
     signing_key: str | None = None
     log_level: Annotated[str, msgspec.Meta(pattern=r"^(debug|info|warning|error)\Z")] = "info"

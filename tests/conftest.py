@@ -9,11 +9,14 @@ import pytest
 
 from tests.support.cluster import CliCluster
 
+#: The session cluster's plugin: a user's own algorithm (tests/support/plugin_algorithms.py).
+PLUGINS = "tests.support.plugin_algorithms"
+
 
 @pytest.fixture(scope="session")
 def cluster():
     """A running cluster, started with `python run.py cluster start`."""
-    cli = CliCluster.fresh()
+    cli = CliCluster.fresh(CONVEYOR_PLUGINS=PLUGINS)
     try:
         cli.start()
     except Exception:
@@ -30,7 +33,7 @@ def settings(cluster):
     from storage.settings import load_settings
 
     base = load_settings(None, {"CONVEYOR_STATE_DIR": str(cluster.state_dir),
-                                "CONVEYOR_CLUSTER_NAME": cluster.name})
+                                "CONVEYOR_CLUSTER_NAME": cluster.name, "CONVEYOR_PLUGINS": PLUGINS})
     record = embedded.read_record(base)
     embedded.prepare_ray_environment(record.ray_token_path)
     resolved = embedded.resolve(base, record)

@@ -311,3 +311,16 @@ async def test_new_features_trigger_training_when_configured(conveyor, db, tmp_p
                                                   fsid), timeout_s=60, what="a triggered run")
     done = await conveyor.wait_trained(run_id, timeout_s=120)
     assert done.state == "done" and done.n_trained == 1
+
+
+async def test_a_users_own_algorithm_registered_by_a_plugin_trains_in_the_cluster(conveyor, cancer):
+    dataset, fsid = cancer
+    model = f"own-{uuid.uuid4().hex[:8]}"
+    own = ('[[candidates]]\nname = "centroid"\nalgorithm = "test.nearest_centroid"\n'
+           'grid = { shrink = [0.0, 0.5] }\n')
+    run_id = await conveyor.train(config(model, dataset, own).replace('metric = "roc_auc"', 'metric = "accuracy"'))
+    done = await conveyor.wait_trained(run_id, timeout_s=180)
+    candidate = await conveyor.candidate(model)
+    assert done.state == "done" and candidate["algorithm"] == "test.nearest_centroid"
+    assert len(candidate["search"]) == 2 and 0.8 < candidate["metrics"]["accuracy"] <= 1.0
+    assert "roc_auc" not in candidate["metrics"]    # no probabilities: label metrics only

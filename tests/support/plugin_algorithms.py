@@ -1,0 +1,30 @@
+"""A user's own algorithms, registered when the module is imported (the cluster of the
+test session lists it in CONVEYOR_PLUGINS)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.algorithms import ParamSpec, register_algorithm
+
+
+class NearestCentroid:
+    """Anything with fit/predict: the class whose mean row is closest."""
+
+    def __init__(self, shrink: float = 0.0) -> None:
+        self.shrink = shrink
+
+    def fit(self, X, y):
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        centroids = np.array([X[y == c].mean(axis=0) for c in self.classes_])
+        self.centroids_ = (1 - self.shrink) * centroids + self.shrink * X.mean(axis=0)
+        return self
+
+    def predict(self, X):
+        distances = ((np.asarray(X)[:, None, :] - self.centroids_[None, :, :]) ** 2).sum(axis=2)
+        return self.classes_[np.argmin(distances, axis=1)]
+
+
+register_algorithm("test.nearest_centroid", NearestCentroid, task="classification",
+                   params={"shrink": ParamSpec(float, 0.0, min=0.0, max=1.0)}, replace=True)
