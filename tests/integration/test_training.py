@@ -324,3 +324,49 @@ async def test_a_users_own_algorithm_registered_by_a_plugin_trains_in_the_cluste
     assert done.state == "done" and candidate["algorithm"] == "test.nearest_centroid"
     assert len(candidate["search"]) == 2 and 0.8 < candidate["metrics"]["accuracy"] <= 1.0
     assert "roc_auc" not in candidate["metrics"]    # no probabilities: label metrics only
+
+
+async def test_regression_and_clustering_runs_compare_with_their_baselines(conveyor, cancer):
+    dataset, _ = cancer
+    regression = f"reg-{uuid.uuid4().hex[:8]}"
+    ols = '[[candidates]]\nname = "ols"\nalgorithm = "sklearn.linear_regression"\n'
+    done = await conveyor.wait_trained(await conveyor.train(
+        config(regression, dataset, ols).replace('metric = "roc_auc"', 'metric = "rmse"')
+        .replace('strategy = "stratified"', 'strategy = "random"')), timeout_s=180)
+    assert done.reference == "baseline" and done.score < done.reference_score and done.deployable
+    assert set((await conveyor.candidate(regression))["metrics"]) >= {"rmse", "mae", "r2"}
+
+    clusters = f"km-{uuid.uuid4().hex[:8]}"
+    kmeans = '[[candidates]]\nname = "km"\nalgorithm = "sklearn.kmeans"\nparams = { n_clusters = 2 }\n'
+    done = await conveyor.wait_trained(await conveyor.train(
+        config(clusters, dataset, kmeans).replace('metric = "roc_auc"', 'metric = "silhouette"')
+        .replace('strategy = "stratified"', 'strategy = "random"')), timeout_s=180)
+    assert done.metric == "silhouette" and 0 < done.score <= 1 and done.deployable
+
+
+async def test_scheduled_training_runs_when_due(conveyor, db, cancer):
+    from tests.support.waiting import eventually
+
+    dataset, _ = cancer
+    model = f"sched-{uuid.uuid4().hex[:8]}"
+    schedule_id = await conveyor.schedule_training(config(model, dataset, STUMP), "* * * * * */2")
+    try:
+        run_id = await eventually(lambda: db.fetchval("SELECT run_id FROM training_runs WHERE model = $1", model),
+                                  timeout_s=60, what="a scheduled run")
+    finally:
+        assert await conveyor.remove_schedule(schedule_id)
+    assert (await conveyor.wait_trained(run_id, timeout_s=180)).state == "done"
+
+
+async def test_a_tampered_artifact_is_refused_before_unpickling(conveyor, db, cancer):
+    from storage.signing import SignatureMismatch
+
+    dataset, _ = cancer
+    model = f"tamper-{uuid.uuid4().hex[:8]}"
+    await conveyor.wait_trained(await conveyor.train(config(model, dataset, STUMP)), timeout_s=180)
+    candidate = await conveyor.candidate(model)
+    assert (await conveyor.load_candidate(candidate["candidate_id"])).predict(np.zeros((1, 30))).shape == (1,)
+    await db.execute("UPDATE candidates SET artifact = artifact || '\\x00'::bytea WHERE candidate_id = $1",
+                     candidate["candidate_id"])
+    with pytest.raises(SignatureMismatch):
+        await conveyor.load_candidate(candidate["candidate_id"])
