@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from typing import Iterator
 
-from actors.batch_parse import IngestError, check_options, file_checksum, parse_chunks, parse_file, validate_dataset_name
+from actors.batch_parse import (
+    IngestError, ParsedChunk, check_options, file_checksum, parse_chunks, parse_file, validate_dataset_name,
+)
 from actors.partition_worker import PartitionWorker
 from messages.base import caused_by
 from messages.codec import encode
@@ -117,75 +121,132 @@ class IngestCoordinator(PartitionWorker):
                                    f"task:{batch_id}:{partition}", partition))
 
 
+class _Load:
+    """A partition task a loader is working on: where its message is, its chunks to come,
+    and the rows of the partition stored so far."""
+
+    __slots__ = ("chunks", "offset", "stored", "task")
+
+    def __init__(self, offset: int, task: LoadPartition, chunks: Iterator[ParsedChunk], stored: int) -> None:
+        self.offset, self.task, self.chunks, self.stored = offset, task, chunks, stored
+
+
 class BatchLoader(PartitionWorker):
-    """Consumes one partition of ``ingest.tasks``: stores its share of a batch's rows."""
+    """Consumes one partition of ``ingest.tasks``: stores its share of each batch's rows.
+
+    A loader works on several tasks at once, one chunk of each in turn, so a batch
+    submitted while a large one is loading is not kept waiting until that one is done
+    (several datasets ingest at once). The consumed offset advances past a task only
+    when it is done; a task met again after a restart resumes after its partition's
+    last stored line, or is skipped when its partition is done already.
+    """
 
     consumer = "batch-loader"
+    #: Tasks worked on at once; more wait in the topic.
+    max_loads = 8
 
     def __init__(self, settings: Settings, name: str, topic: str = "ingest.tasks", partition: int = 0) -> None:
-        super().__init__(settings, name, topic, partition)
+        super().__init__(settings, name, topic, partition)  # (its own step(): no handle())
         self.store = None
-        self.current: dict | None = None
+        self.loads: list[_Load] = []
+        self._read_to = 0        # the offset after the last record read
+        self._writing: asyncio.Future | None = None
 
     async def open(self) -> None:
         from storage.raw_store import PostgresRawStore
 
         self.store = PostgresRawStore(self.pool)
+        self._read_to = self.offset
 
-    async def handle(self, records: list[Record]) -> BatchEffects:
+    async def step(self) -> None:
+        """Take new tasks (without waiting while others are loading), store one chunk of the
+        next task in turn, and commit what finished with the offset of the oldest task
+        still loading."""
+        records: list[Record] = []
+        if len(self.loads) < self.max_loads:
+            records = await self._reader.read(timeout_ms=0 if self.loads else 200,
+                                              max_records=self.max_loads - len(self.loads),
+                                              idle_backoff=not self.loads)
         effects = BatchEffects()
         for record in records:
+            self._read_to = record.offset + 1
             task = self.expect(record, effects, LoadPartition)
             if task is not None:
-                await self._load(task, effects)
-        return effects
+                await self._start(record.offset, task, effects)
+        if self.loads:
+            await self._turn(effects)
+        next_offset = min(load.offset for load in self.loads) if self.loads else self._read_to
+        if next_offset == self.offset and not (effects.writes or effects.dead_letters or effects.outbox):
+            return
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing  # what the commit announces must have landed
+        await self.ledger.commit(self.claim, next_offset, effects)
+        self.n_processed += len(records)
+        self.offset = next_offset
+        self.last_checkpoint_offset, self.last_checkpoint_at = next_offset, time.time()
 
-    async def _load(self, task: LoadPartition, effects: BatchEffects) -> None:
-        """Store this partition's rows, chunk by chunk, after the ones already stored; the
-        task's completion and, for the last partition, the batch's, join the offset's
-        transaction.
-
-        The rows of a partition are appended in line order, each chunk in a transaction
-        fenced by this worker's claim, so what is stored is a prefix of the partition and a
-        restarted loader resumes after its last stored line. While one chunk is written the
-        next is parsed (in a thread: the event loop stays free for the write and heartbeats).
-        """
-        existing = await self.store.batch(task.batch_id)
-        if existing is not None and existing.complete:  # a replayed task: the work is done
+    async def _start(self, offset: int, task: LoadPartition, effects: BatchEffects) -> None:
+        """Begin a task after what its partition has stored already; a task whose partition
+        (or whole batch) is done already only completes the requests waiting on it."""
+        done = await self.pool.fetchval(
+            "SELECT b.state = 'complete' OR t.batch_id IS NOT NULL FROM raw_batches b"
+            " LEFT JOIN raw_batch_tasks t ON t.batch_id = b.batch_id AND t.partition = $2 WHERE b.batch_id = $1",
+            task.batch_id, task.partition)
+        if done:  # a replayed task: the work is done
             effects.writes.append(batch_requests_complete(task.batch_id))
             return
         stored, after_line = await self.store.stored_through(task.batch_id, task.partition)
-        self.current = {"batch_id": task.batch_id, "rows": stored}
         try:
             chunks = parse_chunks(task.path, task.format, key=task.key_column, time=task.time_column,
                                   label=task.label_column, partition=task.partition, n_partitions=task.n_partitions,
                                   after_line=after_line, chunk_rows=WRITE_CHUNK)
-            writing: asyncio.Task | None = None
-            try:
-                while True:
-                    chunk = await asyncio.to_thread(next, chunks, None)
-                    if writing is not None:
-                        await writing
-                        self.current["rows"] = stored
-                    if chunk is None:
-                        break
-                    stored += len(chunk.records)
-                    writing = asyncio.ensure_future(self.store.append_chunk(
-                        task.batch_id, task.dataset, task.partition, chunk.records, chunk.errors, n_rows=stored,
-                        hold=self._hold))
-            finally:
-                if writing is not None and not writing.done():
-                    await asyncio.wait([writing])  # never leave a write behind (its error is raised above)
-                chunks.close()
         except (IngestError, OSError) as exc:  # the file changed or vanished since it was accepted
             effects.writes.append(set_request(task.request_id, task.dataset, "failed", task.batch_id, str(exc)))
             return
-        effects.writes.append(self._finish(task, stored))
-        self.current = None
+        self.loads.append(_Load(offset, task, chunks, stored))
+
+    async def _turn(self, effects: BatchEffects) -> None:
+        """One chunk of the next task: parsed (in a thread, so the event loop stays free)
+        while the previous chunk is written, then written in the background. Rows of a
+        partition are appended in line order, each chunk in a transaction fenced by this
+        loader's claim, so what is stored of a partition is always a prefix of it."""
+        load = self.loads.pop(0)
+        try:
+            chunk = await asyncio.to_thread(next, load.chunks, None)
+        except (IngestError, OSError) as exc:
+            chunk, failed = None, exc
+        else:
+            failed = None
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+        task = load.task
+        if failed is not None:
+            load.chunks.close()
+            effects.writes.append(set_request(task.request_id, task.dataset, "failed", task.batch_id, str(failed)))
+        elif chunk is None:
+            effects.writes.append(self._finish(task, load.stored))
+        else:
+            load.stored += len(chunk.records)
+            self._writing = asyncio.ensure_future(self.store.append_chunk(
+                task.batch_id, task.dataset, task.partition, chunk.records, chunk.errors, n_rows=load.stored,
+                hold=self._hold))
+            self.loads.append(load)
 
     async def _hold(self, conn) -> None:
         """Fence a chunk's transaction with this incarnation's claim of the partition."""
         await self.ledger.hold(conn, self.claim)
+
+    async def teardown(self) -> None:
+        if self._writing is not None and not self._writing.done():
+            await asyncio.wait([self._writing], timeout=30)  # a write in flight ends before the pool closes
+        for load in self.loads:
+            try:
+                load.chunks.close()
+            except ValueError:  # still being parsed in its thread (the worker was cancelled)
+                pass
+        await super().teardown()
 
     def _finish(self, task: LoadPartition, n_rows: int):
         store = self.store
@@ -213,7 +274,8 @@ class BatchLoader(PartitionWorker):
 
     def heartbeat(self) -> dict:
         beat = super().heartbeat()
-        beat["loading"] = dict(self.current) if self.current else None
+        beat["loading"] = [{"batch_id": load.task.batch_id, "dataset": load.task.dataset, "rows": load.stored}
+                           for load in self.loads] or None
         return beat
 
 

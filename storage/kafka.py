@@ -96,11 +96,12 @@ class PartitionReader:
         self._consumer.assign([self._tp])
         self._consumer.seek(self._tp, offset)
 
-    async def read(self, timeout_ms: int, max_records: int) -> list[Record]:
+    async def read(self, timeout_ms: int, max_records: int, idle_backoff: bool = True) -> list[Record]:
         """The next records, waiting up to ``timeout_ms``. After an empty read the partition
         is paused for ``idle_backoff_s`` first: the fetcher long-polls every few ms while a
-        partition is assigned (fetch_max_wait_ms), which keeps idle clusters busy."""
-        if self._idle and self._idle_backoff_s > 0:
+        partition is assigned (fetch_max_wait_ms), which keeps idle clusters busy. A worker
+        busy with other work between reads passes ``idle_backoff=False``."""
+        if self._idle and self._idle_backoff_s > 0 and idle_backoff:
             self._consumer.pause(self._tp)
             try:
                 await asyncio.sleep(self._idle_backoff_s)

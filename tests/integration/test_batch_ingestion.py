@@ -97,6 +97,21 @@ async def test_loader_killed_mid_batch_still_stores_every_row_exactly_once(conve
     assert after.n_restarts >= 1 and after.pid != loader.pid
 
 
+async def test_a_small_batch_submitted_while_a_big_one_loads_is_not_kept_waiting(conveyor, tmp_path):
+    big_path = write_csv(tmp_path / "big.csv", 400_000)
+    small_path = write_csv(tmp_path / "small.csv", 1_000, bad_lines=("only,two",))
+    big, small = dataset_name("big"), dataset_name("small")
+    big_request = await conveyor.ingest(big, big_path, key="id")
+    await eventually(lambda: _loading_with_rows(conveyor, big_request), timeout_s=60, what="the big batch loading")
+    small_request = await conveyor.ingest(small, small_path, key="id")
+    small_done = await conveyor.wait_ingested(small_request, small, timeout_s=120)
+    big_then = await conveyor.ingest_progress(big_request)
+    assert (small_done.n_rows, small_done.n_rejected) == (1_000, 1)
+    assert big_then.state == "loading" and big_then.n_rows < 400_000  # the small one did not wait for it
+    big_done = await conveyor.wait_ingested(big_request, big, timeout_s=300)
+    assert (big_done.n_rows, big_done.n_rejected) == (400_000, 0)
+
+
 async def _loading_with_rows(conveyor, request):
     progress = await conveyor.ingest_progress(request)
     return progress if progress and progress.state == "loading" and progress.n_rows > 0 else None
