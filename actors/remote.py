@@ -163,6 +163,11 @@ class TaskHost:
     def pid(self) -> int:
         return os.getpid()
 
+    def describe(self) -> str:
+        """What this actor works on (its target's ``describe()``, else the target's class)."""
+        describe = getattr(self.target, "describe", None)
+        return describe() if callable(describe) else type(self.target).__name__
+
 
 @ray.remote(num_cpus=1, max_retries=0)
 def _run_function(path: str, *args: Any) -> Any:

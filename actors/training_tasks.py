@@ -131,6 +131,9 @@ class CandidateTrainer:
         import_plugins(settings.plugins)
         build(candidate.algorithm, candidate.trials[0])   # imports the estimator's library while the actor starts
 
+    def describe(self) -> str:
+        return f"candidate {self.run_id}/{self.candidate.name}"
+
     async def run(self, X_train: np.ndarray, y_train, X_test: np.ndarray, y_test, feature_names: list[str]) -> dict:
         from actors.remote import Compute
         from ml.training import evaluate_model

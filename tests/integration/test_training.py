@@ -370,3 +370,32 @@ async def test_a_tampered_artifact_is_refused_before_unpickling(conveyor, db, ca
                      candidate["candidate_id"])
     with pytest.raises(SignatureMismatch):
         await conveyor.load_candidate(candidate["candidate_id"])
+
+
+async def test_a_killed_candidate_actor_is_retried_and_the_run_completes(conveyor, db, settings, cancer):
+    import os
+    import signal
+
+    from actors.remote import RayRuntime
+    from tests.support.waiting import eventually
+
+    dataset, _ = cancer
+    model = f"retry-{uuid.uuid4().hex[:8]}"
+    slow = '[[candidates]]\nname = "slow"\nalgorithm = "sklearn.random_forest"\nparams = { n_estimators = 1500 }\n'
+    run_id = await conveyor.train(config(model, dataset, slow))
+    runtime = RayRuntime(settings.cluster_name)
+
+    async def candidate_actor():
+        for name, handle in runtime.named_below("train"):
+            try:
+                if await runtime.call(handle, "describe", 5) == f"candidate {run_id}/slow":
+                    return handle
+            except Exception:
+                continue
+        return None
+
+    handle = await eventually(candidate_actor, timeout_s=120, interval_s=0.1, what="the candidate's actor")
+    os.kill(await runtime.call(handle, "pid", 5), signal.SIGKILL)
+    done = await conveyor.wait_trained(run_id, timeout_s=300)
+    candidate = await conveyor.candidate(model)
+    assert done.state == "done" and candidate["attempts"] == 2 and candidate["name"] == "slow"
