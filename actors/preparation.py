@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from dataclasses import dataclass
 
 import msgspec
 
 from actors.partition_worker import PartitionWorker
+from actors.raw_values import decode_rows, typed_value
 from messages.codec import encode, printable
 from messages.features import FeaturesGenerated
 from messages.ingestion import RawIngested
@@ -24,26 +24,7 @@ from storage.base import BatchEffects, DeadLetter
 from storage.kafka import Record
 from storage.settings import Settings
 
-
-def typed_value(value):
-    """A CSV field as the value it spells: int, finite float, empty -> None, else the string.
-
-    >>> [typed_value(v) for v in ["3", "2.5", "", "red", "nan"]]
-    [3, 2.5, None, 'red', 'nan']
-    """
-    if not isinstance(value, str):
-        return value
-    if value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return number if math.isfinite(number) else value
+__all__ = ["PreparationWorker", "Prepared", "prepare_rows", "stored_feature_set_id", "typed_value"]
 
 
 def stored_feature_set_id(dataset: str, fitted_id: str) -> str:
@@ -71,9 +52,7 @@ def prepare_rows(spec, fitted, raw: list, typed: bool) -> Prepared:
     from ml.features import fit_feature_set
 
     lines = [r["line_no"] for r in raw]
-    rows = [msgspec.json.decode(r["values"]) for r in raw]
-    if typed:
-        rows = [{k: typed_value(v) for k, v in row.items()} for row in rows]
+    rows = decode_rows([r["values"] for r in raw], typed)
     fitted = fitted if fitted is not None else fit_feature_set(spec, rows)
     X, y, report = fitted.transform_batch(rows)
     vectors = X.tolist()
