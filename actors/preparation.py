@@ -21,6 +21,7 @@ from messages.codec import encode, printable
 from messages.features import FeaturesGenerated
 from messages.ingestion import RawIngested
 from storage.base import BatchEffects, DeadLetter
+from storage.feature_store import FeatureRows
 from storage.kafka import Record
 from storage.settings import Settings
 
@@ -40,10 +41,10 @@ def stored_feature_set_id(dataset: str, fitted_id: str) -> str:
 @dataclass
 class Prepared:
     fitted: object
-    rows: list[tuple[int, str | None, list[float], str | None]]   # (line, key, vector, label)
-    quarantined: list[tuple[int, str]]
+    rows: FeatureRows
+    quarantined: list[tuple[int, str]]                            # (line, reason)
     report_json: bytes
-    latest: dict[str, list[float]]                                # entity key -> its last vector
+    latest: list[tuple[str, list[float]]]                         # (entity key, its last vector)
 
 
 def prepare_rows(spec, fitted, raw: list, typed: bool) -> Prepared:
@@ -55,14 +56,13 @@ def prepare_rows(spec, fitted, raw: list, typed: bool) -> Prepared:
     rows = decode_rows([r["values"] for r in raw], typed)
     fitted = fitted if fitted is not None else fit_feature_set(spec, rows)
     X, y, report = fitted.transform_batch(rows)
-    vectors = X.tolist()
-    labels = [None] * len(vectors) if y is None else [str(v) for v in y.tolist()]
+    labels = [None] * len(X) if y is None else [str(v) for v in y.tolist()]
     keys = [None if not spec.key or rows[i].get(spec.key) is None else str(rows[i][spec.key]) for i in report.kept]
-    out = [(lines[i], key, vector, label) for i, key, vector, label in zip(report.kept, keys, vectors, labels)]
-    latest = {key: vector for key, vector in zip(keys, vectors) if key is not None}   # last row wins
+    last = {key: j for j, key in enumerate(keys) if key is not None}   # the last row of an entity wins
+    latest = list(zip(last, X[list(last.values())].tolist()))
     summary = msgspec.structs.replace(report, kept=())   # the kept indices are the stored rows themselves
-    return Prepared(fitted, out, [(lines[q.index], q.reason) for q in report.quarantined],
-                    msgspec.json.encode(summary), latest)
+    return Prepared(fitted, FeatureRows([lines[i] for i in report.kept], keys, X, labels),
+                    [(lines[q.index], q.reason) for q in report.quarantined], msgspec.json.encode(summary), latest)
 
 
 class PreparationWorker(PartitionWorker):
@@ -133,14 +133,24 @@ class PreparationWorker(PartitionWorker):
         fsid = stored_feature_set_id(event.dataset, result.fitted.feature_set_id)
         store, names, fitted_bytes = self.features, list(result.fitted.feature_names), result.fitted.to_bytes()
 
+        online, latest = self.online, [(key, fsid, vector) for key, vector in result.latest]
+
         async def write(conn) -> None:
-            if fitted_here:
-                await store.add_set(conn, event.dataset, spec_toml, fsid, fitted_bytes, names, event.batch_id)
-            await store.write_batch(conn, fsid, event.batch_id, result.rows, result.quarantined, result.report_json)
+            # The online copy is written while PostgreSQL takes the offline rows (two other
+            # processes), and is complete before the transaction commits.
+            copying = asyncio.create_task(online.put_many(event.dataset, latest))
+            try:
+                if fitted_here:
+                    await store.add_set(conn, event.dataset, spec_toml, fsid, fitted_bytes, names, event.batch_id)
+                await store.write_batch(conn, fsid, event.batch_id, result.rows, result.quarantined,
+                                        result.report_json)
+            except BaseException:
+                copying.cancel()
+                await asyncio.gather(copying, return_exceptions=True)
+                raise
+            await copying
 
         effects.writes.append(write)
-        if result.latest:
-            await self.online.put_many(event.dataset, [(key, fsid, vector) for key, vector in result.latest.items()])
         out, quarantined = result.rows, result.quarantined
         done = FeaturesGenerated(dataset=event.dataset, feature_set_id=fsid, batch_id=event.batch_id,
                                  n_rows=len(out), n_quarantined=len(quarantined), fitted_here=fitted_here,
