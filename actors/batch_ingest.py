@@ -258,7 +258,8 @@ class BatchLoader(PartitionWorker):
                 task.batch_id, task.partition, task.n_partitions, n_rows)
             # Serialise the loaders of one batch on its row, then see whether all are done.
             await conn.execute("SELECT 1 FROM raw_batches WHERE batch_id = $1 FOR UPDATE", task.batch_id)
-            done = await conn.fetchval("SELECT count(*) FROM raw_batch_tasks WHERE batch_id = $1", task.batch_id)
+            done, n_stored = await conn.fetchrow(
+                "SELECT count(*), sum(n_rows) FROM raw_batch_tasks WHERE batch_id = $1", task.batch_id)
             if done < task.n_partitions:
                 return
 
@@ -268,7 +269,8 @@ class BatchLoader(PartitionWorker):
                                     correlation_id=task.correlation_id, causation_id=task.msg_id)
                 return "raw.ingested", batch.dataset.encode(), encode(event)
 
-            await store.complete_batch(task.batch_id, announce, conn=conn)
+            # Each loader counted the rows of its partition in the transactions that stored them.
+            await store.complete_batch(task.batch_id, announce, conn=conn, n_rows=n_stored)
             await batch_requests_complete(task.batch_id)(conn)
         return write
 

@@ -238,16 +238,20 @@ class PostgresRawStore(RawStore):
             return await _insert_rejects(conn, batch_id, errors)
 
     async def complete_batch(self, batch_id: str, announce: Announce | None = None, *,
-                             conn: asyncpg.Connection | None = None) -> RawBatch:
+                             conn: asyncpg.Connection | None = None, n_rows: int | None = None) -> RawBatch:
         """Count the stored rows and rejects and mark the batch complete; a complete batch
         is returned as it is. With ``announce``, its message goes into the outbox in the
         same transaction (once per batch, whatever the number of calls). With ``conn``,
-        the work joins that connection's transaction."""
+        the work joins that connection's transaction.
+
+        ``n_rows``, when given, is taken as the number of stored rows instead of counting
+        them (a count over a large fresh batch visits every row): only for a caller that
+        counted them in the very transactions that stored them, as the loaders do."""
         if conn is not None:
             async with conn.transaction():
-                return await _complete(conn, batch_id, announce)
+                return await _complete(conn, batch_id, announce, n_rows)
         async with self._pool.acquire() as own, own.transaction():
-            return await _complete(own, batch_id, announce)
+            return await _complete(own, batch_id, announce, n_rows)
 
     async def batch(self, batch_id: str) -> RawBatch | None:
         row = await self._pool.fetchrow(f"SELECT {_BATCH_COLUMNS} FROM raw_batches WHERE batch_id = $1", batch_id)
@@ -314,17 +318,18 @@ async def _insert_rejects(conn: asyncpg.Connection, batch_id: str, errors: Seque
     return _count(status)
 
 
-async def _complete(conn: asyncpg.Connection, batch_id: str, announce: Announce | None) -> RawBatch:
+async def _complete(conn: asyncpg.Connection, batch_id: str, announce: Announce | None,
+                    n_rows: int | None = None) -> RawBatch:
     row = await conn.fetchrow(f"SELECT {_BATCH_COLUMNS} FROM raw_batches WHERE batch_id = $1 FOR UPDATE", batch_id)
     if row is None:
         raise UnknownBatch(f"no raw batch {batch_id!r}")
     if row["state"] == "loading":
         row = await conn.fetchrow(
             "UPDATE raw_batches SET state = 'complete', completed_at = now(),"
-            " n_rows = (SELECT count(*) FROM raw_records WHERE batch_id = $1),"
+            " n_rows = COALESCE($2, (SELECT count(*) FROM raw_records WHERE batch_id = $1)),"
             " n_rejected = (SELECT count(*) FROM raw_rejects WHERE batch_id = $1)"
             f" WHERE batch_id = $1 RETURNING {_BATCH_COLUMNS}",
-            batch_id,
+            batch_id, n_rows,
         )
     batch = _batch(row)
     if announce is not None:
