@@ -16,7 +16,6 @@ a CRC of its key, and builds no values.
 from __future__ import annotations
 
 import csv
-import re
 import zlib
 from collections import deque
 from typing import BinaryIO, Iterator
@@ -32,9 +31,10 @@ from actors.batch_rules import (
 BLOCK_BYTES = 1 << 20
 
 _encode = msgspec.json.Encoder().encode
-#: What JSON must escape (besides the quote, which a run never holds) and what a key may not
-#: hold, newlines apart: a run without any of it is "clean".
-_SPECIAL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\\]")
+#: Bytes that JSON must escape (besides the quote, which a run never holds) or a key may not
+#: hold, newlines apart; with the lead byte of U+0080-U+00BF (which include the C1 controls)
+#: they make a run "special": checked per key, values encoded by msgspec.
+_SPECIAL_BYTES = bytes(range(0x00, 0x0a)) + bytes(range(0x0b, 0x20)) + b"\x7f\\"
 
 
 class Overlong:
@@ -117,11 +117,13 @@ class Lines:
         """Make ``lines`` (in order) the next ones returned."""
         self._back.extendleft(reversed(lines))
 
-    def take_run(self) -> tuple[int, str] | None:
-        """``(first line number, text)`` of the next complete lines, up to the first that
-        holds a quote, a carriage return, a NUL or invalid UTF-8, and at most ``limit``
-        bytes in all (so no line in it is overlong); ``None`` when the next line is not
-        such a plain line (read it with :meth:`next`). The text ends with a newline."""
+    def take_run(self) -> tuple[int, str, bool] | None:
+        """``(first line number, text, special)`` of the next complete lines, up to the
+        first that holds a quote, a carriage return, a NUL or invalid UTF-8, and at most
+        ``limit`` bytes in all (so no line in it is overlong); ``None`` when the next line
+        is not such a plain line (read it with :meth:`next`). The text ends with a newline;
+        ``special`` says whether it holds a backslash, a control character other than the
+        newlines, or a character from U+0080 to U+00BF."""
         if self._back or self._next_no == 1:
             return None  # pushed-back lines first; line 1 may start with a byte order mark
         while True:
@@ -137,17 +139,20 @@ class Lines:
                 stop = buf.rfind(b"\n", start, at) + 1
                 if stop <= start:
                     return None
+        raw = buf[start:stop]
         try:
-            text = buf[start:stop].decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             stop = buf.rfind(b"\n", start, start + exc.start) + 1
             if stop <= start:
                 return None
-            text = buf[start:stop].decode("utf-8")
+            raw = buf[start:stop]
+            text = raw.decode("utf-8")
+        special = len(raw.translate(None, _SPECIAL_BYTES)) != len(raw) or b"\xc2" in raw
         first_no = self._next_no
         self._next_no += text.count("\n")
         self._pos = stop
-        return first_no, text
+        return first_no, text, special
 
 
 def first_content_line(lines: Lines) -> tuple[int, bytes | Overlong] | None:
@@ -313,9 +318,9 @@ def csv_rows(lines: Lines, plan: CsvPlan, sink: Sink) -> Iterator[None]:
     while True:
         run = lines.take_run()
         if run is not None:
-            first_no, text = run
+            first_no, text, special = run
             if first_no + text.count("\n") - 1 > after:
-                _csv_run(first_no, text, plan, sink)
+                _csv_run(first_no, text, not special, plan, sink)
             yield None
             continue
         record = _next_record(lines, plan.delimiter, plan.max_row_bytes)
@@ -331,12 +336,12 @@ def csv_rows(lines: Lines, plan: CsvPlan, sink: Sink) -> Iterator[None]:
         yield None
 
 
-def _csv_run(first_no: int, text: str, plan: CsvPlan, sink: Sink) -> None:
+def _csv_run(first_no: int, text: str, clean: bool, plan: CsvPlan, sink: Sink) -> None:
     """The records of a run of plain lines (one record per line, no quotes) that belong to
-    the partition: good ones as JSON text, others through :func:`_csv_record_item`."""
+    the partition: good ones as JSON text, others through :func:`_csv_record_item`. In a
+    ``clean`` run no key holds a control character and no value needs escaping in JSON."""
     lines = text.split("\n")
     lines.pop()  # the text ends with a newline
-    clean = _SPECIAL.search(text) is None
     header, delimiter, n_columns = plan.header, plan.delimiter, plan.n_columns
     key_index, time_index, rules = plan.key_index, plan.time_index, plan.rules
     partition, n_partitions, after = plan.partition, plan.n_partitions, plan.after_line

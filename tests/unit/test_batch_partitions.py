@@ -23,7 +23,8 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 #: Pieces of CSV that exercise both the plain-line path and the general one.
 csv_pieces = st.lists(st.sampled_from([
     b"k1,2,3\n", b"k2,x,y\n", b"7,a,b\n", b",1,2\n", b"k3,1\n", b"k4,1,2,3\n", b'"q,1",2,3\n', b'k5,"a\nb",c\n',
-    b'"', b",", b"\n", b"\r\n", b"\r", b"\x00", b"\xff", b"\\", b"\t", b"\x7f", b"%s", b"\xc3\xa9", b"x" * 40,
+    b'"', b",", b"\n", b"\r\n", b"\r", b"\x00", b"\xff", b"\\", b"\t", b"\x7f", b"%s", b"\xc3\xa9", b"\xc2\x85",
+    b"\xc2\xb0", b"x" * 40,
     b"k" * 300 + b",1,2\n",
 ]), max_size=40).map(b"".join)
 
