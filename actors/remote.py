@@ -70,6 +70,15 @@ class WorkerHost:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
 
+    async def request(self, method: str, *args: Any) -> Any:
+        """A request/response call to the worker: only the methods it lists in ``requests``."""
+        if method not in getattr(type(self.worker), "requests", ()):
+            raise AttributeError(f"{type(self.worker).__name__} answers no request {method!r}")
+        result = getattr(self.worker, method)(*args)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
 
 class RayRuntime:
     """Every Ray operation a supervisor performs."""
@@ -183,13 +192,15 @@ class Compute:
     def put(self, value: Any):
         return ray.put(value)
 
-    async def host(self, name: str, factory: str, *args: Any):
-        """A named actor hosting ``factory(*args)`` (object refs among ``args`` arrive resolved)."""
+    async def host(self, name: str, factory: str, *args: Any, detached: bool = False):
+        """A named actor hosting ``factory(*args)`` (object refs among ``args`` arrive resolved);
+        ``detached`` ones outlive the process that started them (found again by name)."""
         old = RayRuntime(self.namespace).lookup(name)
         if old is not None:
             self.kill(old)
+        lifetime = {"lifetime": "detached"} if detached else {}
         return await RayRuntime(self.namespace)._spawn(lambda: TaskHost.options(
-            name=name, namespace=self.namespace, num_cpus=0, max_restarts=0).remote(factory, *args))
+            name=name, namespace=self.namespace, num_cpus=0, max_restarts=0, **lifetime).remote(factory, *args))
 
     async def adopt(self, handle, factory: str, *args: Any) -> None:
         await handle.adopt.remote(factory, *args)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -28,6 +29,9 @@ from storage.settings import Settings, load_settings, mask_secret
 #: Where each message type is published by default.
 DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events", IngestBatch: "ingest", SourceAvailable: "ingest",
                                    TrainModels: "train"}
+
+
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
 
 
 def _config_text(config: str | Path) -> str:
@@ -74,6 +78,9 @@ class Conveyor:
         await self.close()
 
     async def close(self) -> None:
+        if getattr(self, "_scoring", None) is not None:
+            await self._scoring.flush()
+            self._scoring = None
         if self._publisher is not None:
             await self._publisher.stop()
             self._publisher = None
@@ -248,6 +255,113 @@ class Conveyor:
         from storage.model_store import PostgresModelStore
 
         return PostgresModelStore(await self._db(), signing_key_bytes(self.settings))
+
+    # --- deployment and scoring --------------------------------------------------------
+
+    async def deploy(self, model: str, version: int | None = None, *, replicas: int | None = None,
+                     canary_weight: float | None = None, timeout_s: float = 300) -> dict:
+        """Deploy ``version`` of ``model`` (default: its newest deployable candidate) as production,
+        or as a canary taking ``canary_weight`` of the traffic; returns once its replicas answer
+        and the routes have moved. :class:`client.scoring.DeploymentRefused` names what is wrong."""
+        return await self._serve_request("deploy", timeout_s, model, version, replicas, canary_weight)
+
+    async def rollback(self, model: str, timeout_s: float = 60) -> dict:
+        """Production goes back to the previous version (which is still live)."""
+        return await self._serve_request("rollback", timeout_s, model)
+
+    async def _serve_request(self, method: str, timeout_s: float, model, *args) -> dict:
+        import asyncio
+
+        from client.scoring import DeploymentRefused, _cause
+
+        if not isinstance(model, str) or not _NAME_RE.match(model):
+            raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
+        if method == "deploy":
+            version, replicas, weight = args
+            if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+                raise DeploymentRefused("version", f"a version number >= 1; got {version!r}")
+            if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)
+                                         or not 1 <= replicas <= 16):
+                raise DeploymentRefused("replicas", f"from 1 to 16; got {replicas!r}")
+            if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                                       or not 0.0 < weight < 1.0):
+                raise DeploymentRefused("canary_weight", f"a share between 0 and 1; got {weight!r}")
+        self._join_ray()
+        from actors.remote import RayRuntime
+
+        handle = RayRuntime(self.settings.cluster_name).lookup("root.serve")
+        if handle is None:
+            raise ClusterNotRunning("the deployment manager (root.serve) is not running")
+        try:
+            return await asyncio.wait_for(handle.request.remote(method, model, *args), timeout=timeout_s)
+        except Exception as exc:
+            cause = _cause(exc)
+            if hasattr(cause, "field") and hasattr(cause, "reason"):
+                raise DeploymentRefused(cause.field, cause.reason) from None
+            raise
+
+    async def deployments(self, model: str | None = None) -> list[dict]:
+        """Live and retired versions with their aliases."""
+        rows = await (await self._db()).fetch(
+            "SELECT d.model, d.version, d.candidate_id, d.replicas, d.state, d.canary_weight, d.deployed_at,"
+            " d.retired_at, array_remove(array_agg(a.alias ORDER BY a.alias), NULL) AS aliases FROM deployments d"
+            " LEFT JOIN model_aliases a ON a.model = d.model AND a.candidate_id = d.candidate_id"
+            " WHERE $1::text IS NULL OR d.model = $1 GROUP BY d.model, d.version ORDER BY d.model, d.version",
+            model)
+        return [dict(r) for r in rows]
+
+    async def score(self, model: str, features: dict | None = None, *, entity_key: str | None = None,
+                    version: int | str | None = None, deadline_ms: float = 100.0):
+        """Score one request: a typed :class:`client.scoring.ScoreResult` (which version answered,
+        the fallback flag, the latency, the request id), always within ``deadline_ms``; or
+        :class:`client.scoring.ScoringRefused` for a bad request / ScoringFailed."""
+        router = await self._router()
+        return await router.score(model, features, entity_key, version, deadline_ms)
+
+    async def get_score(self, request_id: str):
+        """The recorded answer of a request (polling), or None until it is stored."""
+        from client.scoring import ScoreResult
+
+        row = await (await self._db()).fetchrow(
+            "SELECT request_id, model, version, score, label, answered_by, fallback, latency_ms, reason FROM scores"
+            " WHERE request_id = $1", request_id)
+        return None if row is None else ScoreResult(**dict(row))
+
+    async def subscribe(self, model: str | None = None):
+        """Every answer recorded from now on (push), as :class:`messages.serving.ScoreRecorded`."""
+        import time as _time
+
+        from messages.codec import decode
+        from messages.serving import ScoreRecorded
+        from storage.kafka import PartitionReader
+
+        since = _time.time() - 1.0
+        offset = await (await self._db()).fetchval(
+            "SELECT next_offset FROM consumer_offsets WHERE consumer = 'score-recorder' AND topic = 'scores'"
+            " AND partition = 0") or 0
+        reader = PartitionReader(self.settings.kafka_bootstrap, "scores", 0, self.settings.kafka_fetch_max_wait_ms)
+        await reader.start(offset)
+        try:
+            while True:
+                for record in await reader.read(timeout_ms=200, max_records=500):
+                    event = decode(record.value)
+                    if isinstance(event, ScoreRecorded) and event.produced_at >= since and (
+                            model is None or event.model == model):
+                        yield event
+        finally:
+            await reader.stop()
+
+    async def _router(self):
+        if getattr(self, "_scoring", None) is None:
+            from client.scoring import Router
+            from storage.redis_store import connect_redis
+
+            self._join_ray()
+            if self._redis is None:
+                self._redis = connect_redis(self.settings.redis_url)
+            publisher = await self._ensure_publisher()
+            self._scoring = Router(self.settings, self._redis, publisher.publish_raw)
+        return self._scoring
 
     # --- offline ingestion ---------------------------------------------------------------
 

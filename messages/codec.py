@@ -28,6 +28,7 @@ from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
 from messages.stream import StreamEvent
+from messages.serving import ModelDeployed, ScoreRecorded
 from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
 #: Messages larger than this are refused before parsing.
@@ -44,6 +45,8 @@ ALL_TYPES: tuple[type[Message], ...] = (
     TrainModels,
     ModelTrained,
     ModelEvaluated,
+    ModelDeployed,
+    ScoreRecorded,
     ActorCrashed,
     ActorHung,
     ActorRestarted,

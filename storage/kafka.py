@@ -23,7 +23,8 @@ TOPICS = {
     "features.generated": None,
     "features.joined": None,
     "train": None,                         # TrainModels, in order
-    "models": None,                        # model.trained / model.evaluated
+    "models": None,                        # model.trained / model.evaluated / model.deployed
+    "scores": None,                        # score.recorded: every online answer
 }
 _TOPIC_EXISTS = 36
 

@@ -183,6 +183,15 @@ class PostgresModelStore:
             " AND ($2::int IS NULL OR version = $2) ORDER BY version DESC LIMIT 1", model, version)
         return None if row is None else _plain(row)
 
+    async def artifact_bytes(self, candidate_id: str) -> bytes:
+        """The candidate's artifact, its signature verified (SignatureMismatch otherwise)."""
+        row = await self._pool.fetchrow("SELECT artifact, signature FROM candidates WHERE candidate_id = $1",
+                                        candidate_id)
+        if row is None:
+            raise LookupError(f"candidate_id: no candidate {candidate_id!r}")
+        verify(self._key, bytes(row["artifact"]), bytes(row["signature"]))
+        return bytes(row["artifact"])
+
     async def load_model(self, candidate_id: str):
         """The candidate's model, its signature verified before it is unpickled."""
         row = await self._pool.fetchrow("SELECT artifact, signature FROM candidates WHERE candidate_id = $1",

@@ -29,7 +29,10 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
              ├─ join                               (features.generated -> joins whose sources all arrived)
              ├─ scheduler                          (publishes scheduled commands when due)
              ├─ train                              (train.models -> candidates, evaluation, verdict)
-             └─ train-trigger                      (features.generated -> train.models where configured)"""
+             ├─ train-trigger                      (features.generated -> train.models where configured)
+             ├─ serve                              (deploy / rollback; keeps every live version's replicas up)
+             ├─ fallback                           (answers with the previous version or the baseline)
+             └─ scores                             (score.recorded -> the score store)"""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
@@ -45,8 +48,11 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
     scheduler = ChildSpec(id="scheduler", factory="actors.scheduler:Scheduler")
     train = ChildSpec(id="train", factory="actors.training:TrainingCoordinator")
     trigger = ChildSpec(id="train-trigger", factory="actors.training_trigger:TrainingTrigger")
+    serve = ChildSpec(id="serve", factory="actors.deployment:DeploymentManager")
+    fallback = ChildSpec(id="fallback", factory="actors.serving:FallbackScorer")
+    scores = ChildSpec(id="scores", factory="actors.score_recorder:ScoreRecorder")
     return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler, train,
-                                                          trigger))
+                                                          trigger, serve, fallback, scores))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

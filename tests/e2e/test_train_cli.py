@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_training import NUMERIC_SPEC, cancer_csv
+from tests.support.datasets import NUMERIC_SPEC, cancer_csv
 
 pytestmark = pytest.mark.integration
 

@@ -14,38 +14,6 @@ pytestmark = pytest.mark.integration
 SPLIT = '[split]\nstrategy = "stratified"\nratio = 0.8\nseed = 0\n'
 
 
-def cancer_csv(path) -> str:
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    lines = ["id," + ",".join(f"f{i}" for i in range(30)) + ",label"]
-    for i, (row, label) in enumerate(zip(data.data, data.target)):
-        lines.append(f"p{i}," + ",".join(repr(float(v)) for v in row) + f",{label}")
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
-
-
-NUMERIC_SPEC = 'label = "label"\nkey = "id"\n' + "".join(
-    f'[[steps]]\nname = "f{i}"\ntransform = "numeric"\ncolumns = ["f{i}"]\n' for i in range(30))
-
-
-@pytest.fixture(scope="module")
-async def cancer(conveyor, db, tmp_path_factory):
-    """A dataset of the breast-cancer rows with features prepared; (dataset, feature set id)."""
-    from tests.support.waiting import eventually
-
-    dataset = f"cancer-{uuid.uuid4().hex[:8]}"
-    await conveyor.set_feature_spec(dataset, NUMERIC_SPEC)
-    request = await conveyor.ingest(dataset, cancer_csv(tmp_path_factory.mktemp("cancer") / "cancer.csv"),
-                                    key="id", label="label")
-    await conveyor.wait_ingested(request, dataset, timeout_s=120)
-    fsid = await eventually(lambda: db.fetchval("SELECT feature_set_id FROM feature_sets WHERE dataset = $1",
-                                                dataset), timeout_s=120, what="features of the cancer data")
-    await eventually(lambda: db.fetchval("SELECT count(*) = 569 FROM features WHERE feature_set_id = $1", fsid),
-                     timeout_s=60, what="569 feature rows")
-    return dataset, fsid
-
-
 def config(model: str, dataset: str, candidates: str, extra: str = "") -> str:
     return f'model = "{model}"\ndataset = "{dataset}"\nmetric = "roc_auc"\n{extra}\n{SPLIT}\n{candidates}'
 

@@ -19,11 +19,15 @@ from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartI
 from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.stream import StreamEvent
+from messages.serving import ModelDeployed, ScoreRecorded
 from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
 BASE = {"type": "stream.event", "stream": "clicks", "entity_key": "user-1"}
 
 EXAMPLES: dict[type[Message], Message] = {
+    ModelDeployed: ModelDeployed(model="m", version=2, candidate_id="c2", previous_version=1, replicas=2),
+    ScoreRecorded: ScoreRecorded(request_id="r1", model="m", version=2, answered_by="fallback", score=0.25,
+                                 label="0", latency_ms=31.5, fallback=True, entity_key="e1", reason="late"),
     TrainModels: TrainModels(config_toml='model = "m"\ndataset = "d"', feature_set_id="0123abcd"),
     ModelTrained: ModelTrained(model="m", run_id="r1", candidate_id="c1", candidate="lr",
                                algorithm="sklearn.logistic_regression", version=3, feature_set_id="0123abcd",

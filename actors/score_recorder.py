@@ -1,0 +1,39 @@
+"""The score recorder: every online answer published on ``scores`` is written to
+PostgreSQL in batches with the consumed offset (off the scoring path; idempotent by
+request id), where ``client.get_score(request_id)`` finds it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from actors.partition_worker import PartitionWorker
+from messages.serving import ScoreRecorded
+from storage.base import BatchEffects
+from storage.kafka import Record
+from storage.settings import Settings
+
+
+class ScoreRecorder(PartitionWorker):
+    consumer = "score-recorder"
+
+    def __init__(self, settings: Settings, name: str, topic: str = "scores", partition: int = 0) -> None:
+        super().__init__(settings, name, topic, partition)
+
+    async def handle(self, records: list[Record]) -> BatchEffects:
+        effects = BatchEffects()
+        rows = []
+        for record in records:
+            event = self.expect(record, effects, ScoreRecorded)
+            if event is not None:
+                rows.append((event.request_id, event.model, event.version, event.answered_by, event.score,
+                             event.label, event.latency_ms, event.fallback, event.entity_key, event.reason,
+                             dt.datetime.fromtimestamp(event.produced_at, dt.timezone.utc)))
+        if rows:
+            async def write(conn, rows=rows) -> None:
+                await conn.executemany(
+                    "INSERT INTO scores (request_id, model, version, answered_by, score, label, latency_ms, fallback,"
+                    " entity_key, reason, scored_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    " ON CONFLICT (request_id) DO NOTHING", rows)
+
+            effects.writes.append(write)
+        return effects

@@ -1,0 +1,253 @@
+"""Serving: model replicas, the deployment manager that owns them, and the fallback
+actor that answers when a version is late ("better wrong than late").
+
+- :class:`ServedModel` turns a request (raw features, or an entity key whose vector is
+  read from the online store) into a prediction, with the feature set's own code.
+- :class:`ModelReplica`, hosted by its own actor: one copy of one deployed version.
+- :class:`DeploymentManager` (``root.serve``): deploys a version (artifact verified and
+  copied to Redis, replicas started and warmed by a health prediction, then the routes
+  moved), rolls back, and keeps every live version's replicas running (a reconcile
+  loop that restarts a dead replica under the same name).
+- :class:`FallbackScorer` (``root.fallback``): keeps the previous version of every
+  model loaded, and its baseline, and answers from them.
+
+Ray-free: actors are hosted through ``actors.remote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from actors.worker import Worker
+from storage.settings import Settings
+
+MAX_FEATURES = 4096
+
+
+class ScoringError(ValueError):
+    """A request that cannot be scored; ``field`` names what is wrong. Travels through Ray."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+    def __reduce__(self):
+        return type(self), (self.field, self.reason)
+
+
+def check_features(features: Any) -> dict:
+    """Raw features as given by a caller: a flat mapping of names to finite numbers, strings,
+    booleans or None; anything else is a :class:`ScoringError` naming the feature.
+
+    >>> check_features({"x": 1.5, "color": "red"})
+    {'x': 1.5, 'color': 'red'}
+    >>> check_features({"x": float("nan")})
+    Traceback (most recent call last):
+    ...
+    actors.serving.ScoringError: features.x: must be a finite number; got nan
+    """
+    if not isinstance(features, dict):
+        raise ScoringError("features", f"expected a mapping of feature names to values, got {type(features).__name__}")
+    if len(features) > MAX_FEATURES:
+        raise ScoringError("features", f"{len(features)} features; at most {MAX_FEATURES}")
+    for name, value in features.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            raise ScoringError("features", f"feature names are strings of 1-128 characters; got {name!r:.40}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ScoringError(f"features.{name}", f"must be a finite number; got {value!r}")
+        if isinstance(value, str) and len(value) > 65536:
+            raise ScoringError(f"features.{name}", "text longer than 65,536 characters")
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise ScoringError(f"features.{name}", f"must be a number, text, boolean or null; got "
+                                                   f"{type(value).__name__}")
+    return features
+
+
+def prediction(model, task: str, vector: np.ndarray) -> tuple[float | None, str | None]:
+    """(score, label) of one vector: the positive class's probability (binary) or the top
+    class's, with the predicted class; the predicted value for regression."""
+    X = vector.reshape(1, -1)
+    if task == "classification":
+        try:
+            proba = np.asarray(model.predict_proba(X), dtype=float)[0]
+        except Exception:   # no probabilities: the label alone
+            return None, str(np.asarray(model.predict(X))[0])
+        classes = np.asarray(model.classes_)
+        best = int(np.argmax(proba))
+        return float(proba[1] if len(classes) == 2 else proba[best]), str(classes[best])
+    value = float(np.asarray(model.predict(X), dtype=float)[0])
+    return value, None
+
+
+class ServedModel:
+    """One deployed version with what it needs to answer a request."""
+
+    def __init__(self, model, fitted, online, dataset: str, task: str, version: int) -> None:
+        self.model, self.fitted, self.online, self.dataset = model, fitted, online, dataset
+        self.task, self.version = task, version
+
+    async def vector(self, request: dict) -> np.ndarray:
+        from ml.quality import QuarantineError
+
+        features, entity_key = request.get("features"), request.get("entity_key")
+        if features is not None:
+            row = check_features(features)
+            key = self.fitted.spec.key
+            if key is not None and row.get(key) is None:   # the entity key names a row; it is no feature
+                row = {**row, key: entity_key or "request"}
+            try:
+                return np.asarray(self.fitted.transform_one(row), dtype=float)
+            except QuarantineError as exc:
+                raise ScoringError("features", str(exc)) from None
+        if entity_key is None:
+            raise ScoringError("features", "give features or an entity_key")
+        found = await self.online.get(self.dataset, entity_key)
+        if found is None:
+            raise ScoringError("entity_key", f"no features for {entity_key!r} in the online store of "
+                                             f"{self.dataset!r}; pass them as features")
+        return np.asarray(found.vector, dtype=float)
+
+    async def score(self, request: dict) -> dict:
+        vector = await self.vector(request)
+        if vector.shape[0] != self.fitted.n_features:
+            raise ScoringError("features", f"{vector.shape[0]} values; the model takes {self.fitted.n_features}")
+        score, label = prediction(self.model, self.task, vector)
+        return {"score": score, "label": label, "version": self.version}
+
+
+async def load_served(settings: Settings, redis, model: str, version: int) -> ServedModel:
+    """A deployed version, loaded from Redis (artifact and feature set, both signature-checked)."""
+    import pickle
+
+    from actors.wiring import import_plugins, signing_key_bytes
+    from ml.features import FittedFeatureSet
+    from storage.feature_store import RedisOnlineStore
+    from storage.serving_store import RedisServingStore
+
+    await asyncio.to_thread(import_plugins, settings.plugins)   # the loop keeps answering while this loads
+    key = signing_key_bytes(settings)
+    store = RedisServingStore(redis, settings.cluster_name, key)
+    routes = await store.routes(model)
+    if routes is None or version not in routes.versions:
+        raise LookupError(f"version: {model} v{version} is not deployed")
+    info = routes.versions[version]
+    artifact = await store.artifact(model, version)                 # verified before unpickling
+    trained = await asyncio.to_thread(pickle.loads, artifact)
+    fitted = await asyncio.to_thread(FittedFeatureSet.from_bytes, await store.feature_set(info.feature_set_id))
+    online = RedisOnlineStore(redis, settings.cluster_name, settings.online_ttl_s)
+    return ServedModel(trained, fitted, online, info.dataset, routes.task, version)
+
+
+class ModelReplica:
+    """One copy of one deployed version (hosted by its own actor)."""
+
+    def __init__(self, settings: Settings, model: str, version: int) -> None:
+        self.settings, self.model, self.version = settings, model, version
+        self.served: ServedModel | None = None
+        self._redis = None
+        self.n_scored = 0
+
+    def describe(self) -> str:
+        return f"replica {self.model} v{self.version}"
+
+    async def load(self) -> dict:
+        """Load the version and answer a health prediction (a vector of zeros)."""
+        from storage.redis_store import connect_redis
+
+        self._redis = connect_redis(self.settings.redis_url)
+        served = await load_served(self.settings, self._redis, self.model, self.version)
+        score, _ = await asyncio.to_thread(prediction, served.model, served.task, np.zeros(served.fitted.n_features))
+        self.served = served        # answers from now on
+        return {"healthy": True, "score": score}
+
+    async def score(self, request: dict) -> dict:
+        if self.served is None:   # not the caller's fault: the router asks another replica or the fallback
+            raise RuntimeError(f"{self.model} v{self.version} is still loading")
+        self.n_scored += 1
+        return await self.served.score(request)
+
+    def stats(self) -> dict:
+        return {"n_scored": self.n_scored, "loaded": self.served is not None}
+
+
+class FallbackScorer(Worker):
+    """``root.fallback``: answers with the previous version of a model, else its baseline.
+
+    It keeps every model's previous version loaded (refreshed when the routes change), so
+    its answer costs one prediction: a caller whose chosen version is late or failing asks
+    it with the time that is left.
+    """
+
+    requests = ("score",)
+
+    def __init__(self, settings: Settings, name: str, refresh_s: float = 0.5) -> None:
+        super().__init__(settings, name)
+        self.refresh_s = refresh_s
+        self._redis = self._store = None
+        self._loaded: dict[tuple[str, int], ServedModel] = {}
+        self._routes: dict[str, Any] = {}
+
+    async def setup(self) -> None:
+        from actors.wiring import signing_key_bytes
+        from storage.redis_store import connect_redis
+        from storage.serving_store import RedisServingStore
+
+        self._redis = connect_redis(self.settings.redis_url)
+        self._store = RedisServingStore(self._redis, self.settings.cluster_name, signing_key_bytes(self.settings))
+        from actors.training_tasks import Warm
+
+        await asyncio.to_thread(Warm, self.settings.plugins)   # libraries imported before the first request
+
+    async def step(self) -> None:
+        for routes in await self._store.all_routes():
+            known = self._routes.get(routes.model)
+            if known is None or known.revision != routes.revision:
+                await self._adopt(routes)
+        await asyncio.sleep(self.refresh_s)
+
+    async def _adopt(self, routes) -> None:
+        """Load the versions this model may fall back on (previous and production)."""
+        wanted = {v for v in (routes.previous, routes.production) if v is not None}
+        for version in wanted:
+            if (routes.model, version) not in self._loaded:
+                try:
+                    self._loaded[(routes.model, version)] = await load_served(self.settings, self._redis,
+                                                                               routes.model, version)
+                except Exception as exc:
+                    self.log.warning("fallback could not load a version", model=routes.model, version=version,
+                                     error=f"{type(exc).__name__}: {exc}"[:300])
+        for key in [k for k in self._loaded if k[0] == routes.model and k[1] not in wanted]:
+            del self._loaded[key]
+        self._routes[routes.model] = routes
+
+    async def score(self, model: str, request: dict, failed_version: int | None) -> dict:
+        """The previous version's answer (or production's when the previous one failed),
+        else the baseline's."""
+        routes = self._routes.get(model)
+        if routes is None:   # not adopted yet: nothing is loaded on the request path, the baseline answers
+            routes = await self._store.routes(model)
+            if routes is None:
+                raise ScoringError("model", f"{model!r} is not deployed")
+        self.n_processed += 1
+        for version in (routes.previous, routes.production):
+            served = self._loaded.get((model, version)) if version not in (None, failed_version) else None
+            if served is not None:
+                try:
+                    return {**await served.score(request), "answered_by": "fallback"}
+                except ScoringError:
+                    raise
+                except Exception as exc:   # a version that cannot answer: try the next, then the baseline
+                    self.log.warning("fallback version failed", model=model, version=version, error=str(exc)[:200])
+        if routes.baseline is None:
+            raise ScoringError("model", f"{model!r} has no version to fall back on and no baseline")
+        return {"score": routes.baseline.score, "label": routes.baseline.label, "version": None,
+                "answered_by": "baseline"}
+
+    async def teardown(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()

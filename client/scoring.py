@@ -1,0 +1,243 @@
+"""Online scoring, routed in the caller: the routes come from Redis, the chosen version's
+replica is called directly (one Ray hop), and when it is late or fails the fallback actor
+answers with the previous version, else the baseline is used here, all within the
+deadline ("better wrong than late"). Every answer says who gave it; a record of it goes
+to the ``scores`` topic without waiting (the score recorder stores it)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import re
+import time
+
+import msgspec
+
+from client.errors import ClientError
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
+ALIASES = ("production", "previous", "canary")
+MAX_REQUEST_BYTES = 1 << 20
+
+
+class ScoringRefused(ClientError):
+    """A request refused (unknown model or version, bad or missing features); ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+class DeploymentRefused(ClientError):
+    """A deployment or rollback that could not happen; ``field`` names why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+class ScoringFailed(ClientError):
+    """Nothing could answer within the deadline (no version, no fallback, no baseline)."""
+
+
+class ScoreResult(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    model: str
+    version: int | None            # the version that answered (None: the baseline)
+    score: float | None            # positive-class probability / top-class probability / value
+    label: str | None
+    answered_by: str               # primary, fallback, baseline, cache
+    fallback: bool
+    latency_ms: float
+    reason: str | None = None      # why the primary did not answer
+
+
+def fallback_at_s(deadline_s: float) -> float:
+    """When to ask the fallback if the primary has not answered: a quarter of the deadline
+    (at least 3 ms, at most half) before it.
+
+    >>> round(fallback_at_s(0.050), 4), round(fallback_at_s(0.004), 4)
+    (0.0375, 0.002)
+    """
+    return deadline_s - min(max(0.25 * deadline_s, 0.003), deadline_s / 2)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The exception a remote method raised (Ray wraps it)."""
+    return getattr(exc, "cause", None) or exc
+
+
+class Router:
+    def __init__(self, settings, redis, publish, routes_ttl_s: float = 0.5) -> None:
+        from actors.remote import RayRuntime
+        from actors.wiring import signing_key_bytes
+        from storage.serving_store import RedisServingStore
+
+        self.settings, self._redis, self._publish = settings, redis, publish
+        self._store = RedisServingStore(redis, settings.cluster_name, signing_key_bytes(settings))
+        self._runtime = RayRuntime(settings.cluster_name)
+        self._routes: dict[str, tuple[float, object]] = {}
+        self._handles: dict[str, object] = {}
+        self._turn = itertools.count()
+        self.routes_ttl_s = routes_ttl_s
+        self._pending: set[asyncio.Task] = set()
+
+    async def routes(self, model: str):
+        cached = self._routes.get(model)
+        if cached is not None and time.monotonic() - cached[0] < self.routes_ttl_s:
+            return cached[1]
+        routes = await self._store.routes(model)
+        if routes is None or routes.production is None:
+            raise ScoringRefused("model", f"{model!r} is not deployed (python run.py models deploy {model})")
+        self._routes[model] = (time.monotonic(), routes)
+        return routes
+
+    def _handle(self, name: str):
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._runtime.lookup(name)
+            if handle is not None:
+                self._handles[name] = handle
+        return handle
+
+    async def score(self, model: str, features: dict | None = None, entity_key: str | None = None,
+                    version: int | str | None = None, deadline_ms: float = 100.0,
+                    request_id: str | None = None) -> ScoreResult:
+        from messages.base import new_id
+
+        began = time.perf_counter()
+        request = self._check(model, features, entity_key, deadline_ms)
+        request_id = request_id or new_id()
+        routes = await self.routes(model)
+        chosen = self._choose(routes, version)
+        deadline_s = deadline_ms / 1000.0
+        reason = None
+        answer = await self._cached(model, chosen, entity_key) if entity_key and version is None else None
+        if answer is None:
+            answer, reason = await self._primary(routes, chosen, request, began, fallback_at_s(deadline_s))
+        if answer is None:
+            answer = await self._fallback(routes, model, chosen, request, began, deadline_s)
+        latency_ms = (time.perf_counter() - began) * 1000.0
+        result = ScoreResult(request_id=request_id, model=model, version=answer.get("version"),
+                             score=answer.get("score"), label=answer.get("label"),
+                             answered_by=answer["answered_by"], fallback=answer["answered_by"] in ("fallback", "baseline"),
+                             latency_ms=latency_ms, reason=reason)
+        self._record(result, entity_key)
+        return result
+
+    # --- steps ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(model, features, entity_key, deadline_ms) -> dict:
+        from actors.serving import ScoringError, check_features
+
+        if not isinstance(model, str) or not _NAME.match(model):
+            raise ScoringRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
+        if isinstance(deadline_ms, bool) or not isinstance(deadline_ms, (int, float)) or not 1 <= deadline_ms <= 60_000:
+            raise ScoringRefused("deadline_ms", f"a number of milliseconds from 1 to 60,000; got {deadline_ms!r}")
+        if (features is None) == (entity_key is None):
+            raise ScoringRefused("features", "give exactly one of features and entity_key")
+        if entity_key is not None and (not isinstance(entity_key, str) or not 0 < len(entity_key) <= 256
+                                       or not entity_key.isprintable()):
+            raise ScoringRefused("entity_key", "1-256 printable characters")
+        if features is not None:
+            try:
+                check_features(features)
+            except ScoringError as exc:
+                raise ScoringRefused(exc.field, exc.reason) from None
+            size = len(msgspec.json.encode(features))
+            if size > MAX_REQUEST_BYTES:
+                raise ScoringRefused("features", f"{size} bytes exceeds the limit of {MAX_REQUEST_BYTES}")
+        return {"features": features} if features is not None else {"entity_key": entity_key}
+
+    @staticmethod
+    def _choose(routes, version) -> int:
+        if version is None:
+            if routes.canary is not None and routes.canary_weight > 0 and random.random() < routes.canary_weight:
+                return routes.canary
+            return routes.production
+        if isinstance(version, str) and version in ALIASES:
+            chosen = getattr(routes, version)
+            if chosen is None:
+                raise ScoringRefused("version", f"{routes.model} has no {version} version")
+            return chosen
+        if isinstance(version, bool) or not isinstance(version, int) or version not in routes.versions:
+            live = ", ".join(str(v) for v in sorted(routes.versions))
+            raise ScoringRefused("version", f"{routes.model} v{version} is not live (live: {live}; or an alias: "
+                                            f"{', '.join(ALIASES)})")
+        return version
+
+    async def _cached(self, model: str, version: int, entity_key: str) -> dict | None:
+        raw = await self._redis.get(f"conveyor:{self.settings.cluster_name}:serve:cache:{model}:{version}:{entity_key}")
+        if raw is None:
+            return None
+        score, label = msgspec.msgpack.decode(raw)
+        return {"score": score, "label": label, "version": version, "answered_by": "cache"}
+
+    async def _primary(self, routes, version: int, request: dict, began: float, until_s: float):
+        """The chosen version's answer before ``until_s`` (replicas tried in turn on failure);
+        (None, reason) when it did not come."""
+        from actors.serving import ScoringError
+
+        replicas = routes.versions[version].replicas
+        start = next(self._turn)
+        reason = "no replica"
+        for i in range(len(replicas)):
+            left = until_s - (time.perf_counter() - began)
+            if left <= 0:
+                return None, reason
+            name = replicas[(start + i) % len(replicas)]
+            handle = self._handle(name)
+            if handle is None:
+                reason = f"replica {name} is not running"
+                continue
+            try:
+                answer = await asyncio.wait_for(handle.call.remote("score", request), timeout=left)
+                return {**answer, "answered_by": "primary"}, None
+            except asyncio.TimeoutError:
+                return None, f"v{version} did not answer within {until_s * 1000:.0f} ms"
+            except Exception as exc:
+                cause = _cause(exc)
+                if isinstance(cause, ScoringError):
+                    raise ScoringRefused(cause.field, cause.reason) from None
+                self._handles.pop(name, None)
+                reason = f"replica {name} failed: {type(cause).__name__}"
+        return None, reason
+
+    async def _fallback(self, routes, model: str, failed: int, request: dict, began: float, deadline_s: float) -> dict:
+        from actors.serving import ScoringError
+
+        left = deadline_s - (time.perf_counter() - began) - max(0.002, 0.05 * deadline_s)   # room for the baseline
+        handle = self._handle("root.fallback")
+        if handle is not None and left > 0:
+            try:
+                return await asyncio.wait_for(handle.request.remote("score", model, request, failed), timeout=left)
+            except asyncio.TimeoutError:
+                pass
+            except Exception as exc:
+                cause = _cause(exc)
+                if isinstance(cause, ScoringError) and cause.field not in ("model",):
+                    raise ScoringRefused(cause.field, cause.reason) from None
+                self._handles.pop("root.fallback", None)
+        if routes.baseline is None:
+            raise ScoringFailed(f"{model}: v{failed} did not answer in time and there is no fallback")
+        return {"score": routes.baseline.score, "label": routes.baseline.label, "version": None,
+                "answered_by": "baseline"}
+
+    def _record(self, result: ScoreResult, entity_key: str | None) -> None:
+        from messages.codec import encode
+        from messages.serving import ScoreRecorded
+
+        event = ScoreRecorded(request_id=result.request_id, model=result.model, version=result.version,
+                              answered_by=result.answered_by, score=result.score, label=result.label,
+                              latency_ms=result.latency_ms, fallback=result.fallback, entity_key=entity_key,
+                              reason=result.reason)
+        task = asyncio.get_running_loop().create_task(self._publish("scores", encode(event), result.model.encode()))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Wait until every score record handed to the broker is published."""
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)

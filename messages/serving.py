@@ -1,0 +1,53 @@
+"""Messages of deployment and scoring.
+
+Examples
+--------
+>>> d = ModelDeployed(model="cancer", version=3, candidate_id="c3", previous_version=2, replicas=2)
+>>> d.alias
+'production'
+>>> r = ScoreRecorded(request_id="r1", model="cancer", version=3, answered_by="primary", score=0.93,
+...                   label="1", latency_ms=1.2, fallback=False)
+>>> r.entity_key is None
+True
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from messages.base import Message, MessageId
+from messages.types import EntityKey, Name
+
+Version = Annotated[int, msgspec.Meta(ge=1)]
+AnsweredBy = Literal["primary", "fallback", "baseline", "cache"]
+
+
+class ModelDeployed(Message, tag="model.deployed"):
+    """Event: ``version`` of ``model`` serves as ``alias`` (production, or a weighted canary);
+    a rollback is a deployment of the previous version."""
+
+    model: Name
+    version: Version
+    candidate_id: MessageId
+    previous_version: Version | None = None
+    alias: Literal["production", "canary"] = "production"
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    canary_weight: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    rollback: bool = False
+
+
+class ScoreRecorded(Message, tag="score.recorded"):
+    """Event: one online answer, as the caller got it (published off the latency path)."""
+
+    request_id: MessageId
+    model: Name
+    version: Version | None
+    answered_by: AnsweredBy
+    score: float | None
+    label: Annotated[str, msgspec.Meta(max_length=256)] | None
+    latency_ms: Annotated[float, msgspec.Meta(ge=0)]
+    fallback: bool
+    entity_key: EntityKey | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=512)] | None = None

@@ -1,0 +1,212 @@
+"""Deployment and online scoring through the running cluster: versions behind the
+caller's router, the fallback actor when a version is late, replicas restarted by the
+deployment manager, and typed refusals of bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+
+import numpy as np
+import pytest
+
+from tests.integration.test_training import config
+from tests.support.datasets import cancer_rows
+
+pytestmark = pytest.mark.integration
+
+TWO = """
+[[candidates]]
+name = "lr"
+algorithm = "sklearn.logistic_regression"
+params = { max_iter = 5000 }
+[[candidates]]
+name = "tree"
+algorithm = "sklearn.decision_tree"
+params = { max_depth = 3 }
+"""
+
+
+@pytest.fixture(scope="module")
+async def trained(conveyor, cancer):
+    """A model with two versions (1: lr, 2: tree), neither deployed yet."""
+    dataset, _ = cancer
+    model = f"serve-{uuid.uuid4().hex[:8]}"
+    await conveyor.wait_trained(await conveyor.train(config(model, dataset, TWO)), timeout_s=180)
+    return model
+
+
+ROWS = cancer_rows()
+
+
+async def production_of(conveyor, model: str) -> int:
+    """The model's production version; version 1 is deployed first when there is none."""
+    live = [d["version"] for d in await conveyor.deployments(model) if "production" in d["aliases"]]
+    return live[0] if live else (await conveyor.deploy(model, 1))["version"]
+
+
+async def traffic(conveyor, model: str, stop: asyncio.Event, results: list, errors: list, deadline_ms: float = 500):
+    i = 0
+    while not stop.is_set():
+        _, features, _ = ROWS[i % len(ROWS)]
+        try:
+            results.append(await conveyor.score(model, features, deadline_ms=deadline_ms))
+        except Exception as exc:   # any failure is what the test counts
+            errors.append(exc)
+        i += 1
+        await asyncio.sleep(0.005)
+
+
+async def test_deploy_then_score_by_features_and_by_entity_key_like_the_model_in_process(conveyor, db, trained):
+    from tests.support.waiting import eventually
+
+    deployed = await conveyor.deploy(trained, 1)
+    assert deployed["version"] == 1 and deployed["previous"] is None and len(deployed["replicas"]) == 2
+    key, features, _ = ROWS[5]
+    result = await conveyor.score(trained, features, deadline_ms=1000)
+    assert (result.answered_by, result.version, result.fallback) == ("primary", 1, False)
+    local = await conveyor.load_candidate((await conveyor.candidate(trained, 1))["candidate_id"])
+    vector = np.array([list(features.values())])
+    assert result.score == pytest.approx(float(local.predict_proba(vector)[0, 1]), abs=1e-12)
+    assert result.label == str(local.predict(vector)[0])
+    by_key = await conveyor.score(trained, entity_key=key, deadline_ms=1000)
+    assert by_key.score == pytest.approx(result.score, abs=1e-12) and by_key.version == 1
+
+    stored = await eventually(lambda: conveyor.get_score(result.request_id), timeout_s=30, what="the score record")
+    assert stored.version == 1 and stored.answered_by == "primary" and stored.score == result.score
+    [deployment] = await conveyor.deployments(trained)
+    assert deployment["state"] == "live" and deployment["aliases"] == ["production"]
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'model.deployed' AND subject = $1",
+                             trained) == 1
+
+
+async def test_deploy_and_rollback_under_continuous_traffic_fail_no_request(conveyor, trained):
+    current = await production_of(conveyor, trained)
+    stop, results, errors = asyncio.Event(), [], []
+    runner = asyncio.get_running_loop().create_task(traffic(conveyor, trained, stop, results, errors))
+    try:
+        await asyncio.sleep(0.5)
+        other = 2 if current == 1 else 1
+        deployed = await conveyor.deploy(trained, other)
+        assert deployed["previous"] == current
+        await asyncio.sleep(1.5)
+        back = await conveyor.rollback(trained)
+        assert back["version"] == current and back["previous"] == other
+        await asyncio.sleep(1.5)
+    finally:
+        stop.set()
+        await runner
+    assert errors == [] and len(results) > 50
+    answered = [r.version for r in results if r.answered_by == "primary"]
+    assert set(answered) == {1, 2}                        # traffic moved to the new version, then back
+    assert answered[-1] == current
+
+
+async def test_a_killed_replica_fails_no_request_and_is_restarted(conveyor, settings, trained):
+    from actors.remote import RayRuntime
+    from tests.support.waiting import eventually
+
+    runtime = RayRuntime(settings.cluster_name)
+    production = await production_of(conveyor, trained)
+    name = f"serve.{trained}.v{production}.r0"
+    old_pid = await runtime.call(runtime.lookup(name), "pid", 10)
+    stop, results, errors = asyncio.Event(), [], []
+    runner = asyncio.get_running_loop().create_task(traffic(conveyor, trained, stop, results, errors))
+    try:
+        await asyncio.sleep(0.3)
+        os.kill(old_pid, signal.SIGKILL)
+
+        async def restarted():
+            handle = runtime.lookup(name)
+            try:
+                return (handle is not None and await runtime.call(handle, "pid", 2) != old_pid
+                        and (await runtime.call(handle, "call", 2, "stats"))["loaded"])
+            except Exception:
+                return False
+
+        await eventually(restarted, timeout_s=60, what="the replica restarted by the deployment manager")
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await runner
+    assert errors == [] and len(results) > 20
+    assert results[-1].answered_by == "primary"
+
+
+async def test_a_late_version_is_answered_by_the_fallback_within_the_deadline(conveyor, trained, cancer):
+    dataset, _ = cancer
+    slow_model = f"slow-{uuid.uuid4().hex[:8]}"
+    fast = '[[candidates]]\nname = "lr"\nalgorithm = "sklearn.logistic_regression"\nparams = { max_iter = 5000 }\n'
+    slow = '[[candidates]]\nname = "slow"\nalgorithm = "test.slow_classifier"\nparams = { delay_s = 2.0 }\n'
+    await conveyor.wait_trained(await conveyor.train(config(slow_model, dataset, fast)), timeout_s=180)
+    await conveyor.wait_trained(await conveyor.train(config(slow_model, dataset, slow)), timeout_s=180)
+    await conveyor.deploy(slow_model, 1)
+    await conveyor.deploy(slow_model, 2, replicas=1)       # production is now the slow one
+    deadline_ms = 200.0
+    answers = []
+    for _, features, _ in ROWS[:5]:
+        answers.append(await conveyor.score(slow_model, features, deadline_ms=deadline_ms))
+    for answer in answers:
+        assert answer.fallback and answer.answered_by == "fallback" and answer.version == 1
+        assert answer.latency_ms <= deadline_ms and "did not answer" in answer.reason
+    by_previous = await conveyor.score(slow_model, ROWS[0][1], version=1, deadline_ms=1000)
+    assert by_previous.score == answers[0].score and not by_previous.fallback
+
+
+async def test_bad_requests_are_refused_typed_and_never_take_down_a_replica(conveyor, settings, trained):
+    from actors.remote import RayRuntime
+    from client.scoring import DeploymentRefused, ScoringRefused
+
+    runtime = RayRuntime(settings.cluster_name)
+    production = await production_of(conveyor, trained)
+    names = [f"serve.{trained}.v{production}.r{i}" for i in range(2)]
+    pids = [await runtime.call(runtime.lookup(n), "pid", 10) for n in names]
+    good = dict(ROWS[0][1])
+    cases = [
+        (dict(model="no-such-model", features=good), "model"),
+        (dict(model="'; DROP TABLE scores; --", features=good), "model"),
+        (dict(model=trained, features=good, version=99), "version"),
+        (dict(model=trained, features=good, version="staging"), "version"),
+        (dict(model=trained), "features"),
+        (dict(model=trained, features={}), "features"),
+        (dict(model=trained, features={**good, "f3": "abc"}), "features"),
+        (dict(model=trained, features={**good, "f3": float("nan")}), "features.f3"),
+        (dict(model=trained, features={**good, "f3": float("inf")}), "features.f3"),
+        (dict(model=trained, features={**good, "f3": [1, 2]}), "features.f3"),
+        (dict(model=trained, features={**good, "big": "x" * 70_000}), "features.big"),
+        (dict(model=trained, features={f"k{i}": 1.0 for i in range(5000)}), "features"),
+        (dict(model=trained, features=good, entity_key="p1"), "features"),
+        (dict(model=trained, entity_key="no-such-entity"), "entity_key"),
+        (dict(model=trained, entity_key="\x00"), "entity_key"),
+        (dict(model=trained, features=good, deadline_ms=0), "deadline_ms"),
+        (dict(model=trained, features=good, deadline_ms="soon"), "deadline_ms"),
+    ]
+    for kwargs, field in cases:
+        model = kwargs.pop("model")
+        with pytest.raises(ScoringRefused) as info:
+            await conveyor.score(model, **kwargs)
+        assert info.value.field == field, (kwargs, str(info.value))
+    assert [await runtime.call(runtime.lookup(n), "pid", 10) for n in names] == pids
+    assert (await conveyor.score(trained, good)).answered_by == "primary"
+
+    for call, field in [(conveyor.deploy("no-such-model"), "model"), (conveyor.deploy(trained, 42), "version"),
+                        (conveyor.deploy(trained, replicas=0), "replicas"), (conveyor.rollback("nothing"), "model"),
+                        (conveyor.deploy("../x"), "model")]:
+        with pytest.raises(DeploymentRefused) as info:
+            await call
+        assert info.value.field == field, str(info.value)
+
+
+async def test_a_tampered_artifact_is_refused_at_deployment(conveyor, db, cancer):
+    from client.scoring import DeploymentRefused
+
+    dataset, _ = cancer
+    model = f"tampered-{uuid.uuid4().hex[:8]}"
+    await conveyor.wait_trained(await conveyor.train(config(model, dataset, TWO)), timeout_s=180)
+    await db.execute("UPDATE candidates SET artifact = artifact || '\\x00'::bytea WHERE model = $1 AND version = 1",
+                     model)
+    with pytest.raises(DeploymentRefused, match="signature") as info:
+        await conveyor.deploy(model, 1)
+    assert info.value.field == "version"
