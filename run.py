@@ -8,6 +8,8 @@
     python run.py features set D S  set the feature spec of dataset D (TOML file S)
     python run.py train --config T  train and evaluate the candidates of training config T
     python run.py models list|show  trained candidates, metrics, verdicts and curve images
+    python run.py models deploy M   deploy (or roll back) a version of model M
+    python run.py score M --features JSON   score one request online
     python run.py console           a live view of the supervision tree
 """
 
@@ -301,11 +303,26 @@ def _number(value) -> str:
 def models(args) -> int:
     from client.connection import Conveyor
     from client.errors import ClusterNotRunning
+    from client.scoring import DeploymentRefused
 
     settings = load(args)
 
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
+            if args.action == "deploy":
+                say(f"Deploying {args.model}" + (f" v{args.version}" if args.version else " (best deployable)")
+                    + ": loading and warming its replicas ...")
+                done = await conveyor.deploy(args.model, args.version, replicas=args.replicas,
+                                             canary_weight=args.canary)
+                role = f"canary ({args.canary:.0%} of traffic)" if args.canary else "production"
+                say(f"{args.model} v{done['version']} is {role}"
+                    + (f"; v{done['previous']} stays live as previous" if done["previous"] else "")
+                    + f" ({len(done['replicas'])} replicas).")
+                return EXIT_OK
+            if args.action == "rollback":
+                done = await conveyor.rollback(args.model)
+                say(f"{args.model}: production is back on v{done['version']} (v{done['previous']} is previous).")
+                return EXIT_OK
             if args.action == "list":
                 found = await conveyor.candidates(args.model)
                 if args.json:
@@ -313,11 +330,14 @@ def models(args) -> int:
                     return EXIT_OK
                 if not found:
                     say("No candidates yet: `python run.py train --config train.toml` trains some.")
+                live = {(d["model"], d["version"]): d for d in await conveyor.deployments(args.model)}
                 for c in found:
                     main_metric = next(iter(k for k in ("roc_auc", "rmse", "silhouette") if k in c["metrics"]), None)
+                    deployment = live.get((c["model"], c["version"]))
+                    serving = ",".join(deployment["aliases"]) or deployment["state"] if deployment else ""
                     say(f"{c['model']:<20} v{c['version']:<4} {c['name']:<20} {c['algorithm']:<34} "
                         f"{main_metric}={_number(c['metrics'].get(main_metric))} "
-                        f"{'deployable' if c['deployable'] else '-'}")
+                        f"{'deployable' if c['deployable'] else '-':<10} {serving}")
                 return EXIT_OK
             found = await conveyor.candidate(args.model, args.version)
             if found is None:
@@ -350,8 +370,76 @@ def models(args) -> int:
 
     try:
         return asyncio.run(run())
-    except ClusterNotRunning as exc:
+    except DeploymentRefused as exc:
+        print(f"models {args.action}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ClusterNotRunning, TimeoutError) as exc:
         print(f"models: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def batch_score(args) -> int:
+    from client.connection import Conveyor
+    from client.errors import ClusterNotRunning
+    from client.scoring import DeploymentRefused, ScoringFailed
+
+    settings = load(args)
+    shown = []
+
+    def show(p) -> None:
+        line = f"  {p['model']}: {p['state']}, {p['rows_done']:,}/{p['n_rows'] or 0:,} rows scored"
+        if not shown or shown[-1] != line:
+            say(line)
+            shown.append(line)
+
+    async def run() -> int:
+        async with Conveyor.connect(settings) as conveyor:
+            job = await conveyor.batch_score(args.model, args.version, args.feature_set)
+            say(f"Submitted batch scoring job {job}.")
+            if args.no_wait:
+                return EXIT_OK
+            done = await conveyor.wait_batch_scored(job, args.timeout, on_progress=show)
+            say(f"{done['model']} v{done['version']} scored {done['n_rows']:,} rows of feature set "
+                f"{done['feature_set_id']} (results: client.batch_scores({job!r})).")
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except DeploymentRefused as exc:
+        print(f"batch-score: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ScoringFailed, ClusterNotRunning, TimeoutError) as exc:
+        print(f"batch-score: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def score(args) -> int:
+    from client.connection import Conveyor
+    from client.errors import ClusterNotRunning
+    from client.scoring import ScoringFailed, ScoringRefused
+
+    settings = load(args)
+    try:
+        features = json.loads(args.features) if args.features is not None else None
+    except ValueError as exc:
+        print(f"score: --features: not JSON ({exc})", file=sys.stderr)
+        return EXIT_USAGE
+    version = int(args.version) if args.version and args.version.isdigit() else args.version
+
+    async def run() -> int:
+        async with Conveyor.connect(settings) as conveyor:
+            result = await conveyor.score(args.model, features, entity_key=args.entity_key, version=version,
+                                          deadline_ms=args.deadline_ms)
+            say(msgspec.json.encode(result).decode())
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except ScoringRefused as exc:
+        print(f"score: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ScoringFailed, ClusterNotRunning) as exc:
+        print(f"score: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -475,6 +563,41 @@ def build_parser() -> argparse.ArgumentParser:
     show_one.add_argument("version", nargs="?", type=int)
     show_one.add_argument("--json", action="store_true", help="machine-readable output")
     show_one.set_defaults(run=models)
+    deploy = model_actions.add_parser("deploy", help="deploy a version (default: the best deployable candidate)",
+                                      description="Load and warm the version's replicas, then move production to "
+                                                  "it (the current version stays live as previous); with --canary, "
+                                                  "send only that share of traffic to it.")
+    deploy.add_argument("model")
+    deploy.add_argument("version", nargs="?", type=int)
+    deploy.add_argument("--replicas", type=int, help="replicas of the version (default 2)")
+    deploy.add_argument("--canary", type=float, metavar="SHARE", help="a weighted canary, e.g. 0.1")
+    deploy.set_defaults(run=models)
+    rollback = model_actions.add_parser("rollback", help="production back to the previous version",
+                                        description="Move production back to the previous version (still live).")
+    rollback.add_argument("model")
+    rollback.set_defaults(run=models)
+
+    batch = commands.add_parser("batch-score", help="score every row of a feature set as a job",
+                                description="Score every row of a feature set (default: the one the version was "
+                                            "trained on) with a version (default: production), partitioned over "
+                                            "the batch scorers; results go to the score store and the prediction "
+                                            "cache, and scores.ready announces the job. Shows progress.")
+    batch.add_argument("model")
+    batch.add_argument("--version", type=int)
+    batch.add_argument("--feature-set", help="a feature set id")
+    batch.add_argument("--no-wait", action="store_true", help="submit and return at once")
+    batch.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
+    batch.set_defaults(run=batch_score)
+
+    one = commands.add_parser("score", help="score one request online",
+                              description="Score one request through the router (the deadline's fallback "
+                                          "included) and print the typed result as JSON.")
+    one.add_argument("model")
+    one.add_argument("--features", help='raw features as JSON, e.g. \'{"x": 1.5, "color": "red"}\'')
+    one.add_argument("--entity-key", help="read the entity's features from the online store instead")
+    one.add_argument("--version", help="a version number or alias (production, previous, canary)")
+    one.add_argument("--deadline-ms", type=float, default=100.0, help="answer within this (default 100)")
+    one.set_defaults(run=score)
 
     live = commands.add_parser("console", help="live status of the supervision tree",
                                description="A live terminal view of the supervision tree; Ctrl-C quits.")

@@ -351,6 +351,54 @@ class Conveyor:
         finally:
             await reader.stop()
 
+    async def batch_score(self, model: str, version: int | None = None, feature_set_id: str | None = None) -> str:
+        """Score every row of a feature set (default: the one the version was trained on) with
+        ``version`` of ``model`` (default: production) as an asynchronous job; its id."""
+        from client.scoring import DeploymentRefused
+        from messages.serving import ScoreBatch
+
+        if not isinstance(model, str) or not _NAME_RE.match(model):
+            raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise DeploymentRefused("version", f"a version number >= 1; got {version!r}")
+        if feature_set_id is not None and not re.fullmatch(r"[0-9a-f]{8,64}", str(feature_set_id)):
+            raise DeploymentRefused("feature_set_id", "8-64 lowercase hex digits")
+        return await self.submit(ScoreBatch(model=model, version=version, feature_set_id=feature_set_id),
+                                 topic="score.jobs", key=model)
+
+    async def batch_score_progress(self, job_id: str) -> dict | None:
+        row = await (await self._db()).fetchrow(
+            "SELECT j.job_id, j.model, j.version, j.feature_set_id, j.state, j.error, j.n_rows,"
+            " coalesce(sum(p.rows_done), 0)::int AS rows_done FROM score_jobs j LEFT JOIN score_job_progress p"
+            " USING (job_id) WHERE j.job_id = $1 GROUP BY j.job_id", job_id)
+        return None if row is None else dict(row)
+
+    async def wait_batch_scored(self, job_id: str, timeout_s: float = 3600, on_progress=None) -> dict:
+        """Wait for the job (its progress dict); :class:`client.scoring.ScoringFailed` if it failed."""
+        import asyncio
+        import time as _time
+
+        from client.scoring import ScoringFailed
+
+        deadline, last = _time.monotonic() + timeout_s, None
+        while _time.monotonic() < deadline:
+            found = await self.batch_score_progress(job_id)
+            if found is not None and found != last and on_progress is not None:
+                on_progress(found)
+            last = found
+            if found is not None and found["state"] == "failed":
+                raise ScoringFailed(f"batch scoring job {job_id} failed: {found['error']}")
+            if found is not None and found["state"] == "done":
+                return found
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"batch scoring job {job_id} not done after {timeout_s:.0f} s")
+
+    async def batch_scores(self, job_id: str) -> list[dict]:
+        """The job's results: batch, line, entity key, score, label (in the feature set's order)."""
+        rows = await (await self._db()).fetch("SELECT batch_id, line_no, entity_key, score, label FROM batch_scores"
+                                              " WHERE job_id = $1 ORDER BY batch_id, line_no", job_id)
+        return [dict(r) for r in rows]
+
     async def _router(self):
         if getattr(self, "_scoring", None) is None:
             from client.scoring import Router

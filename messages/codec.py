@@ -28,7 +28,7 @@ from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
 from messages.stream import StreamEvent
-from messages.serving import ModelDeployed, ScoreRecorded
+from messages.serving import ModelDeployed, ScoreBatch, ScorePartition, ScoreRecorded, ScoresReady
 from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
 #: Messages larger than this are refused before parsing.
@@ -47,6 +47,9 @@ ALL_TYPES: tuple[type[Message], ...] = (
     ModelEvaluated,
     ModelDeployed,
     ScoreRecorded,
+    ScoreBatch,
+    ScorePartition,
+    ScoresReady,
     ActorCrashed,
     ActorHung,
     ActorRestarted,

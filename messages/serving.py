@@ -51,3 +51,34 @@ class ScoreRecorded(Message, tag="score.recorded"):
     fallback: bool
     entity_key: EntityKey | None = None
     reason: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+
+
+class ScoreBatch(Message, tag="score.batch"):
+    """Command: score every row of a feature set with a model version (default: production;
+    the feature set defaults to the one the version was trained on)."""
+
+    model: Name
+    version: Version | None = None
+    feature_set_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8,64}\Z")] | None = None
+
+
+class ScorePartition(Message, tag="score.partition"):
+    """Task: score partition ``partition`` of ``n_partitions`` of job ``job_id``'s rows."""
+
+    job_id: MessageId
+    model: Name
+    version: Version
+    candidate_id: MessageId
+    feature_set_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8,64}\Z")]
+    partition: Annotated[int, msgspec.Meta(ge=0)]
+    n_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)]
+
+
+class ScoresReady(Message, tag="scores.ready"):
+    """Event: every row of job ``job_id`` is scored and stored."""
+
+    job_id: MessageId
+    model: Name
+    version: Version
+    feature_set_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8,64}\Z")]
+    n_rows: Annotated[int, msgspec.Meta(ge=0)]

@@ -25,6 +25,9 @@ TOPICS = {
     "train": None,                         # TrainModels, in order
     "models": None,                        # model.trained / model.evaluated / model.deployed
     "scores": None,                        # score.recorded: every online answer
+    "score.jobs": None,                    # ScoreBatch, in order
+    "score.tasks": "batch_score_workers",  # ScorePartition; one batch scorer each
+    "scores.ready": None,                  # a batch scoring job is done
 }
 _TOPIC_EXISTS = 36
 

@@ -62,6 +62,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Broker.
     topic_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
     ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    batch_score_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    #: Rows a batch scorer predicts and stores per transaction.
+    batch_score_chunk: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
+    #: How long batch predictions are served from the cache to online callers.
+    prediction_cache_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 3600
     #: Candidate actors kept started (libraries imported) so a training run does not wait for one.
     training_warm_actors: Annotated[int, msgspec.Meta(ge=0, le=32)] = 2
     online_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 7 * 86_400

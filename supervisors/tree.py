@@ -32,7 +32,9 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
              ├─ train-trigger                      (features.generated -> train.models where configured)
              ├─ serve                              (deploy / rollback; keeps every live version's replicas up)
              ├─ fallback                           (answers with the previous version or the baseline)
-             └─ scores                             (score.recorded -> the score store)"""
+             ├─ scores                             (score.recorded -> the score store)
+             └─ score-batch ─┬─ coordinator        (score.batch -> a job + partition tasks)
+                             └─ scorer-0 … scorer-K-1  (one per partition of `score.tasks`)"""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
@@ -51,8 +53,12 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
     serve = ChildSpec(id="serve", factory="actors.deployment:DeploymentManager")
     fallback = ChildSpec(id="fallback", factory="actors.serving:FallbackScorer")
     scores = ChildSpec(id="scores", factory="actors.score_recorder:ScoreRecorder")
+    score_batch = SupervisorSpec(id="score-batch", flags=flags, children=(
+        ChildSpec(id="coordinator", factory="actors.batch_scoring:BatchScoreCoordinator"),
+        *(ChildSpec(id=f"scorer-{p}", factory="actors.batch_scoring:BatchScorer", args={"partition": p})
+          for p in range(settings.batch_score_workers))))
     return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler, train,
-                                                          trigger, serve, fallback, scores))
+                                                          trigger, serve, fallback, scores, score_batch))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

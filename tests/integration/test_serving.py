@@ -210,3 +210,70 @@ async def test_a_tampered_artifact_is_refused_at_deployment(conveyor, db, cancer
     with pytest.raises(DeploymentRefused, match="signature") as info:
         await conveyor.deploy(model, 1)
     assert info.value.field == "version"
+
+
+async def test_batch_scores_equal_online_scores_and_fill_the_prediction_cache(conveyor, db, trained, cancer):
+    from messages.serving import ScoresReady
+    from tests.support.waiting import eventually
+
+    production = await production_of(conveyor, trained)
+    job = await conveyor.batch_score(trained)
+    done = await conveyor.wait_batch_scored(job, timeout_s=120)
+    assert done["n_rows"] == 569 and done["rows_done"] == 569 and done["version"] == production
+    results = await conveyor.batch_scores(job)
+    assert len(results) == 569 and len({(r["batch_id"], r["line_no"]) for r in results}) == 569
+    by_key = {r["entity_key"]: r for r in results}
+    for key, features, _ in ROWS[:20]:
+        online = await conveyor.score(trained, features, version=production, deadline_ms=1000)
+        assert online.answered_by == "primary"
+        assert by_key[key]["score"] == pytest.approx(online.score, abs=1e-12) and by_key[key]["label"] == online.label
+    cached = await conveyor.score(trained, entity_key=ROWS[3][0], deadline_ms=1000)
+    assert cached.answered_by == "cache" and cached.score == pytest.approx(by_key[ROWS[3][0]]["score"], abs=1e-12)
+    ready = await eventually(lambda: db.fetchval("SELECT payload FROM outbox WHERE topic = 'scores.ready'"
+                                                 " AND dedup_key = $1", f"scoresready:{job}"), timeout_s=30)
+    from messages.codec import decode
+
+    event = decode(bytes(ready))
+    assert isinstance(event, ScoresReady) and event.n_rows == 569
+
+
+async def test_a_batch_job_survives_a_killed_scorer_with_every_row_scored_once(conveyor, db, synthetic):
+    from tests.integration.test_training import config
+    from tests.support.waiting import eventually
+
+    dataset, fsid = synthetic
+    model = f"bulk-{uuid.uuid4().hex[:8]}"
+    forest = ('[[candidates]]\nname = "forest"\nalgorithm = "sklearn.random_forest"\n'
+              'params = { n_estimators = 300 }\n')
+    await conveyor.wait_trained(await conveyor.train(config(model, dataset, forest)), timeout_s=300)
+    pid_before = await scorer_pid(conveyor, 0)
+    job = await conveyor.batch_score(model, 1)
+    await eventually(lambda: db.fetchval("SELECT rows_done > 0 FROM score_job_progress WHERE job_id = $1"
+                                         " AND partition = 0", job), timeout_s=120, interval_s=0.02,
+                     what="a first chunk stored by scorer-0")
+    os.kill(pid_before, signal.SIGKILL)
+    done = await conveyor.wait_batch_scored(job, timeout_s=300)
+    assert done["state"] == "done" and done["n_rows"] == 20_000
+    counts = await db.fetchrow("SELECT count(*) AS n, count(DISTINCT (batch_id, line_no)) AS distinct_rows"
+                               " FROM batch_scores WHERE job_id = $1", job)
+    assert counts["n"] == counts["distinct_rows"] == 20_000
+    assert await scorer_pid(conveyor, 0) != pid_before        # its supervisor restarted it
+
+
+async def scorer_pid(conveyor, partition: int) -> int:
+    status = await conveyor.status()
+    return status.actor(f"root.score-batch.scorer-{partition}").pid
+
+
+async def test_batch_scoring_refusals(conveyor, trained):
+    from client.scoring import DeploymentRefused, ScoringFailed
+
+    with pytest.raises(ScoringFailed, match="no version 99"):
+        await conveyor.wait_batch_scored(await conveyor.batch_score(trained, 99), timeout_s=60)
+    with pytest.raises(ScoringFailed, match="no feature set"):
+        await conveyor.wait_batch_scored(await conveyor.batch_score(trained, 1, "0123456789abcdef"), timeout_s=60)
+    for kwargs, field in [(dict(model="'; --"), "model"), (dict(model=trained, version=0), "version"),
+                          (dict(model=trained, feature_set_id="../x"), "feature_set_id")]:
+        with pytest.raises(DeploymentRefused) as info:
+            await conveyor.batch_score(**kwargs)
+        assert info.value.field == field

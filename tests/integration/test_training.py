@@ -142,30 +142,6 @@ async def test_model_parallel_blocks_train_a_linear_model(conveyor, cancer):
     assert loaded.predict(np.zeros((2, 30))).shape == (2,)
 
 
-@pytest.fixture(scope="module")
-async def synthetic(conveyor, db, tmp_path_factory):
-    """20,000 rows of a seeded two-class problem with 6 numeric features, prepared."""
-    from tests.support.waiting import eventually
-
-    rng = np.random.default_rng(7)
-    X = rng.normal(size=(20_000, 6))
-    y = (X[:, 0] + 0.5 * X[:, 1] - X[:, 2] + rng.normal(scale=0.5, size=len(X)) > 0).astype(int)
-    path = tmp_path_factory.mktemp("synthetic") / "synthetic.csv"
-    path.write_text("id," + ",".join(f"x{i}" for i in range(6)) + ",label\n" + "".join(
-        f"s{i}," + ",".join(f"{v:.6f}" for v in row) + f",{label}\n" for i, (row, label) in enumerate(zip(X, y))))
-    dataset = f"synth-{uuid.uuid4().hex[:8]}"
-    spec = 'label = "label"\nkey = "id"\n' + "".join(
-        f'[[steps]]\nname = "x{i}"\ntransform = "numeric"\ncolumns = ["x{i}"]\n' for i in range(6))
-    await conveyor.set_feature_spec(dataset, spec)
-    await conveyor.wait_ingested(await conveyor.ingest(dataset, str(path), key="id", label="label"), dataset,
-                                 timeout_s=120)
-    fsid = await eventually(lambda: db.fetchval("SELECT feature_set_id FROM feature_sets WHERE dataset = $1",
-                                                dataset), timeout_s=120, what="features of the synthetic data")
-    await eventually(lambda: db.fetchval("SELECT count(*) = 20000 FROM features WHERE feature_set_id = $1", fsid),
-                     timeout_s=120, what="20,000 feature rows")
-    return dataset, fsid
-
-
 async def test_a_killed_partition_resumes_from_its_checkpoint_and_ends_with_the_uninterrupted_model(
         conveyor, db, settings, synthetic):
     import os

@@ -19,12 +19,16 @@ from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartI
 from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.stream import StreamEvent
-from messages.serving import ModelDeployed, ScoreRecorded
+from messages.serving import ModelDeployed, ScoreBatch, ScorePartition, ScoreRecorded, ScoresReady
 from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
 BASE = {"type": "stream.event", "stream": "clicks", "entity_key": "user-1"}
 
 EXAMPLES: dict[type[Message], Message] = {
+    ScoreBatch: ScoreBatch(model="m", version=2, feature_set_id="0123abcd"),
+    ScorePartition: ScorePartition(job_id="j1", model="m", version=2, candidate_id="c2", feature_set_id="0123abcd",
+                                   partition=1, n_partitions=2),
+    ScoresReady: ScoresReady(job_id="j1", model="m", version=2, feature_set_id="0123abcd", n_rows=100),
     ModelDeployed: ModelDeployed(model="m", version=2, candidate_id="c2", previous_version=1, replicas=2),
     ScoreRecorded: ScoreRecorded(request_id="r1", model="m", version=2, answered_by="fallback", score=0.25,
                                  label="0", latency_ms=31.5, fallback=True, entity_key="e1", reason="late"),

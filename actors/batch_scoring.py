@@ -1,0 +1,218 @@
+"""Batch scoring: a ``score.batch`` command becomes a job whose rows are spread over the
+batch scorers, one per partition of ``score.tasks``; ``scores.ready`` announces it done.
+
+- :class:`BatchScoreCoordinator` resolves the version (production by default) and the
+  feature set (the one it was trained on by default), records the job, and emits one
+  ``score.partition`` task per scorer.
+- :class:`BatchScorer` scores its share of the rows (every n-th row in the feature set's
+  stable order) chunk by chunk; each chunk's results are stored with the partition's
+  progress in one transaction fenced by the scorer's epoch, so a restarted scorer goes
+  on after the last stored chunk: every row is scored exactly once. The results are also
+  put in the prediction cache, from which online callers are answered while fresh. The
+  last partition to finish completes the job and emits ``scores.ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import numpy as np
+
+from actors.partition_worker import PartitionWorker
+from messages.codec import encode, printable
+from messages.serving import ScoreBatch, ScorePartition, ScoresReady
+from storage.base import BatchEffects
+from storage.kafka import Record
+from storage.settings import Settings
+
+
+def predict_rows(model, task: str, vectors: np.ndarray) -> tuple[list[float | None], list[str | None]]:
+    """(scores, labels) of many rows, as ``actors.serving.prediction`` gives them one by one."""
+    if task == "classification":
+        classes = np.asarray(model.classes_)
+        try:
+            proba = np.asarray(model.predict_proba(vectors), dtype=float)
+        except Exception:
+            return [None] * len(vectors), [str(v) for v in np.asarray(model.predict(vectors)).tolist()]
+        best = np.argmax(proba, axis=1)
+        scores = proba[:, 1] if len(classes) == 2 else proba[np.arange(len(proba)), best]
+        return scores.tolist(), [str(c) for c in classes[best].tolist()]
+    return np.asarray(model.predict(vectors), dtype=float).tolist(), [None] * len(vectors)
+
+
+class BatchScoreCoordinator(PartitionWorker):
+    consumer = "batch-score-coordinator"
+
+    def __init__(self, settings: Settings, name: str, topic: str = "score.jobs", partition: int = 0) -> None:
+        super().__init__(settings, name, topic, partition)
+
+    async def handle(self, records: list[Record]) -> BatchEffects:
+        effects = BatchEffects()
+        for record in records:
+            command = self.expect(record, effects, ScoreBatch)
+            if command is not None:
+                await self._plan(command, effects)
+        return effects
+
+    async def _plan(self, command: ScoreBatch, effects: BatchEffects) -> None:
+        job_id, n = command.msg_id, self.settings.batch_score_workers
+        try:
+            candidate = await self._candidate(command)
+            fsid = command.feature_set_id or candidate["feature_set_id"]
+            names = await self.pool.fetchval("SELECT feature_names FROM feature_sets WHERE feature_set_id = $1", fsid)
+            if names is None:
+                raise LookupError(f"feature_set_id: no feature set {fsid!r}")
+            trained_on = await self.pool.fetchval("SELECT feature_names FROM feature_sets WHERE feature_set_id = $1",
+                                                  candidate["feature_set_id"])
+            if list(names) != list(trained_on):
+                raise LookupError(f"feature_set_id: {fsid} has other features than the ones {command.model} "
+                                  f"v{candidate['version']} was trained on")
+            n_rows = await self.pool.fetchval("SELECT count(*) FROM features WHERE feature_set_id = $1", fsid)
+        except LookupError as exc:
+            error = printable(str(exc))
+
+            async def failed(conn, c=command, e=error) -> None:
+                await conn.execute("INSERT INTO score_jobs (job_id, model, state, error, finished_at) VALUES"
+                                   " ($1, $2, 'failed', $3, now()) ON CONFLICT (job_id) DO NOTHING", c.msg_id,
+                                   c.model, e)
+
+            effects.writes.append(failed)
+            self.log.warning("batch scoring refused", job=job_id, error=error)
+            return
+
+        async def record(conn, c=command, cand=candidate, f=fsid, rows=n_rows) -> None:
+            await conn.execute(
+                "INSERT INTO score_jobs (job_id, model, version, candidate_id, feature_set_id, n_partitions, n_rows,"
+                " state, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 0 THEN 'done' ELSE"
+                " 'scoring' END, CASE WHEN $7 = 0 THEN now() END) ON CONFLICT (job_id) DO NOTHING", c.msg_id, c.model,
+                cand["version"], cand["candidate_id"], f, n, rows)
+            await conn.executemany("INSERT INTO score_job_progress (job_id, partition) VALUES ($1, $2)"
+                                   " ON CONFLICT DO NOTHING", [(c.msg_id, p) for p in range(n)])
+
+        effects.writes.append(record)
+        if n_rows == 0:
+            ready = ScoresReady(job_id=job_id, model=command.model, version=candidate["version"], feature_set_id=fsid,
+                                n_rows=0, correlation_id=command.correlation_id, causation_id=command.msg_id)
+            effects.outbox.append(("scores.ready", command.model.encode(), encode(ready), f"scoresready:{job_id}"))
+            return
+        for p in range(n):
+            task = ScorePartition(job_id=job_id, model=command.model, version=candidate["version"],
+                                  candidate_id=candidate["candidate_id"], feature_set_id=fsid, partition=p,
+                                  n_partitions=n, correlation_id=command.correlation_id, causation_id=command.msg_id)
+            effects.outbox.append(("score.tasks", job_id.encode(), encode(task), f"scorejob:{job_id}:{p}", p))
+        self.log.info("batch scoring planned", job=job_id, model=command.model, version=candidate["version"],
+                      feature_set=fsid, rows=n_rows, partitions=n)
+
+    async def _candidate(self, command: ScoreBatch) -> dict:
+        if command.version is None:
+            row = await self.pool.fetchrow(
+                "SELECT c.candidate_id, c.version, c.feature_set_id FROM model_aliases a JOIN candidates c"
+                " USING (candidate_id) WHERE a.model = $1 AND a.alias = 'production'", command.model)
+            if row is None:
+                raise LookupError(f"model: {command.model!r} has no production version; name a version")
+        else:
+            row = await self.pool.fetchrow("SELECT candidate_id, version, feature_set_id FROM candidates"
+                                           " WHERE model = $1 AND version = $2", command.model, command.version)
+            if row is None:
+                raise LookupError(f"version: {command.model!r} has no version {command.version}")
+        return dict(row)
+
+
+class BatchScorer(PartitionWorker):
+    consumer = "batch-scorer"
+
+    def __init__(self, settings: Settings, name: str, topic: str = "score.tasks", partition: int = 0) -> None:
+        super().__init__(settings, name, topic, partition)
+        self._models: dict[str, tuple[object, str]] = {}
+        self._redis = None
+
+    async def open(self) -> None:
+        from actors.wiring import import_plugins, signing_key_bytes
+        from storage.model_store import PostgresModelStore
+        from storage.redis_store import connect_redis
+        from storage.serving_store import RedisServingStore
+
+        import_plugins(self.settings.plugins)
+        self._redis = connect_redis(self.settings.redis_url)
+        self.store = PostgresModelStore(self.pool, signing_key_bytes(self.settings))
+        self.cache = RedisServingStore(self._redis, self.settings.cluster_name, signing_key_bytes(self.settings))
+
+    async def teardown(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        await super().teardown()
+
+    async def handle(self, records: list[Record]) -> BatchEffects:
+        effects = BatchEffects()
+        for record in records:
+            task = self.expect(record, effects, ScorePartition)
+            if task is not None:
+                await self._score(task, record.offset)
+        return effects
+
+    async def _model(self, candidate_id: str):
+        if candidate_id not in self._models:
+            task = await self.pool.fetchval("SELECT r.task FROM candidates c JOIN training_runs r USING (run_id)"
+                                            " WHERE c.candidate_id = $1", candidate_id)
+            self._models[candidate_id] = (await self.store.load_model(candidate_id), task)
+        return self._models[candidate_id]
+
+    async def _score(self, task: ScorePartition, offset: int) -> None:
+        progress = await self.pool.fetchrow("SELECT rows_done, done FROM score_job_progress WHERE job_id = $1"
+                                            " AND partition = $2", task.job_id, task.partition)
+        if progress is None or progress["done"]:
+            return                                  # a replay of a finished partition
+        model, kind = await self._model(task.candidate_id)
+        rows = await self.pool.fetch(
+            "SELECT batch_id, line_no, entity_key, vector FROM (SELECT batch_id, line_no, entity_key, vector,"
+            " row_number() OVER (ORDER BY batch_id, line_no) - 1 AS i FROM features WHERE feature_set_id = $1) t"
+            " WHERE i % $2 = $3 ORDER BY i OFFSET $4", task.feature_set_id, task.n_partitions, task.partition,
+            progress["rows_done"])
+        done, chunk = progress["rows_done"], self.settings.batch_score_chunk
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            vectors = np.asarray([r["vector"] for r in part], dtype=float)
+            scores, labels = await asyncio.to_thread(predict_rows, model, kind, vectors)
+            done += len(part)
+            results = [(task.job_id, r["batch_id"], r["line_no"], r["entity_key"], s, lab)
+                       for r, s, lab in zip(part, scores, labels)]
+
+            async def write(conn, results=results, done=done) -> None:
+                await conn.copy_records_to_table("batch_scores", records=results, columns=[
+                    "job_id", "batch_id", "line_no", "entity_key", "score", "label"])
+                await conn.execute("UPDATE score_job_progress SET rows_done = $3, updated_at = now()"
+                                   " WHERE job_id = $1 AND partition = $2", task.job_id, task.partition, done)
+
+            await self.ledger.commit(self.claim, offset, BatchEffects(writes=[write]))   # fenced, offset unmoved
+            await self._cache(task, results)
+            self.n_processed += len(part)
+        await self.ledger.commit(self.claim, offset, BatchEffects(writes=[lambda conn: self._finish(conn, task)]))
+
+    async def _cache(self, task: ScorePartition, results: list[tuple]) -> None:
+        encoder = msgspec.msgpack.Encoder()
+        pipe = self._redis.pipeline(transaction=False)
+        prefix = f"conveyor:{self.settings.cluster_name}:serve:cache:{task.model}:{task.version}:"
+        for _, _, _, key, score, label in results:
+            if key is not None:
+                pipe.set(prefix + key, encoder.encode((score, label)), ex=self.settings.prediction_cache_ttl_s)
+        await pipe.execute()
+
+    async def _finish(self, conn, task: ScorePartition) -> None:
+        """This partition is done; the last one completes the job (the job row is locked
+        while deciding, so exactly one partition does)."""
+        job = await conn.fetchrow("SELECT state, n_rows FROM score_jobs WHERE job_id = $1 FOR UPDATE", task.job_id)
+        await conn.execute("UPDATE score_job_progress SET done = true, updated_at = now() WHERE job_id = $1"
+                           " AND partition = $2", task.job_id, task.partition)
+        left = await conn.fetchval("SELECT count(*) FROM score_job_progress WHERE job_id = $1 AND NOT done",
+                                   task.job_id)
+        if left == 0 and job["state"] == "scoring":
+            await conn.execute("UPDATE score_jobs SET state = 'done', finished_at = now() WHERE job_id = $1",
+                               task.job_id)
+            ready = ScoresReady(job_id=task.job_id, model=task.model, version=task.version,
+                                feature_set_id=task.feature_set_id, n_rows=job["n_rows"],
+                                correlation_id=task.correlation_id, causation_id=task.msg_id)
+            await conn.execute("INSERT INTO outbox (topic, msg_key, payload, dedup_key) VALUES ($1, $2, $3, $4)"
+                               " ON CONFLICT (dedup_key) DO NOTHING", "scores.ready", task.model.encode(),
+                               encode(ready), f"scoresready:{task.job_id}")
+            self.log.info("batch scoring done", job=task.job_id, rows=job["n_rows"])
