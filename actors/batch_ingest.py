@@ -121,6 +121,15 @@ class IngestCoordinator(PartitionWorker):
                                    f"task:{batch_id}:{partition}", partition))
 
 
+def _next_chunk(chunks: Iterator[ParsedChunk]) -> ParsedChunk | Exception | None:
+    """The next chunk, ``None`` at the end, or the error that says the file cannot be read
+    any more (it changed or vanished since it was accepted)."""
+    try:
+        return next(chunks, None)
+    except (IngestError, OSError) as exc:
+        return exc
+
+
 class _Load:
     """A partition task a loader is working on: where its message is, its chunks to come,
     and the rows of the partition stored so far."""
@@ -159,22 +168,27 @@ class BatchLoader(PartitionWorker):
         self._read_to = self.offset
 
     async def step(self) -> None:
-        """Take new tasks (without waiting while others are loading), store one chunk of the
-        next task in turn, and commit what finished with the offset of the oldest task
-        still loading."""
-        records: list[Record] = []
-        if len(self.loads) < self.max_loads:
-            records = await self._reader.read(timeout_ms=0 if self.loads else 200,
-                                              max_records=self.max_loads - len(self.loads),
-                                              idle_backoff=not self.loads)
+        """Take new tasks, store one chunk of the next task in turn, and commit what finished
+        with the offset of the oldest task still loading. While tasks are loading, new ones
+        are looked for only while a chunk is parsed, and the partition is paused in
+        between: its fetcher would otherwise poll the broker every few milliseconds."""
         effects = BatchEffects()
-        for record in records:
-            self._read_to = record.offset + 1
-            task = self.expect(record, effects, LoadPartition)
-            if task is not None:
-                await self._start(record.offset, task, effects)
-        if self.loads:
-            await self._turn(effects)
+        room = self.max_loads - len(self.loads)
+        if not self.loads:
+            records = await self._reader.read(timeout_ms=200, max_records=room)
+            await self._take(records, effects)
+        else:
+            load = self.loads.pop(0)
+            parsing = asyncio.ensure_future(asyncio.to_thread(_next_chunk, load.chunks))
+            records = []
+            try:
+                if room:
+                    records = await self._reader.read(timeout_ms=50, max_records=room, idle_backoff=False,
+                                                      then_pause=True)
+            finally:
+                parsed = await parsing
+            await self._take(records, effects)
+            await self._turn(load, parsed, effects)
         next_offset = min(load.offset for load in self.loads) if self.loads else self._read_to
         if next_offset == self.offset and not (effects.writes or effects.dead_letters or effects.outbox):
             return
@@ -185,6 +199,13 @@ class BatchLoader(PartitionWorker):
         self.n_processed += len(records)
         self.offset = next_offset
         self.last_checkpoint_offset, self.last_checkpoint_at = next_offset, time.time()
+
+    async def _take(self, records: list[Record], effects: BatchEffects) -> None:
+        for record in records:
+            self._read_to = record.offset + 1
+            task = self.expect(record, effects, LoadPartition)
+            if task is not None:
+                await self._start(record.offset, task, effects)
 
     async def _start(self, offset: int, task: LoadPartition, effects: BatchEffects) -> None:
         """Begin a task after what its partition has stored already; a task whose partition
@@ -206,31 +227,24 @@ class BatchLoader(PartitionWorker):
             return
         self.loads.append(_Load(offset, task, chunks, stored))
 
-    async def _turn(self, effects: BatchEffects) -> None:
-        """One chunk of the next task: parsed (in a thread, so the event loop stays free)
-        while the previous chunk is written, then written in the background. Rows of a
+    async def _turn(self, load: _Load, parsed: ParsedChunk | Exception | None, effects: BatchEffects) -> None:
+        """Write the chunk just parsed for ``load`` in the background, once the previous
+        chunk's write is done (its task finishes when there is no chunk left). Rows of a
         partition are appended in line order, each chunk in a transaction fenced by this
         loader's claim, so what is stored of a partition is always a prefix of it."""
-        load = self.loads.pop(0)
-        try:
-            chunk = await asyncio.to_thread(next, load.chunks, None)
-        except (IngestError, OSError) as exc:
-            chunk, failed = None, exc
-        else:
-            failed = None
         if self._writing is not None:
             writing, self._writing = self._writing, None
             await writing
         task = load.task
-        if failed is not None:
+        if isinstance(parsed, Exception):  # the file changed or vanished since it was accepted
             load.chunks.close()
-            effects.writes.append(set_request(task.request_id, task.dataset, "failed", task.batch_id, str(failed)))
-        elif chunk is None:
+            effects.writes.append(set_request(task.request_id, task.dataset, "failed", task.batch_id, str(parsed)))
+        elif parsed is None:
             effects.writes.append(self._finish(task, load.stored))
         else:
-            load.stored += len(chunk.records)
+            load.stored += len(parsed.records)
             self._writing = asyncio.ensure_future(self.store.append_chunk(
-                task.batch_id, task.dataset, task.partition, chunk.records, chunk.errors, n_rows=load.stored,
+                task.batch_id, task.dataset, task.partition, parsed.records, parsed.errors, n_rows=load.stored,
                 hold=self._hold))
             self.loads.append(load)
 

@@ -90,6 +90,7 @@ class PartitionReader:
         self._tp = TopicPartition(topic, partition)
         self._idle_backoff_s = idle_backoff_s
         self._idle = False
+        self._paused = False
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
             fetch_max_wait_ms=fetch_max_wait_ms, auto_offset_reset="earliest",
@@ -100,18 +101,28 @@ class PartitionReader:
         self._consumer.assign([self._tp])
         self._consumer.seek(self._tp, offset)
 
-    async def read(self, timeout_ms: int, max_records: int, idle_backoff: bool = True) -> list[Record]:
+    async def read(self, timeout_ms: int, max_records: int, idle_backoff: bool = True,
+                   then_pause: bool = False) -> list[Record]:
         """The next records, waiting up to ``timeout_ms``. After an empty read the partition
         is paused for ``idle_backoff_s`` first: the fetcher long-polls every few ms while a
         partition is assigned (fetch_max_wait_ms), which keeps idle clusters busy. A worker
-        busy with other work between reads passes ``idle_backoff=False``."""
+        busy with other work between reads passes ``idle_backoff=False``, and
+        ``then_pause=True`` to keep the partition paused until its next read."""
+        if self._paused:
+            self._consumer.resume(self._tp)
+            self._paused = False
         if self._idle and self._idle_backoff_s > 0 and idle_backoff:
             self._consumer.pause(self._tp)
             try:
                 await asyncio.sleep(self._idle_backoff_s)
             finally:
                 self._consumer.resume(self._tp)
-        batch = await self._consumer.getmany(self._tp, timeout_ms=timeout_ms, max_records=max_records)
+        try:
+            batch = await self._consumer.getmany(self._tp, timeout_ms=timeout_ms, max_records=max_records)
+        finally:
+            if then_pause:
+                self._consumer.pause(self._tp)
+                self._paused = True
         records = [Record(m.offset, m.key, m.value) for m in batch.get(self._tp, [])]
         self._idle = not records
         return records
