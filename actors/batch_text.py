@@ -305,10 +305,26 @@ class CsvPlan:
         self.key_index = header.index(rules.key) if rules.key is not None else -1
         self.time_index = header.index(rules.time) if rules.time is not None else -1
         self.partition, self.n_partitions, self.after_line = partition, n_partitions, after_line
-        # The values of a plain record as JSON: the names encoded once, the fields put in as they are
-        # (a run without backslashes and control characters needs no escaping; it has no quotes).
-        names = [_encode(name).decode().replace("%", "%%") for name in header]
-        self.template = "{" + ",".join(f'{name}:"%s"' for name in names) + "}"
+        self.values_json = _json_object_builder(header)
+
+
+def _json_object_builder(names: list[str]):
+    """A function from the fields of a plain record (no quote, backslash or control
+    character in them) to the JSON text of its values, ``{"name":"field",...}``.
+
+    Built as an f-string over the fields, with every piece of JSON text around them (the
+    names, encoded once) bound as a default argument: the generated source holds only
+    generated identifiers, never a column name. Half the time of ``template % fields``.
+
+    >>> _json_object_builder(["id", "name"])(["7", "Ada"])
+    '{"id":"7","name":"Ada"}'
+    """
+    pieces = [("{" if i == 0 else '",') + _encode(name).decode() + ':"' for i, name in enumerate(names)]
+    pieces.append('"}')
+    defaults = {f"_p{i}": piece for i, piece in enumerate(pieces)}
+    body = "".join(f"{{_p{i}}}{{f[{i}]}}" for i in range(len(names))) + f"{{_p{len(names)}}}"
+    source = f"lambda f, {', '.join(f'{k}={k}' for k in defaults)}: f'{body}'"
+    return eval(source, {"__builtins__": {}}, defaults)  # noqa: S307 - source built from identifiers only
 
 
 def csv_rows(lines: Lines, plan: CsvPlan, sink: Sink) -> Iterator[None]:
@@ -346,7 +362,7 @@ def _csv_run(first_no: int, text: str, clean: bool, plan: CsvPlan, sink: Sink) -
     key_index, time_index, rules = plan.key_index, plan.time_index, plan.rules
     partition, n_partitions, after = plan.partition, plan.n_partitions, plan.after_line
     big = plan.rules.max_field_bytes // 4
-    template, records, crc32 = plan.template, sink.records, zlib.crc32
+    values_json, records, crc32 = plan.values_json, sink.records, zlib.crc32
     no = first_no - 1
     for line in lines:
         no += 1
@@ -374,7 +390,7 @@ def _csv_run(first_no: int, text: str, clean: bool, plan: CsvPlan, sink: Sink) -
         if not good_key or len(line) > big or (time_index >= 0 and time_problem(fields[time_index])):
             _csv_record_item(_Record(no, fields, None, (line + "\n").encode(), False), plan, sink)
         elif clean:
-            records.append((no, template % tuple(fields)))
+            records.append((no, values_json(fields)))
         else:
             sink.add_values(no, dict(zip(header, fields)))
 

@@ -116,6 +116,15 @@ def test_chunks_hold_json_text_of_the_values_and_resume_after_a_line(tmp_path):
     assert later == [r for r in records if r[0] > middle]
 
 
+def test_values_json_is_what_msgspec_gives_whatever_the_column_names(tmp_path):
+    names = ["id", 'q"uote', "back\\slash", "{brace}", "per%cent", "f'{x}'", "été", "tab\tbed"[:3]]
+    header = ",".join(f'"{n}"' if '"' not in n else '"q""uote"' for n in names).encode()
+    path = write(tmp_path, header + b"\n" + b"".join(b"k%d,1,2,3,4,5,6,7\n" % i for i in range(20)), "n.csv")
+    [chunk] = parse_chunks(path, "csv", key="id")
+    for line_no, text in chunk.records:
+        assert text == msgspec.json.encode(dict(zip(names, [f"k{line_no - 2}", *"1234567"]))).decode()
+
+
 @pytest.mark.parametrize("options, field", [
     ({"partition": 2, "n_partitions": 2}, "partition"),
     ({"partition": -1, "n_partitions": 2}, "partition"),
@@ -129,6 +138,7 @@ def test_bad_partition_options_are_refused(tmp_path, options, field):
     assert info.value.field == field
 
 
-def test_rules_doctests_pass():
-    result = doctest.testmod(actors.batch_rules)
+@pytest.mark.parametrize("module", [actors.batch_rules, actors.batch_text], ids=lambda m: m.__name__)
+def test_module_doctests_pass(module):
+    result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
