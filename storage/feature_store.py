@@ -143,6 +143,34 @@ class OnlineVector(msgspec.Struct, frozen=True):
     updated_at: float
 
 
+def msgpack_vectors(feature_set_id: str, X: np.ndarray, updated_at: float) -> tuple[bytes, int]:
+    """``OnlineVector(feature_set_id, X[j], updated_at)`` of every row ``j``, in msgpack as
+    the store's encoder writes it (a map of the three fields; every float a float 64),
+    concatenated; and the size of one (all are the same size).
+
+    >>> values, width = msgpack_vectors("fs", np.array([[1.5, -2.0], [0.0, 3.25]]), 7.0)
+    >>> dec = msgspec.msgpack.Decoder(OnlineVector)
+    >>> [dec.decode(values[i:i + width]) for i in range(0, len(values), width)]  # doctest: +NORMALIZE_WHITESPACE
+    [OnlineVector(feature_set_id='fs', vector=[1.5, -2.0], updated_at=7.0),
+     OnlineVector(feature_set_id='fs', vector=[0.0, 3.25], updated_at=7.0)]
+    """
+    encode = msgspec.msgpack.encode
+    n_rows, n_features = X.shape
+    empty = encode(OnlineVector(feature_set_id, [], updated_at))
+    array_header = encode([None] * n_features)[:len(encode([None] * n_features)) - n_features]
+    head = encode({"feature_set_id": feature_set_id, "vector": None})[:-1]   # the map of three: fixed below
+    head = b"\x83" + head[1:] + array_header
+    tail = empty[empty.index(encode("updated_at")):]
+    dtype = np.dtype([("head", "u1", (len(head),)), ("elements", [("tag", "u1"), ("value", ">f8")], (n_features,)),
+                      ("tail", "u1", (len(tail),))])
+    rows = np.empty(n_rows, dtype=dtype)
+    rows["head"] = np.frombuffer(head, dtype="u1")
+    rows["elements"]["tag"] = 0xCB
+    rows["elements"]["value"] = X
+    rows["tail"] = np.frombuffer(tail, dtype="u1")
+    return rows.tobytes(), dtype.itemsize
+
+
 #: SET ``ARGV[1] .. key`` to its value, with the TTL ``ARGV[2]``, for every key of a chunk
 #: (single Redis, not Redis Cluster). Keys and values come as two blobs cut by their
 #: sizes (msgpack arrays of ints): three arguments per chunk instead of two per key,
@@ -176,22 +204,36 @@ class RedisOnlineStore:
 
     async def put_many(self, dataset: str, items: Sequence[tuple[str, str, list[float]]],
                        chunk: int = 10_000) -> None:
-        """Set every entity's vector with the TTL: one server-side script call per chunk
-        (Redis runs a chunk without serving other clients, so chunks stay small), the
-        chunks sent in one pipeline."""
-        if not items:
-            return
+        """Set every entity's vector with the TTL (a later item of the same key wins)."""
         now = time.time()
-        prefix = self._key(dataset, "")
         encode = self._encode.encode
-        async with self._client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(items), chunk):
-                part = items[start:start + chunk]
-                keys = [entity_key.encode() for entity_key, _, _ in part]
-                values = [encode(OnlineVector(fsid, vector, now)) for _, fsid, vector in part]
-                pipe.eval(_SET_CHUNK_WITH_TTL, 0, prefix, self._ttl_s, encode(list(map(len, keys))), b"".join(keys),
-                          encode(list(map(len, values))), b"".join(values))
-            await pipe.execute()
+        for start in range(0, len(items), chunk):
+            part = items[start:start + chunk]
+            values = [encode(OnlineVector(fsid, vector, now)) for _, fsid, vector in part]
+            await self._set_chunk(dataset, [key for key, _, _ in part], b"".join(values), list(map(len, values)))
+
+    async def put_vectors(self, dataset: str, feature_set_id: str, keys: Sequence[str], X: np.ndarray,
+                          chunk: int = 10_000) -> None:
+        """Set entity ``keys[j]``'s vector to ``X[j]`` (feature set ``feature_set_id``) with the
+        TTL, for a whole batch: the stored values are what :meth:`put_many` stores, laid
+        out for all rows at once (:func:`msgpack_vectors`) instead of a list and an
+        encoder call per row."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or len(X) != len(keys):
+            raise ValueError(f"X: expected one vector per key; got shape {X.shape} for {len(keys)} keys")
+        for start in range(0, len(keys), chunk):
+            values, width = msgpack_vectors(feature_set_id, X[start:start + chunk], time.time())
+            await self._set_chunk(dataset, keys[start:start + chunk], values, [width] * (len(values) // width))
+
+    async def _set_chunk(self, dataset: str, keys: Sequence[str], values: bytes, sizes: list[int]) -> None:
+        """One script call for a chunk, awaited before the next is sent: Redis serves no
+        other client while it runs one, so chunks stay small, and a call must finish
+        within the client's socket timeout, which a pipeline of every chunk would not
+        under load."""
+        encoded = [key.encode() for key in keys]
+        encode = self._encode.encode
+        await self._client.eval(_SET_CHUNK_WITH_TTL, 0, self._key(dataset, ""), self._ttl_s,
+                                encode(list(map(len, encoded))), b"".join(encoded), encode(sizes), values)
 
     async def get(self, dataset: str, entity_key: str) -> OnlineVector | None:
         raw = await self._client.get(self._key(dataset, entity_key))

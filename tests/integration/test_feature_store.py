@@ -72,3 +72,18 @@ async def test_a_batch_of_vectors_is_read_back_exactly_by_matrix_in_line_order(d
                                     [], b"{}")
     with pytest.raises(asyncpg.PostgresError, match="append-only"):
         await db.execute("DELETE FROM feature_sets WHERE feature_set_id = $1", fsid)
+
+
+async def test_a_batch_of_vectors_by_matrix_is_stored_as_put_many_stores_it(settings, redis):
+    cluster = f"test-{uuid.uuid4().hex[:8]}"
+    store = RedisOnlineStore(redis, cluster, ttl_s=60)
+    dataset = f"matrix-{uuid.uuid4().hex[:8]}"
+    X = np.random.default_rng(5).normal(size=(25, 17))
+    keys = [f"k{i}" for i in range(24)] + ["é"]
+    await store.put_vectors(dataset, "fs-m", keys, X, chunk=7)
+    for key, row in zip(keys, X):
+        got = await store.get(dataset, key)
+        assert (got.feature_set_id, got.vector) == ("fs-m", row.tolist())
+        assert 0 < await redis.ttl(f"conveyor:{cluster}:online:{dataset}:{key}") <= 60
+    with pytest.raises(ValueError, match="one vector per key"):
+        await store.put_vectors(dataset, "fs-m", keys[:3], X)

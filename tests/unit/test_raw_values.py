@@ -68,3 +68,4 @@ def test_rows_with_different_columns_are_typed_one_by_one():
     stored = ['{"a": "1", "b": "x"}', '{"a": "2.5"}', '{"b": "", "c": "3"}']
     assert decode_rows(stored, typed=True) == [{"a": 1, "b": "x"}, {"a": 2.5}, {"b": None, "c": 3}]
     assert decode_rows([], typed=True) == []
+
