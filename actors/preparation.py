@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 
 from actors.partition_worker import PartitionWorker
-from actors.raw_values import decode_rows, typed_value
+from actors.raw_values import decode_row_array, typed_value
 from messages.codec import encode, printable
 from messages.features import FeaturesGenerated
 from messages.ingestion import RawIngested
@@ -28,7 +28,8 @@ from storage.feature_store import FeatureRows
 from storage.kafka import Record
 from storage.settings import Settings
 
-__all__ = ["PreparationWorker", "Prepared", "prepare_rows", "stored_feature_set_id", "typed_value"]
+__all__ = ["PreparationWorker", "Prepared", "prepare_rows", "read_raw_rows", "stored_feature_set_id",
+           "typed_value"]
 
 
 def stored_feature_set_id(dataset: str, fitted_id: str) -> str:
@@ -65,14 +66,12 @@ def _collection_paused():
             gc.enable()
 
 
-def prepare_rows(spec, fitted, raw: list, typed: bool) -> Prepared:
-    """Pure and CPU-bound: decode the raw rows, fit the feature set when there is none
-    yet, transform, and shape the outputs for the stores."""
+def prepare_rows(spec, fitted, lines: list[int], rows: list) -> Prepared:
+    """Pure and CPU-bound: fit the feature set on the decoded rows when there is none
+    yet, transform them, and shape the outputs for the stores."""
     from ml.features import fit_feature_set
 
     with _collection_paused():
-        lines = [r["line_no"] for r in raw]
-        rows = decode_rows([r["values"] for r in raw], typed)
         fitted = fitted if fitted is not None else fit_feature_set(spec, rows)
         X, y, report = fitted.transform_batch(rows)
         labels = [None] * len(X) if y is None else [str(v) for v in y.tolist()]
@@ -83,6 +82,43 @@ def prepare_rows(spec, fitted, raw: list, typed: bool) -> Prepared:
         return Prepared(fitted, FeatureRows([lines[i] for i in report.kept], keys, X, labels),
                         [(lines[q.index], q.reason) for q in report.quarantined], msgspec.json.encode(summary),
                         list(last), X[np.fromiter(last.values(), dtype=np.intp, count=len(last))])
+
+
+#: Rows per page read from the raw store; a page is decoded while the next is read.
+RAW_PAGE_ROWS = 25_000
+_RAW_PAGE = (
+    "SELECT array_agg(line_no ORDER BY line_no) AS lines,"
+    " '[' || string_agg(\"values\"::text, ',' ORDER BY line_no) || ']' AS rows"
+    " FROM (SELECT line_no, \"values\" FROM raw_records WHERE batch_id = $1 AND line_no > $2::bigint"
+    "       ORDER BY line_no LIMIT $3) AS page")
+
+
+async def read_raw_rows(pool, batch_id: str, typed: bool, page_rows: int = RAW_PAGE_ROWS) -> tuple[list[int], list]:
+    """The line numbers and decoded rows (CSV text typed) of a raw batch, in line order.
+
+    Read in pages by line number, each page's rows as one JSON array (one text value,
+    one decoder call, no row objects); a page is decoded in a thread while PostgreSQL
+    reads the next.
+    """
+    lines: list[int] = []
+    rows: list = []
+    reading = asyncio.create_task(pool.fetchrow(_RAW_PAGE, batch_id, -2**31 - 1, page_rows))
+    while reading is not None:
+        page = await reading
+        if page["lines"] is None:
+            break
+        found = page["lines"]
+        reading = (asyncio.create_task(pool.fetchrow(_RAW_PAGE, batch_id, found[-1], page_rows))
+                   if len(found) == page_rows else None)
+        try:
+            rows.extend(await asyncio.to_thread(decode_row_array, page["rows"], typed))
+        except BaseException:
+            if reading is not None:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+            raise
+        lines.extend(found)
+    return lines, rows
 
 
 class PreparationWorker(PartitionWorker):
@@ -143,11 +179,12 @@ class PreparationWorker(PartitionWorker):
             return  # a replay: this batch's features were committed with the offset before
         fitted_earlier = self._fitted_in_chunk.get((event.dataset, spec_toml))
         fmt = await self.pool.fetchval("SELECT format FROM raw_batches WHERE batch_id = $1", event.batch_id)
-        raw = await self.pool.fetch("SELECT line_no, values FROM raw_records WHERE batch_id = $1 ORDER BY line_no",
-                                    event.batch_id)
         fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else fitted_earlier
         # Everything CPU-bound runs in a thread so the actor keeps answering heartbeats.
-        result = await asyncio.to_thread(prepare_rows, spec, fitted, raw, fmt == "csv")
+        with _collection_paused():
+            lines, rows = await read_raw_rows(self.pool, event.batch_id, fmt == "csv")
+            result = await asyncio.to_thread(prepare_rows, spec, fitted, lines, rows)
+            del rows
         fitted_here = fitted is None
         self._fitted_in_chunk[(event.dataset, spec_toml)] = result.fitted
         fsid = stored_feature_set_id(event.dataset, result.fitted.feature_set_id)

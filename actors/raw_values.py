@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["decode_rows", "typed_column", "typed_value"]
+__all__ = ["decode_row_array", "decode_rows", "type_rows", "typed_column", "typed_value"]
 
 _decoder = msgspec.json.Decoder()
 
@@ -93,14 +93,31 @@ def typed_column(values: Sequence[Any]) -> list:
 def decode_rows(values: Sequence[str | bytes], typed: bool) -> list[Any]:
     """The raw rows of a batch from their stored JSON, CSV text typed when ``typed``.
 
-    The rows of a CSV batch all hold the same columns: they are typed a column at a
-    time. Rows that differ in their columns (or are not objects) are typed one by one.
-
     >>> decode_rows(['{"id": "1", "x": "2.5"}', '{"id": "2", "x": ""}'], typed=True)
     [{'id': 1, 'x': 2.5}, {'id': 2, 'x': None}]
     """
     decode = _decoder.decode
-    rows = [decode(v) for v in values]
+    return type_rows([decode(v) for v in values], typed)
+
+
+def decode_row_array(text: str | bytes, typed: bool) -> list[Any]:
+    """:func:`decode_rows` of rows stored as one JSON array (one decoder call for them all).
+
+    >>> decode_row_array('[{"id": "1", "x": "2.5"}, {"id": "2", "x": "nan"}]', typed=True)
+    [{'id': 1, 'x': 2.5}, {'id': 2, 'x': 'nan'}]
+    """
+    rows = _decoder.decode(text)
+    if not isinstance(rows, list):
+        raise ValueError(f"rows: expected a JSON array of rows; got {type(rows).__name__}")
+    return type_rows(rows, typed)
+
+
+def type_rows(rows: list[Any], typed: bool) -> list[Any]:
+    """``rows`` (decoded JSON objects) with CSV text typed when ``typed``, in place.
+
+    The rows of a CSV batch all hold the same columns: they are typed a column at a
+    time. Rows that differ in their columns (or are not objects) are typed one by one.
+    """
     if not typed or not rows:
         return rows
     first = rows[0]

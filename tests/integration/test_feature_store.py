@@ -87,3 +87,25 @@ async def test_a_batch_of_vectors_by_matrix_is_stored_as_put_many_stores_it(sett
         assert 0 < await redis.ttl(f"conveyor:{cluster}:online:{dataset}:{key}") <= 60
     with pytest.raises(ValueError, match="one vector per key"):
         await store.put_vectors(dataset, "fs-m", keys[:3], X)
+
+
+@pytest.mark.parametrize("page_rows", [1, 3, 1000])
+async def test_raw_rows_are_read_in_pages_as_stored_in_line_order_and_typed(db, page_rows):
+    from actors.batch_parse import ParsedRow
+    from actors.preparation import read_raw_rows, typed_value
+    from storage.raw_store import PostgresRawStore
+
+    raw = PostgresRawStore(db)
+    dataset = f"pages-{uuid.uuid4().hex[:8]}"
+    batch_id, _ = await raw.begin_batch(dataset, uuid.uuid4().hex * 2, "csv", "/data/p.csv", "id", None, None)
+    values = [{"id": str(i), "x": "" if i % 4 == 0 else f"{i / 3:.5f}", "note": ['say "hi", é', "a\\b", "7"][i % 3]}
+              for i in range(10)]
+    lines = [2 + 3 * i for i in range(10)]                      # not contiguous (multi-line records)
+    for partition in range(2):                                  # stored from two partitions
+        await raw.write_rows(batch_id, dataset, partition,
+                             [ParsedRow(line, v) for j, (line, v) in enumerate(zip(lines, values)) if j % 2 == partition])
+    got_lines, rows = await read_raw_rows(db, batch_id, typed=True, page_rows=page_rows)
+    assert got_lines == lines
+    assert rows == [{k: typed_value(v) for k, v in row.items()} for row in values]
+    assert (await read_raw_rows(db, batch_id, typed=False, page_rows=page_rows))[1] == values
+    assert await read_raw_rows(db, "no-such-batch", typed=True) == ([], [])
