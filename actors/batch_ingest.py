@@ -214,12 +214,17 @@ class BatchLoader(PartitionWorker):
 
     async def _start(self, offset: int, task: LoadPartition, effects: BatchEffects) -> None:
         """Begin a task after what its partition has stored already; a task whose partition
-        (or whole batch) is done already only completes the requests waiting on it."""
-        done = await self.pool.fetchval(
-            "SELECT b.state = 'complete' OR t.batch_id IS NOT NULL FROM raw_batches b"
+        (or whole batch) is done already only completes the requests waiting on it, and a
+        task of a batch that does not exist fails its request."""
+        done = await self.pool.fetchrow(
+            "SELECT b.state = 'complete' OR t.batch_id IS NOT NULL AS done FROM raw_batches b"
             " LEFT JOIN raw_batch_tasks t ON t.batch_id = b.batch_id AND t.partition = $2 WHERE b.batch_id = $1",
             task.batch_id, task.partition)
-        if done:  # a replayed task: the work is done
+        if done is None:  # (its batch is begun before a task is published; batches are never removed)
+            effects.writes.append(set_request(task.request_id, task.dataset, "failed",
+                                              error=f"batch: no raw batch {task.batch_id!r}"))
+            return
+        if done["done"]:  # a replayed task: the work is done
             effects.writes.append(batch_requests_complete(task.batch_id))
             return
         stored, after_line = await self.store.stored_through(task.batch_id, task.partition)

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from messages.codec import encode
 from messages.ingestion import SourceAvailable
 from tests.support.waiting import eventually
 
@@ -110,6 +111,25 @@ async def test_a_small_batch_submitted_while_a_big_one_loads_is_not_kept_waiting
     assert big_then.state == "loading" and big_then.n_rows < 400_000  # the small one did not wait for it
     big_done = await conveyor.wait_ingested(big_request, big, timeout_s=300)
     assert (big_done.n_rows, big_done.n_rejected) == (400_000, 0)
+
+
+async def test_a_task_for_a_batch_that_does_not_exist_fails_its_request_and_loading_goes_on(conveyor, tmp_path):
+    from messages.ingestion import LoadPartition
+
+    path = write_csv(tmp_path / "after.csv", 300)
+    ghost = LoadPartition(request_id=uuid.uuid4().hex, batch_id=uuid.uuid4().hex, dataset="ghost", path=path,
+                          format="csv", partition=0, n_partitions=2, key_column="id")
+    await conveyor.submit_raw("ingest.tasks", encode(ghost), ghost.batch_id.encode(), 0)
+    failed = await eventually(lambda: _finished(conveyor, ghost.request_id), timeout_s=60, what="the task failed")
+    assert failed.state == "failed" and "no raw batch" in failed.error
+    name = dataset_name("after-ghost")
+    request = await conveyor.ingest(name, path, key="id")
+    assert (await conveyor.wait_ingested(request, name, timeout_s=60)).n_rows == 300
+
+
+async def _finished(conveyor, request):
+    progress = await conveyor.ingest_progress(request)
+    return progress if progress is not None and progress.state != "loading" else None
 
 
 async def _loading_with_rows(conveyor, request):
