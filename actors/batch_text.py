@@ -308,6 +308,10 @@ class CsvPlan:
         self.values_json = _json_object_builder(header)
 
 
+#: Records wider than this get their JSON from a % template (see _json_object_builder).
+_MAX_BUILT_COLUMNS = 256
+
+
 def _json_object_builder(names: list[str]):
     """A function from the fields of a plain record (no quote, backslash or control
     character in them) to the JSON text of its values, ``{"name":"field",...}``.
@@ -316,11 +320,16 @@ def _json_object_builder(names: list[str]):
     names, encoded once) bound as a default argument: the generated source holds only
     generated identifiers, never a column name. Half the time of ``template % fields``.
 
+    Wider records (more than 256 columns) use ``template % fields``.
+
     >>> _json_object_builder(["id", "name"])(["7", "Ada"])
     '{"id":"7","name":"Ada"}'
     """
     pieces = [("{" if i == 0 else '",') + _encode(name).decode() + ':"' for i, name in enumerate(names)]
     pieces.append('"}')
+    if len(names) > _MAX_BUILT_COLUMNS:  # compiling the f-string grows faster than linearly
+        template = "%s".join(piece.replace("%", "%%") for piece in pieces)
+        return lambda fields: template % tuple(fields)
     defaults = {f"_p{i}": piece for i, piece in enumerate(pieces)}
     body = "".join(f"{{_p{i}}}{{f[{i}]}}" for i in range(len(names))) + f"{{_p{len(names)}}}"
     source = f"lambda f, {', '.join(f'{k}={k}' for k in defaults)}: f'{body}'"

@@ -123,6 +123,11 @@ def test_values_json_is_what_msgspec_gives_whatever_the_column_names(tmp_path):
     [chunk] = parse_chunks(path, "csv", key="id")
     for line_no, text in chunk.records:
         assert text == msgspec.json.encode(dict(zip(names, [f"k{line_no - 2}", *"1234567"]))).decode()
+    wide = ["id", *(f"c%{i}" for i in range(1000))]
+    path = write(tmp_path, ",".join(wide).encode() + b"\n" + b"k," + b",".join(b"%d" % i for i in range(1000)) + b"\n",
+                 "wide.csv")
+    [chunk] = parse_chunks(path, "csv", key="id")
+    assert chunk.records == [(2, msgspec.json.encode(dict(zip(wide, ["k", *map(str, range(1000))]))).decode())]
 
 
 @pytest.mark.parametrize("options, field", [
