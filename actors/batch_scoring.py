@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 
-import msgspec
 import numpy as np
 
 from actors.partition_worker import PartitionWorker
@@ -164,11 +163,10 @@ class BatchScorer(PartitionWorker):
         if progress is None or progress["done"]:
             return                                  # a replay of a finished partition
         model, kind = await self._model(task.candidate_id)
-        rows = await self.pool.fetch(
-            "SELECT batch_id, line_no, entity_key, vector FROM (SELECT batch_id, line_no, entity_key, vector,"
-            " row_number() OVER (ORDER BY batch_id, line_no) - 1 AS i FROM features WHERE feature_set_id = $1) t"
-            " WHERE i % $2 = $3 ORDER BY i OFFSET $4", task.feature_set_id, task.n_partitions, task.partition,
-            progress["rows_done"])
+        rows = await self.pool.fetch(   # this partition's rows: every n-th line, in a stable order
+            "SELECT batch_id, line_no, entity_key, vector FROM features WHERE feature_set_id = $1"
+            " AND line_no % $2 = $3 ORDER BY batch_id, line_no OFFSET $4", task.feature_set_id, task.n_partitions,
+            task.partition, progress["rows_done"])
         done, chunk = progress["rows_done"], self.settings.batch_score_chunk
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
@@ -190,13 +188,10 @@ class BatchScorer(PartitionWorker):
         await self.ledger.commit(self.claim, offset, BatchEffects(writes=[lambda conn: self._finish(conn, task)]))
 
     async def _cache(self, task: ScorePartition, results: list[tuple]) -> None:
-        encoder = msgspec.msgpack.Encoder()
-        pipe = self._redis.pipeline(transaction=False)
-        prefix = f"conveyor:{self.settings.cluster_name}:serve:cache:{task.model}:{task.version}:"
-        for _, _, _, key, score, label in results:
-            if key is not None:
-                pipe.set(prefix + key, encoder.encode((score, label)), ex=self.settings.prediction_cache_ttl_s)
-        await pipe.execute()
+        """The chunk's predictions in the prediction cache (online callers are answered from it)."""
+        await self.cache.put_predictions(task.model, task.version, [
+            (key, (score, label)) for _, _, _, key, score, label in results if key is not None],
+            self.settings.prediction_cache_ttl_s)
 
     async def _finish(self, conn, task: ScorePartition) -> None:
         """This partition is done; the last one completes the job (the job row is locked

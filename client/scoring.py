@@ -169,10 +169,10 @@ class Router:
         return version
 
     async def _cached(self, model: str, version: int, entity_key: str) -> dict | None:
-        raw = await self._redis.get(f"conveyor:{self.settings.cluster_name}:serve:cache:{model}:{version}:{entity_key}")
-        if raw is None:
+        found = await self._store.prediction(model, version, entity_key)
+        if found is None:
             return None
-        score, label = msgspec.msgpack.decode(raw)
+        score, label = found
         return {"score": score, "label": label, "version": version, "answered_by": "cache"}
 
     async def _primary(self, routes, version: int, request: dict, began: float, until_s: float):
