@@ -19,6 +19,10 @@ from storage.settings import Settings
 
 class PartitionWorker(Worker):
     consumer = "partition-worker"
+    #: Keep the partition paused from a read until the next one, for a worker whose
+    #: batches take seconds of CPU: otherwise the fetcher long-polls the broker every
+    #: ``fetch_max_wait_ms`` meanwhile, waking the event loop to take the GIL each time.
+    pause_between_reads = False
 
     def __init__(self, settings: Settings, name: str, topic: str, partition: int = 0,
                  checkpoint_every_n: int = 1000, checkpoint_every_s: float = 5.0) -> None:
@@ -88,7 +92,8 @@ class PartitionWorker(Worker):
         self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)
 
     async def step(self) -> None:
-        records = await self._reader.read(timeout_ms=200, max_records=self.settings.kafka_max_batch)
+        records = await self._reader.read(timeout_ms=200, max_records=self.settings.kafka_max_batch,
+                                          then_pause=self.pause_between_reads)
         self._since_checkpoint += len(records)
         stateful = self.snapshot() is not None
         due = stateful and self._since_checkpoint > 0 and (

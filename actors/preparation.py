@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -123,6 +124,7 @@ async def read_raw_rows(pool, batch_id: str, typed: bool, page_rows: int = RAW_P
 
 class PreparationWorker(PartitionWorker):
     consumer = "preparation"
+    pause_between_reads = True
 
     def __init__(self, settings: Settings, name: str, topic: str = "raw.ingested", partition: int = 0) -> None:
         super().__init__(settings, name, topic, partition)
@@ -136,6 +138,9 @@ class PreparationWorker(PartitionWorker):
         self.features = PostgresFeatureStore(self.pool, signing_key_bytes(self.settings))
         self._redis = connect_redis(self.settings.redis_url)
         self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
+        # The next raw page is read (and the vectors' COPY fed) by the event loop while a
+        # thread decodes or transforms, holding the GIL up to the switch interval at a time.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         for dataset in await self.features.datasets_with_features():   # warm the online store
             await self.online.put_many(dataset, await self.features.latest_vectors(dataset))
 
