@@ -14,6 +14,7 @@ import gc
 import hashlib
 import sys
 from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import msgspec
@@ -94,8 +95,10 @@ _RAW_PAGE = (
     "       ORDER BY line_no LIMIT $3) AS page")
 
 
-async def read_raw_rows(pool, batch_id: str, typed: bool, page_rows: int = RAW_PAGE_ROWS) -> tuple[list[int], list]:
-    """The line numbers and decoded rows (CSV text typed) of a raw batch, in line order.
+async def read_raw_rows(pool, batch_id: str, typed: bool, only: Collection[str] | None = None,
+                        page_rows: int = RAW_PAGE_ROWS) -> tuple[list[int], list]:
+    """The line numbers and decoded rows of a raw batch, in line order; CSV text typed
+    when ``typed`` (the columns in ``only``, when given).
 
     Read in pages by line number, each page's rows as one JSON array (one text value,
     one decoder call, no row objects); a page is decoded in a thread while PostgreSQL
@@ -112,7 +115,7 @@ async def read_raw_rows(pool, batch_id: str, typed: bool, page_rows: int = RAW_P
         reading = (asyncio.create_task(pool.fetchrow(_RAW_PAGE, batch_id, found[-1], page_rows))
                    if len(found) == page_rows else None)
         try:
-            rows.extend(await asyncio.to_thread(decode_row_array, page["rows"], typed))
+            rows.extend(await asyncio.to_thread(decode_row_array, page["rows"], typed, only))
         except BaseException:
             if reading is not None:
                 reading.cancel()
@@ -187,7 +190,8 @@ class PreparationWorker(PartitionWorker):
         fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else fitted_earlier
         # Everything CPU-bound runs in a thread so the actor keeps answering heartbeats.
         with _collection_paused():
-            lines, rows = await read_raw_rows(self.pool, event.batch_id, fmt == "csv")
+            read = {*spec.raw_columns, spec.key, spec.label} - {None}   # what the feature set reads
+            lines, rows = await read_raw_rows(self.pool, event.batch_id, fmt == "csv", read)
             result = await asyncio.to_thread(prepare_rows, spec, fitted, lines, rows)
             del rows
         fitted_here = fitted is None

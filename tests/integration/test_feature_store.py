@@ -108,4 +108,6 @@ async def test_raw_rows_are_read_in_pages_as_stored_in_line_order_and_typed(db, 
     assert got_lines == lines
     assert rows == [{k: typed_value(v) for k, v in row.items()} for row in values]
     assert (await read_raw_rows(db, batch_id, typed=False, page_rows=page_rows))[1] == values
+    only_x = (await read_raw_rows(db, batch_id, typed=True, only={"x"}, page_rows=page_rows))[1]
+    assert only_x == [{**row, "x": typed_value(row["x"])} for row in values]
     assert await read_raw_rows(db, "no-such-batch", typed=True) == ([], [])

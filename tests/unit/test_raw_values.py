@@ -69,3 +69,11 @@ def test_rows_with_different_columns_are_typed_one_by_one():
     assert decode_rows(stored, typed=True) == [{"a": 1, "b": "x"}, {"a": 2.5}, {"b": None, "c": 3}]
     assert decode_rows([], typed=True) == []
 
+
+
+def test_only_the_columns_named_are_typed_the_others_stay_as_stored():
+    stored = ['{"id": "1", "x": "2.5", "note": "7"}', '{"id": "2", "x": "", "note": "x"}']
+    assert decode_rows(stored, typed=True, only={"id", "x"}) == [{"id": 1, "x": 2.5, "note": "7"},
+                                                                 {"id": 2, "x": None, "note": "x"}]
+    ragged = ['{"id": "1", "note": "7"}', '{"x": "3"}']
+    assert decode_rows(ragged, typed=True, only={"x"}) == [{"id": "1", "note": "7"}, {"x": 3}]
