@@ -25,6 +25,8 @@ from storage.settings import Settings
 
 #: Seconds a retired version's replicas stay up for requests already in flight.
 RETIRE_GRACE_S = 2.0
+#: Health checks (2 s each) a live replica may miss in a row before it is restarted.
+MAX_MISSED_CHECKS = 3
 
 
 class DeployRefused(ValueError):
@@ -50,6 +52,7 @@ class DeploymentManager(Worker):
         self._lock = asyncio.Lock()
         self.n_replica_restarts = 0
         self._live = 0
+        self._missed: dict[str, int] = {}      # replica -> health checks missed in a row
 
     async def setup(self) -> None:
         from actors.remote import Compute
@@ -96,13 +99,22 @@ class DeploymentManager(Worker):
     async def _ensure_replica(self, model: str, version: int, name: str) -> None:
         from actors.remote import RayRuntime
 
+        from actors.remote import ActorGone
+
         handle = RayRuntime(self.settings.cluster_name).lookup(name)
         if handle is not None:
             try:
                 await asyncio.wait_for(self.compute.call(handle, "stats"), timeout=2.0)
+                self._missed.pop(name, None)
                 return
-            except Exception:
-                self.compute.kill(handle)
+            except ActorGone:
+                pass
+            except Exception:            # busy or hung: restarted only after MAX_MISSED checks in a row
+                self._missed[name] = self._missed.get(name, 0) + 1
+                if self._missed[name] < MAX_MISSED_CHECKS:
+                    return
+            self._missed.pop(name, None)
+            self.compute.kill(handle)
         await self._start_replica(model, version, name)
         self.n_replica_restarts += 1
         self.n_processed += 1
@@ -162,6 +174,7 @@ class DeploymentManager(Worker):
                 routes.canary, routes.canary_weight = None, 0.0
         routes.baseline = await self._baseline(candidate["feature_set_id"], routes.task)
         routes.n_features = len(candidate["summary"].get("feature_names") or [])
+        routes.raw_columns = await self._raw_columns(candidate["feature_set_id"])
         event = ModelDeployed(model=model, version=version, candidate_id=candidate["candidate_id"],
                               previous_version=previous, alias="canary" if canary_weight is not None else "production",
                               replicas=n_replicas, canary_weight=canary_weight)
@@ -215,6 +228,13 @@ class DeploymentManager(Worker):
                                        feature_set_id)
         verify(self.models._key, bytes(row["fitted"]), bytes(row["signature"]))
         return bytes(row["fitted"])
+
+    async def _raw_columns(self, feature_set_id: str) -> list[str]:
+        from ml.features import FeatureSpec
+
+        spec = FeatureSpec.from_toml(await self.pool.fetchval(
+            "SELECT spec_toml FROM feature_sets WHERE feature_set_id = $1", feature_set_id))
+        return [c for c in spec.raw_columns if c not in (spec.key, spec.label)]
 
     async def _baseline(self, feature_set_id: str, task: str):
         from actors.preparation import typed_value

@@ -112,11 +112,16 @@ class ServedModel:
                                              f"{self.dataset!r}; pass them as features")
         return np.asarray(found.vector, dtype=float)
 
-    async def score(self, request: dict) -> dict:
+    async def score(self, request: dict, in_thread: bool = False) -> dict:
+        """The answer to one request; ``in_thread`` runs the prediction off the event loop (a
+        replica keeps answering its health checks even when its model is slow)."""
         vector = await self.vector(request)
         if vector.shape[0] != self.fitted.n_features:
             raise ScoringError("features", f"{vector.shape[0]} values; the model takes {self.fitted.n_features}")
-        score, label = prediction(self.model, self.task, vector)
+        if in_thread:
+            score, label = await asyncio.to_thread(prediction, self.model, self.task, vector)
+        else:
+            score, label = prediction(self.model, self.task, vector)
         return {"score": score, "label": label, "version": self.version}
 
 
@@ -169,7 +174,7 @@ class ModelReplica:
         if self.served is None:   # not the caller's fault: the router asks another replica or the fallback
             raise RuntimeError(f"{self.model} v{self.version} is still loading")
         self.n_scored += 1
-        return await self.served.score(request)
+        return await self.served.score(request, in_thread=True)
 
     def stats(self) -> dict:
         return {"n_scored": self.n_scored, "loaded": self.served is not None}

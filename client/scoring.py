@@ -82,6 +82,11 @@ class Router:
         self._turn = itertools.count()
         self.routes_ttl_s = routes_ttl_s
         self._pending: set[asyncio.Task] = set()
+        import actors.serving  # noqa: F401  (imported now, not inside the first request's deadline)
+
+        fallback = self._handle("root.fallback")
+        if fallback is not None:   # the first call to an actor opens a connection: open it now
+            self._warm(fallback.ping.remote())
 
     async def routes(self, model: str):
         cached = self._routes.get(model)
@@ -90,6 +95,12 @@ class Router:
         routes = await self._store.routes(model)
         if routes is None or routes.production is None:
             raise ScoringRefused("model", f"{model!r} is not deployed (python run.py models deploy {model})")
+        if cached is None:   # first sight of this model: find its replicas and open their connections
+            for info in routes.versions.values():
+                for name in info.replicas:
+                    handle = self._handle(name)
+                    if handle is not None:
+                        self._warm(handle.call.remote("stats"))
         self._routes[model] = (time.monotonic(), routes)
         return routes
 
@@ -111,6 +122,11 @@ class Router:
         request_id = request_id or new_id()
         routes = await self.routes(model)
         chosen = self._choose(routes, version)
+        if features is not None:
+            missing = [c for c in routes.raw_columns if c not in features]
+            if missing:
+                raise ScoringRefused(f"features.{missing[0]}", f"missing ({len(missing)} of the model's "
+                                                              f"{len(routes.raw_columns)} inputs are missing)")
         deadline_s = deadline_ms / 1000.0
         reason = None
         answer = await self._cached(model, chosen, entity_key) if entity_key and version is None else None
@@ -224,6 +240,17 @@ class Router:
             raise ScoringFailed(f"{model}: v{failed} did not answer in time and there is no fallback")
         return {"score": routes.baseline.score, "label": routes.baseline.label, "version": None,
                 "answered_by": "baseline"}
+
+    def _warm(self, ref) -> None:
+        async def settle():
+            try:
+                await ref
+            except Exception:
+                pass
+
+        task = asyncio.get_running_loop().create_task(settle())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _record(self, result: ScoreResult, entity_key: str | None) -> None:
         from messages.codec import encode

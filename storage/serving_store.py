@@ -42,6 +42,7 @@ class Routes(msgspec.Struct, kw_only=True):
     baseline: Baseline | None = None
     n_features: int = 0
     feature_names: list[str] = []
+    raw_columns: list[str] = []            # the inputs a request's features must name
 
 
 _SIG_BYTES = 32

@@ -62,8 +62,11 @@ def test_deploy_score_batch_score_and_rollback(cluster, tmp_path):
     assert batch.returncode == 0, batch.stderr
     assert "scored 569 rows" in batch.stdout
 
-    bad = cluster.run("score", model, "--features", '{"f0": "NaN-ish"}')
-    assert bad.returncode == 2 and "features" in bad.stderr
+    bad = cluster.run("score", model, "--features", json.dumps({**cancer_rows()[0][1], "f0": "NaN-ish"}),
+                      "--deadline-ms", "2000")
+    assert bad.returncode == 2 and "features: f0: type error" in bad.stderr, bad.stdout + bad.stderr
+    missing_feature = cluster.run("score", model, "--features", '{"f0": 1.0}')
+    assert missing_feature.returncode == 2 and "features.f1: missing" in missing_feature.stderr
     assert cluster.run("score", model, "--features", "{not json").returncode == 2
     missing = cluster.run("models", "deploy", "no-such-model")
     assert missing.returncode == 2 and "no trained candidate" in missing.stderr

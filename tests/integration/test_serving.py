@@ -144,7 +144,8 @@ async def test_a_late_version_is_answered_by_the_fallback_within_the_deadline(co
     await conveyor.wait_trained(await conveyor.train(config(slow_model, dataset, slow)), timeout_s=180)
     await conveyor.deploy(slow_model, 1)
     await conveyor.deploy(slow_model, 2, replicas=1)       # production is now the slow one
-    deadline_ms = 200.0
+    deadline_ms = 1000.0    # the slow version takes 2 s; the fallback is asked at 750 ms
+    await conveyor.score(slow_model, ROWS[0][1], deadline_ms=deadline_ms)   # the first opens the connections
     answers = []
     for _, features, _ in ROWS[:5]:
         answers.append(await conveyor.score(slow_model, features, deadline_ms=deadline_ms))
@@ -170,7 +171,8 @@ async def test_bad_requests_are_refused_typed_and_never_take_down_a_replica(conv
         (dict(model=trained, features=good, version=99), "version"),
         (dict(model=trained, features=good, version="staging"), "version"),
         (dict(model=trained), "features"),
-        (dict(model=trained, features={}), "features"),
+        (dict(model=trained, features={}), "features.f0"),
+        (dict(model=trained, features={k: v for k, v in good.items() if k != "f7"}), "features.f7"),
         (dict(model=trained, features={**good, "f3": "abc"}), "features"),
         (dict(model=trained, features={**good, "f3": float("nan")}), "features.f3"),
         (dict(model=trained, features={**good, "f3": float("inf")}), "features.f3"),
@@ -277,3 +279,30 @@ async def test_batch_scoring_refusals(conveyor, trained):
         with pytest.raises(DeploymentRefused) as info:
             await conveyor.batch_score(**kwargs)
         assert info.value.field == field
+
+
+async def test_a_weighted_canary_takes_its_share_and_answers_are_pushed_to_subscribers(conveyor, cancer):
+    dataset, _ = cancer
+    model = f"canary-{uuid.uuid4().hex[:8]}"
+    await conveyor.wait_trained(await conveyor.train(config(model, dataset, TWO)), timeout_s=180)
+    await conveyor.deploy(model, 1)
+    deployed = await conveyor.deploy(model, 2, canary_weight=0.5, replicas=1)
+    assert deployed["canary_weight"] == 0.5
+    pushed = []
+
+    async def listen():
+        async for event in conveyor.subscribe(model):
+            pushed.append(event)
+            if len(pushed) == 60:
+                return
+
+    listener = asyncio.get_running_loop().create_task(listen())
+    await asyncio.sleep(1.0)
+    answers = [await conveyor.score(model, ROWS[i][1], deadline_ms=1000) for i in range(60)]
+    counts = {v: sum(a.version == v for a in answers) for v in (1, 2)}
+    assert counts[1] >= 10 and counts[2] >= 10                 # both take traffic (p of failing ~1e-7)
+    assert all(a.answered_by == "primary" for a in answers)
+    await asyncio.wait_for(listener, timeout=60)
+    assert {e.request_id for e in pushed} == {a.request_id for a in answers}
+    assert {d["version"]: d["aliases"] for d in await conveyor.deployments(model)} == {1: ["production"],
+                                                                                       2: ["canary"]}
