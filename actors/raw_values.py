@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["decode_row_array", "decode_rows", "type_rows", "typed_column", "typed_value"]
+__all__ = ["decode_rows", "type_rows", "typed_column", "typed_value"]
 
 _decoder = msgspec.json.Decoder()
 
@@ -101,18 +101,6 @@ def decode_rows(values: Sequence[str | bytes], typed: bool, only: Collection[str
     """
     decode = _decoder.decode
     return type_rows([decode(v) for v in values], typed, only)
-
-
-def decode_row_array(text: str | bytes, typed: bool, only: Collection[str] | None = None) -> list[Any]:
-    """:func:`decode_rows` of rows stored as one JSON array (one decoder call for them all).
-
-    >>> decode_row_array('[{"id": "1", "x": "2.5"}, {"id": "2", "x": "nan"}]', typed=True)
-    [{'id': 1, 'x': 2.5}, {'id': 2, 'x': 'nan'}]
-    """
-    rows = _decoder.decode(text)
-    if not isinstance(rows, list):
-        raise ValueError(f"rows: expected a JSON array of rows; got {type(rows).__name__}")
-    return type_rows(rows, typed, only)
 
 
 def type_rows(rows: list[Any], typed: bool, only: Collection[str] | None = None) -> list[Any]:

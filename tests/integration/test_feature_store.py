@@ -89,8 +89,7 @@ async def test_a_batch_of_vectors_by_matrix_is_stored_as_put_many_stores_it(sett
         await store.put_vectors(dataset, "fs-m", keys[:3], X)
 
 
-@pytest.mark.parametrize("page_rows", [1, 3, 1000])
-async def test_raw_rows_are_read_in_pages_as_stored_in_line_order_and_typed(db, page_rows):
+async def test_raw_rows_are_read_as_stored_in_line_order_and_typed(db):
     from actors.batch_parse import ParsedRow
     from actors.preparation import read_raw_rows, typed_value
     from storage.raw_store import PostgresRawStore
@@ -104,10 +103,10 @@ async def test_raw_rows_are_read_in_pages_as_stored_in_line_order_and_typed(db, 
     for partition in range(2):                                  # stored from two partitions
         await raw.write_rows(batch_id, dataset, partition,
                              [ParsedRow(line, v) for j, (line, v) in enumerate(zip(lines, values)) if j % 2 == partition])
-    got_lines, rows = await read_raw_rows(db, batch_id, typed=True, page_rows=page_rows)
+    got_lines, rows = await read_raw_rows(db, batch_id, typed=True)
     assert got_lines == lines
     assert rows == [{k: typed_value(v) for k, v in row.items()} for row in values]
-    assert (await read_raw_rows(db, batch_id, typed=False, page_rows=page_rows))[1] == values
-    only_x = (await read_raw_rows(db, batch_id, typed=True, only={"x"}, page_rows=page_rows))[1]
+    assert (await read_raw_rows(db, batch_id, typed=False))[1] == values
+    only_x = (await read_raw_rows(db, batch_id, typed=True, only={"x"}))[1]
     assert only_x == [{**row, "x": typed_value(row["x"])} for row in values]
     assert await read_raw_rows(db, "no-such-batch", typed=True) == ([], [])
