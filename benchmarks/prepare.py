@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Preparation throughput of a Conveyor cluster beside in-process floors measured in the same run.
 
-    python benchmarks/prepare.py [--rows N] [--floor-runs K] [--profile DIR]
+    python benchmarks/prepare.py [--rows N] [--runs R] [--floor-runs K] [--profile DIR]
                                                   # default 200,000 rows; ~2-3 minutes
 
 A deterministic CSV of N rows (``id``, numeric ``x1`` ``x2`` ``x3`` -- ``x2`` empty in ~1 %
@@ -23,7 +23,8 @@ Figure (rows/s): N / (``raw_batches.completed_at`` -> ``feature_quality.created_
 that batch), both from PostgreSQL's clock: from the batch's completion to the
 features.generated moment. NB: ``feature_quality.created_at`` is ``now()``, i.e. the start
 of the transaction that writes the features, so that figure does not include writing the
-N vectors to PostgreSQL nor the commit. Also shown: the wall time from the exit of
+N vectors to PostgreSQL, nor the online copy to Redis (written while PostgreSQL takes the
+vectors, inside that transaction), nor the commit: the "visible" figure below does. Also shown: the wall time from the exit of
 ``run.py ingest`` until ``feature_quality`` has the row (polled every 20 ms), the same
 "visible" moment on PostgreSQL's clock and the throughput to it (completion -> visible),
 when ``raw.ingested`` and ``features.generated`` were published by the outbox relay, and
@@ -44,7 +45,12 @@ B. a pure-numpy version of the same math: columns pulled out of the typed rows i
    quantiles, one-hot via ``np.unique(return_inverse=True)``. A second, lower floor
    (higher rows/s), shown for reference.
 
-Each floor is run ``--floor-runs`` times (default 3) and its median taken. Checked and
+Each floor is run ``--floor-runs`` times (default 3) and its median taken. The machine is
+shared and its load swings within a minute, so with ``--runs R`` the file is ingested R
+times into the same cluster, as datasets ``bench-prepare-1..R`` (each batch the training
+batch of its dataset: fitted and transformed), and floor A is run once right after each;
+the conveyor's figures are then the medians of the R runs, floor A the median of all its
+runs, and each run's ratios beside the floor A run right after it are shown too. Checked and
 printed: B's X equals A's; the product's fitted feature set (``feature_sets.fitted``; its
 id, and its fitted states when they differ) is A's; every vector the product stored
 equals A's row (within 1e-9).
@@ -238,6 +244,28 @@ def compare_with_floor(c: dict, fa: dict, rows: list[dict]) -> list[str]:
     if unequal.any() and np.abs(X - fa["X"]).max() > 1e-9:
         problems.append("the product's vectors differ from floor A's beyond rounding")
     return problems
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _fmt_ratio(x: float | None, y: float | None) -> str:
+    return "n/a" if x is None or not y else f"{x / y:.2f}"
+
+
+def _median_of_runs(runs: list[dict]) -> dict:
+    """The conveyor's figures over several runs: medians of the times (and the rows/s from
+    them), the paired ratios; the rest of the first run."""
+    out = {**runs[0], "runs": runs}
+    for key, rate in (("db_prepare_s", "rows_per_s"), ("db_visible_s", "rows_per_s_visible")):
+        times = [r[key] for r in runs if r.get(key)]
+        out[key] = _median(times) if times else None
+        out[rate] = (runs[0]["batch"].get("n_rows") or 0) / out[key] if out[key] else None
+    out["prep_restarts"] = sum(r.get("prep_restarts") or 0 for r in runs)
+    return out
 
 
 def _median_run(fn, runs: int) -> tuple[dict, list[float]]:
@@ -604,6 +632,16 @@ def report(n_rows: int, c: dict, fa: dict | None, fb: dict | None, parse_s: floa
     if c.get("prep_restarts"):
         print(f"* includes {c['prep_restarts']} restart(s) of {PREPARE_ACTOR} during the preparation (the batch "
               f"was prepared again from the start)")
+    if len(c.get("runs") or []) > 1:
+        pairs = [(r.get("rows_per_s"), r.get("rows_per_s_visible"), r.get("paired_floor")) for r in c["runs"]]
+        to_report = [x / f for x, _, f in pairs if x and f]
+        to_visible = [v / f for _, v, f in pairs if v and f]
+        print(f"{len(pairs)} runs: conveyor figures are medians (runs, to the report: "
+              f"{', '.join(_fmt(r.get('rows_per_s')) for r in c['runs'])} rows/s); floor A is the median of every "
+              f"floor A run. Each run beside the floor A run right after it: ratios to the report "
+              f"{', '.join(f'{x:.2f}' for x in to_report)} (median {_median(to_report) if to_report else 0:.2f}), "
+              f"to the visible row {', '.join(f'{x:.2f}' for x in to_visible)} "
+              f"(median {_median(to_visible) if to_visible else 0:.2f})")
     ra = ratio(mine, a)
     met = None if ra is None else ra >= GOAL_RATIO
     print(f"goal: conveyor >= {GOAL_RATIO} x floor A (\"the same transforms run in-process with numpy on the same "
@@ -632,6 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="rows in the generated CSV (default 200,000)")
     parser.add_argument("--seed", type=int, default=20240611, help="seed of the generated data")
     parser.add_argument("--floor-runs", type=int, default=3, help="runs of each floor, median taken (default 3)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="ingestions of the file as new datasets in the same cluster, each followed by a run of "
+                             "floor A; medians and paired ratios shown (default 1)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds the ingestion, and then the preparation, may each take "
                              "(default max(180, rows / 1000))")
@@ -642,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rows must be at least 10")
     if args.floor_runs < 1:
         parser.error("--floor-runs must be at least 1")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     if args.profile and not shutil.which("py-spy"):
         parser.error("--profile needs py-spy on PATH")
     timeout_s = args.timeout or max(180.0, args.rows / 1000)
@@ -659,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[str] = []
     cluster = None
     c: dict = {"problems": [], "batch": {}}
+    runs: list[dict] = []
+    floor_walls: list[float] = []
     fa = fb = None
     parse_s = None
     dataset = "bench-prepare"
@@ -668,26 +713,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: {args.rows:,} rows ({n_missing:,} with x2 empty), {csv_path.stat().st_size / 2**20:.1f} MiB "
               f"in {csv_path} ({time.monotonic() - t:.1f} s); spec checked: {len(spec.steps)} steps", flush=True)
         print(f"code: {code_version()}", flush=True)
-        cluster, _ = start_cluster()
-        print(f"conveyor: features set + ingest of dataset {dataset!r} (load average "
-              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}) ...", flush=True)
-        try:
-            c = measure_conveyor(cluster, csv_path, args.rows, dataset, spec_path, timeout_s,
-                                 Path(args.profile) if args.profile else None)
-            show_conveyor(c, args.rows)
-            show_profiles(c)
-            errors.extend(f"conveyor: {p}" for p in c["problems"])
-        except Exception as exc:
-            errors.append(f"conveyor: {type(exc).__name__}: {exc}")
-            print(f"  conveyor: failed ({type(exc).__name__}: {exc})", flush=True)
-
-        print(f"floors ({args.floor_runs} run(s) each; load average "
-              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}) ...", flush=True)
         t = time.perf_counter()
         rows = read_typed_rows(csv_path)
         parse_s = time.perf_counter() - t
-        print(f"  csv parse + typed_value: {parse_s:.2f} s (not part of a floor)", flush=True)
+        print(f"csv parse + typed_value for the floors: {parse_s:.2f} s (not part of a floor)", flush=True)
+        cluster, _ = start_cluster()
+        for k in range(1, args.runs + 1):
+            name = dataset if args.runs == 1 else f"{dataset}-{k}"
+            print(f"conveyor{'' if args.runs == 1 else f' run {k}'}: features set + ingest of dataset {name!r} "
+                  f"(load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}) ...", flush=True)
+            try:
+                run = measure_conveyor(cluster, csv_path, args.rows, name, spec_path, timeout_s,
+                                       Path(args.profile) if args.profile else None)
+                show_conveyor(run, args.rows)
+                show_profiles(run)
+                errors.extend(f"conveyor{'' if args.runs == 1 else f' run {k}'}: {p}" for p in run["problems"])
+            except Exception as exc:
+                errors.append(f"conveyor: {type(exc).__name__}: {exc}")
+                print(f"  conveyor: failed ({type(exc).__name__}: {exc})", flush=True)
+                break
+            runs.append(run)
+            if args.runs > 1:   # floor A right after, under about the same load
+                paired = floor_features(spec, rows)
+                floor_walls.append(paired["wall_s"])
+                run["paired_floor"] = paired["rows_per_s"]
+                print(f"  floor A right after: {paired['rows_per_s']:,.0f} rows/s ({paired['wall_s']:.2f} s); "
+                      f"ratios to the report {_fmt_ratio(run.get('rows_per_s'), paired['rows_per_s'])}, to the "
+                      f"visible row {_fmt_ratio(run.get('rows_per_s_visible'), paired['rows_per_s'])}", flush=True)
+        c = runs[0] if len(runs) == 1 else (_median_of_runs(runs) if runs else c)
+
+        print(f"floors ({args.floor_runs} run(s) each; load average "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}) ...", flush=True)
         fa, walls_a = _median_run(lambda: floor_features(spec, rows), args.floor_runs)
+        if floor_walls:   # the paired runs count too
+            walls_a = floor_walls + walls_a
+            fa = {**fa, "wall_s": _median(walls_a), "rows_per_s": args.rows / _median(walls_a)}
         print(f"  floor A (ml.features): fit {fa['fit_s']:.2f} s + transform {fa['transform_s']:.2f} s = "
               f"{fa['wall_s']:.2f} s, {fa['rows_per_s']:,.0f} rows/s (runs: "
               f"{', '.join(f'{w:.2f}' for w in walls_a)} s); {fa['n_kept']:,} kept, {fa['n_quarantined']} "
@@ -706,9 +766,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"  check: floor B's X equals floor A's (max |diff| {np.abs(fb['X'] - fa['X']).max():.1e}); "
                   f"columns {', '.join(fa['feature_names'])}", flush=True)
-        row = c.get("row")
-        if row is not None and c.get("vectors") is not None:
-            errors.extend(compare_with_floor(c, fa, rows))
+        first = runs[0] if runs else c
+        if first.get("row") is not None and first.get("vectors") is not None:
+            errors.extend(compare_with_floor(first, fa, rows))
     except KeyboardInterrupt:
         print("interrupted; stopping what was started", flush=True)
     except Exception as exc:
