@@ -81,7 +81,6 @@ class BareScorer:
 
 
 async def measure(cluster, n_requests: int, n_rows: int, errors: list[str]) -> dict:
-    import numpy as np
 
     from benchmarks.train import prepare_dataset, train_toml, write_csv
     from client.connection import Conveyor

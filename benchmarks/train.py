@@ -158,7 +158,7 @@ def report(results: list[dict], n_rows: int) -> bool:
     ratio = pipeline / floor
     print(f"\nTraining 4 candidates ({', '.join(CANDIDATES)}) on {int(n_rows * 0.8):,} rows x {N_FEATURES} features,"
           f" median of {len(results)} run(s):")
-    print(f"| what | conveyor | floor | ratio | goal |\n|---|---|---|---|---|")
+    print("| what | conveyor | floor | ratio | goal |\n|---|---|---|---|---|")
     print(f"| 4 candidates end to end | {pipeline:.2f} s | {floor:.2f} s (one after another, in process) | "
           f"{ratio:.2f} | <= {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'NOT MET'} |")
     trivial, trivial_floor = med("trivial_s"), med("trivial_floor_s")
