@@ -127,6 +127,27 @@ async def test_a_task_for_a_batch_that_does_not_exist_fails_its_request_and_load
     assert (await conveyor.wait_ingested(request, name, timeout_s=60)).n_rows == 300
 
 
+async def test_a_task_delivered_twice_while_loading_stores_every_row_once_without_a_restart(
+        conveyor, db, settings, tmp_path):
+    from messages.ingestion import LoadPartition
+
+    n_rows = 200_000
+    path = write_csv(tmp_path / "twice.csv", n_rows)
+    name = dataset_name("twice")
+    request = await conveyor.ingest(name, path, key="id")
+    progress = await eventually(lambda: _loading_with_rows(conveyor, request), timeout_s=60, what="loading")
+    before = (await conveyor.status()).actor("root.batch.loader-0")
+    again = LoadPartition(request_id=request, batch_id=progress.batch_id, dataset=name, path=os.path.abspath(path),
+                          format="csv", partition=0, n_partitions=settings.ingest_workers, key_column="id")
+    await conveyor.submit_raw("ingest.tasks", encode(again), again.batch_id.encode(), 0)
+    done = await conveyor.wait_ingested(request, name, timeout_s=180)
+    stored = await db.fetchrow("SELECT count(*) AS n, count(DISTINCT line_no) AS lines FROM raw_records"
+                               " WHERE batch_id = $1", progress.batch_id)
+    assert (done.n_rows, stored["n"], stored["lines"]) == (n_rows, n_rows, n_rows)
+    after = (await conveyor.status()).actor("root.batch.loader-0")
+    assert (after.pid, after.n_restarts) == (before.pid, before.n_restarts)
+
+
 async def _finished(conveyor, request):
     progress = await conveyor.ingest_progress(request)
     return progress if progress is not None and progress.state != "loading" else None
