@@ -171,6 +171,15 @@ def msgpack_vectors(feature_set_id: str, X: np.ndarray, updated_at: float) -> tu
     return rows.tobytes(), dtype.itemsize
 
 
+#: Keys per script call. Redis serves no other client while a script runs, and every
+#: client (the serving actors' reads included) gives up on a reply after its socket
+#: timeout: with 10,000 keys per call, on a loaded machine (load average ~25), Redis
+#: left clients without a reply for more than 5 s and root.prepare, root.serve and
+#: root.fallback crashed on "Timeout reading from redis.sock". An idle machine sets
+#: about 200 keys per ms.
+ONLINE_CHUNK = 2_000
+
+
 #: SET ``ARGV[1] .. key`` to its value, with the TTL ``ARGV[2]``, for every key of a chunk
 #: (single Redis, not Redis Cluster). Keys and values come as two blobs cut by their
 #: sizes (msgpack arrays of ints): three arguments per chunk instead of two per key,
@@ -203,7 +212,7 @@ class RedisOnlineStore:
         return f"{self._prefix}{dataset}:{entity_key}"
 
     async def put_many(self, dataset: str, items: Sequence[tuple[str, str, list[float]]],
-                       chunk: int = 10_000) -> None:
+                       chunk: int = ONLINE_CHUNK) -> None:
         """Set every entity's vector with the TTL (a later item of the same key wins)."""
         now = time.time()
         encode = self._encode.encode
@@ -213,7 +222,7 @@ class RedisOnlineStore:
             await self._set_chunk(dataset, [key for key, _, _ in part], b"".join(values), list(map(len, values)))
 
     async def put_vectors(self, dataset: str, feature_set_id: str, keys: Sequence[str], X: np.ndarray,
-                          chunk: int = 10_000) -> None:
+                          chunk: int = ONLINE_CHUNK) -> None:
         """Set entity ``keys[j]``'s vector to ``X[j]`` (feature set ``feature_set_id``) with the
         TTL, for a whole batch: the stored values are what :meth:`put_many` stores, laid
         out for all rows at once (:func:`msgpack_vectors`) instead of a list and an
