@@ -91,6 +91,9 @@ class PartitionReader:
         self._idle_backoff_s = idle_backoff_s
         self._idle = False
         self._paused = False
+        #: After an idle pause, fetch only this long before pausing again: a getmany that waits
+        #: its whole timeout on an empty partition sends a fetch every fetch_max_wait_ms.
+        self._idle_window_ms = max(10, 3 * fetch_max_wait_ms)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
             fetch_max_wait_ms=fetch_max_wait_ms, auto_offset_reset="earliest",
@@ -117,6 +120,7 @@ class PartitionReader:
                 await asyncio.sleep(self._idle_backoff_s)
             finally:
                 self._consumer.resume(self._tp)
+            timeout_ms = min(timeout_ms, self._idle_window_ms)
         try:
             batch = await self._consumer.getmany(self._tp, timeout_ms=timeout_ms, max_records=max_records)
         finally:
