@@ -103,9 +103,9 @@ class TrainingCoordinator(PartitionWorker):
 
     async def step(self) -> None:
         await super().step()
-        if time.monotonic() - self.started_at_monotonic > WARM_AFTER_S:
-            self._warm.fill()             # after the cluster's start has settled
         idle = self._running is None or self._running.done()
+        if idle and time.monotonic() - self.started_at_monotonic > WARM_AFTER_S:
+            self._warm.fill()             # between runs, once the cluster's start has settled
         if idle and (self._recorded or time.monotonic() - self._last_poll >= self.poll_s):
             self._last_poll, self._recorded = time.monotonic(), False
             runs = await self.models.open_runs()

@@ -66,9 +66,7 @@ class Warm:
         from actors.wiring import import_plugins
 
         import_plugins(plugins)
-        import river.forest  # noqa: F401
-        import river.linear_model  # noqa: F401
-        import sklearn.ensemble  # noqa: F401
+        import sklearn.ensemble  # noqa: F401   (River is imported by the candidates that use it)
         import sklearn.linear_model  # noqa: F401
         import sklearn.tree  # noqa: F401
 
@@ -81,7 +79,8 @@ class Warm:
 
 class WarmPool:
     """Candidate actors started ahead of time; ``take`` hands one over (or starts one when
-    none is ready) and starts its replacement in the background."""
+    none is ready). ``fill`` starts replacements: the coordinator calls it between runs, so
+    a run's fits do not share the CPU with the imports of the next run's actors."""
 
     def __init__(self, compute, size: int, plugins: str = "", log=None) -> None:
         self.compute, self.size, self.plugins, self.log = compute, size, plugins, log
@@ -107,7 +106,6 @@ class WarmPool:
     async def take(self, factory: str, *args):
         handle = self._ready.pop() if self._ready else await self.compute.host(
             f"train.cold.{os.urandom(4).hex()}", "actors.training_tasks:Warm", self.plugins)
-        self.fill()
         await self.compute.adopt(handle, factory, *args)
         return handle
 

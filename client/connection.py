@@ -517,7 +517,10 @@ class Conveyor:
         topic = topic or DEFAULT_TOPICS.get(type(message))
         if topic is None:
             raise SubmitRefused("topic", f"no default topic for {type(message).__name__}; name one")
-        payload = encode(message)
+        try:
+            payload = encode(message)
+        except UnicodeEncodeError:
+            raise SubmitRefused("message", "holds text that is not valid Unicode (an unpaired surrogate)") from None
         if len(payload) > MAX_MESSAGE_BYTES:
             raise SubmitRefused("message", f"{len(payload)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
         if key is None and isinstance(message, StreamEvent):

@@ -241,9 +241,16 @@ def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> Ser
                f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
                f"--metrics-export-port={free_port()}"]
     env = {**os.environ, **ray_environment(token_path)}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise EmbeddedError(f"ray start failed ({done.returncode}): {done.stderr[-2000:]}")
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        done = None
+    if done is None or done.returncode != 0:
+        # A start that failed half way (e.g. "node timed out during startup" on a loaded machine)
+        # may have left a GCS, a dashboard or a log monitor behind: stop whatever uses our temp dir.
+        terminate(with_descendants(processes_mentioning(str(temp_dir))), grace_s=2)
+        reason = "timed out after 120 s" if done is None else f"({done.returncode}): {done.stderr[-2000:]}"
+        raise EmbeddedError(f"ray start failed {reason}")
     pids = processes_mentioning(str(temp_dir))
     return ServiceRecord("ray", f"127.0.0.1:{port}", True, pids, str(temp_dir))
 

@@ -425,7 +425,7 @@ ids = st.from_regex(r"\A[A-Za-z0-9_.:\-]{1,64}\Z")
 entity_keys = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=256)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 63), 2 ** 63 - 1), finite,
-                    st.text(st.characters(blacklist_characters="\x00"), max_size=40))
+                    st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40))
 records = st.dictionaries(st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=128),
                           scalars, max_size=20)
 
@@ -454,3 +454,19 @@ def test_module_doctests_pass(module):
     result = doctest.testmod(module)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_a_surrogate_in_a_text_value_cannot_be_encoded_and_is_never_sent():
+    import asyncio
+
+    from client.connection import Conveyor
+    from client.errors import SubmitRefused
+    from storage import embedded
+    from storage.settings import Settings
+
+    event = StreamEvent(stream="s", entity_key="e", values={"x": "\ud800"})
+    with pytest.raises(UnicodeEncodeError):
+        encode(event)
+    client = Conveyor(Settings(), embedded.ClusterRecord("conveyor", "/nonexistent", 0))
+    with pytest.raises(SubmitRefused, match="unpaired surrogate"):
+        asyncio.run(client.submit(event))
