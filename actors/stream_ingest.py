@@ -44,13 +44,38 @@ class IngestState(msgspec.Struct):
     aggregates: dict[str, dict[str, list[float]]] = {}
 
 
+class _MsgId(msgspec.Struct):
+    msg_id: str = ""
+
+
+_ids = msgspec.json.Decoder(_MsgId)
+
+
+def message_ids(records: list[Record]) -> dict[str, int]:
+    """msg_id -> offset of the first record carrying it (records that do not decode are left out)."""
+    out: dict[str, int] = {}
+    for record in records:
+        try:
+            msg_id = _ids.decode(record.value).msg_id
+        except (msgspec.DecodeError, TypeError):
+            continue
+        if msg_id:
+            out.setdefault(msg_id, record.offset)
+    return out
+
+
 def ingest_batch(state: IngestState, records: list[Record], topic: str, partition: int,
-                 events: list[StreamEvent] | None = None) -> BatchEffects:
+                 events: list[StreamEvent] | None = None, sent_before: frozenset[str] = frozenset()) -> BatchEffects:
     """Pure: decode ``records``, update ``state`` (counts and per-entity aggregates), and
-    return the effects to write; the accepted events are appended to ``events``."""
+    return the effects to write; the accepted events are appended to ``events``.
+
+    An event whose ``msg_id`` came before, in an earlier record (``sent_before``: ids stored
+    from another offset) or earlier in this batch, is a producer's duplicate: stored once
+    (the raw store is keyed by msg_id), counted and aggregated once."""
     effects = BatchEffects()
     touched: set[str] = set()
     events = [] if events is None else events
+    seen: set[str] = set()
     for record in records:
         try:
             message = decode(record.value)
@@ -65,6 +90,9 @@ def ingest_batch(state: IngestState, records: list[Record], topic: str, partitio
             effects.outbox.append(("dead_letters", record.key, _json.encode(note),
                                    f"dead-letter:{topic}:{partition}:{record.offset}"))
             continue
+        if message.msg_id in sent_before or message.msg_id in seen:
+            continue                      # a producer's duplicate: already stored and counted
+        seen.add(message.msg_id)
         state.accepted[message.stream] = state.accepted.get(message.stream, 0) + 1
         effects.raw_events.append(RawEventRow(message.msg_id, message.stream, message.entity_key,
                                               _json.encode(message.values).decode(), message.event_time,
@@ -103,9 +131,22 @@ class StreamIngestWorker(PartitionWorker):
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         events: list[StreamEvent] = []
-        effects = ingest_batch(self.ingest_state, records, self.topic, self.partition, events)
+        effects = ingest_batch(self.ingest_state, records, self.topic, self.partition, events,
+                               await self._sent_before(records))
         await self._prepare_online(events, effects)
         return effects
+
+    async def _sent_before(self, records: list[Record]) -> frozenset[str]:
+        """The batch's msg_ids already stored from another record (a producer sent them twice).
+        The same record replayed after a restart is not one: its stored row has its offset."""
+        ids = message_ids(records)
+        if not ids:
+            return frozenset()
+        rows = await self.pool.fetch(
+            "SELECT msg_id, topic, partition, source_offset FROM raw_events WHERE msg_id = ANY($1::text[])",
+            list(ids))
+        return frozenset(r["msg_id"] for r in rows if (r["topic"], r["partition"], r["source_offset"])
+                         != (self.topic, self.partition, ids[r["msg_id"]]))
 
     async def _prepare_online(self, events: list[StreamEvent], effects: BatchEffects) -> None:
         """Aggregates to Redis (absolute values); feature vectors for streams with a feature set."""

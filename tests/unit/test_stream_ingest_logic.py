@@ -267,3 +267,19 @@ def test_split_point_does_not_change_the_result(payloads, split):
     assert restored == whole
     assert len(effects.raw_events) + len(effects.dead_letters) == len(records)
     assert sum(whole.accepted.values()) + whole.n_dead == len(records)
+
+
+def test_a_producers_duplicate_is_stored_counted_and_aggregated_once():
+    from actors.stream_ingest import message_ids
+
+    state = IngestState()
+    original = StreamEvent(stream="s", entity_key="k", values={"x": 2.0})
+    first = ingest_batch(state, [rec(0, original), rec(1, original)], TOPIC, PARTITION)   # twice in one batch
+    assert len(first.raw_events) == 1 and state.accepted == {"s": 1}
+    assert state.aggregates["s\x1fk"]["x"] == [1, 2.0, 2.0, 2.0]
+    later = [rec(7, original)]                                    # again, in a later batch
+    assert message_ids(later) == {original.msg_id: 7}
+    again = ingest_batch(state, later, TOPIC, PARTITION, sent_before=frozenset([original.msg_id]))
+    assert again.raw_events == [] and state.accepted == {"s": 1}
+    assert state.aggregates["s\x1fk"]["x"] == [1, 2.0, 2.0, 2.0]
+    assert message_ids([Record(9, None, b"not json")]) == {}
