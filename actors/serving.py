@@ -203,11 +203,13 @@ class FallbackScorer(Worker):
 
         self._redis = connect_redis(self.settings.redis_url)
         self._store = RedisServingStore(self._redis, self.settings.cluster_name, signing_key_bytes(self.settings))
-        from actors.training_tasks import Warm
-
-        await asyncio.to_thread(Warm, self.settings.plugins)   # libraries imported before the first request
+        self._warming = None
 
     async def step(self) -> None:
+        if self._warming is None:   # libraries imported before the first request, once the start has settled
+            from actors.training_tasks import Warm
+
+            self._warming = asyncio.get_running_loop().create_task(asyncio.to_thread(Warm, self.settings.plugins))
         for routes in await self._store.all_routes():
             known = self._routes.get(routes.model)
             if known is None or known.revision != routes.revision:

@@ -39,7 +39,7 @@ def candidate_id(run_id: str, name: str) -> str:
 
 
 #: Seconds after its start before the coordinator starts its warm candidate actors.
-WARM_AFTER_S = 5.0
+WARM_AFTER_S = 20.0
 
 
 class RunFailed(Exception):
