@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ from actors.worker import Worker
 from storage.settings import Settings
 
 MAX_FEATURES = 4096
+#: A model whose health prediction took longer than this predicts in a thread.
+INLINE_PREDICT_S = 0.005
 
 
 class ScoringError(ValueError):
@@ -155,6 +158,7 @@ class ModelReplica:
         self.served: ServedModel | None = None
         self._redis = None
         self.n_scored = 0
+        self.in_thread = True
 
     def describe(self) -> str:
         return f"replica {self.model} v{self.version}"
@@ -165,7 +169,13 @@ class ModelReplica:
 
         self._redis = connect_redis(self.settings.redis_url)
         served = await load_served(self.settings, self._redis, self.model, self.version)
-        score, _ = await asyncio.to_thread(prediction, served.model, served.task, np.zeros(served.fitted.n_features))
+        zeros = np.zeros(served.fitted.n_features)
+        await asyncio.to_thread(prediction, served.model, served.task, zeros)      # the first call warms caches
+        began = time.perf_counter()
+        score, _ = prediction(served.model, served.task, zeros)    # timed on the loop: no thread hop in it
+        # A fast model predicts on the event loop (a thread hop costs more than its work); a slow
+        # one in a thread, so the replica keeps answering its health checks meanwhile.
+        self.in_thread = time.perf_counter() - began > INLINE_PREDICT_S
         self.served = served        # answers from now on
         return {"healthy": True, "score": score}
 
@@ -173,7 +183,7 @@ class ModelReplica:
         if self.served is None:   # not the caller's fault: the router asks another replica or the fallback
             raise RuntimeError(f"{self.model} v{self.version} is still loading")
         self.n_scored += 1
-        return await self.served.score(request, in_thread=True)
+        return await self.served.score(request, in_thread=self.in_thread)
 
     def stats(self) -> dict:
         return {"n_scored": self.n_scored, "loaded": self.served is not None}

@@ -408,7 +408,7 @@ class Conveyor:
             if self._redis is None:
                 self._redis = connect_redis(self.settings.redis_url)
             publisher = await self._ensure_publisher()
-            self._scoring = Router(self.settings, self._redis, publisher.publish_raw)
+            self._scoring = Router(self.settings, self._redis, publisher.publish_many)
         return self._scoring
 
     # --- offline ingestion ---------------------------------------------------------------

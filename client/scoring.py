@@ -69,12 +69,15 @@ def _cause(exc: BaseException) -> BaseException:
 
 
 class Router:
-    def __init__(self, settings, redis, publish, routes_ttl_s: float = 0.5) -> None:
+    def __init__(self, settings, redis, publish_many, routes_ttl_s: float = 0.5, record_every_s: float = 0.02) -> None:
         from actors.remote import RayRuntime
         from actors.wiring import signing_key_bytes
         from storage.serving_store import RedisServingStore
 
-        self.settings, self._redis, self._publish = settings, redis, publish
+        self.settings, self._redis, self._publish_many = settings, redis, publish_many
+        self.record_every_s = record_every_s
+        self._records: list[tuple[bytes, bytes]] = []
+        self._flusher: asyncio.Task | None = None
         self._store = RedisServingStore(redis, settings.cluster_name, signing_key_bytes(settings))
         self._runtime = RayRuntime(settings.cluster_name)
         self._routes: dict[str, tuple[float, object]] = {}
@@ -260,11 +263,24 @@ class Router:
                               answered_by=result.answered_by, score=result.score, label=result.label,
                               latency_ms=result.latency_ms, fallback=result.fallback, entity_key=entity_key,
                               reason=result.reason)
-        task = asyncio.get_running_loop().create_task(self._publish("scores", encode(event), result.model.encode()))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._records.append((encode(event), result.model.encode()))
+        if self._flusher is None or self._flusher.done():   # records leave together, every record_every_s
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        while self._records:   # records added while a batch is being sent go with the next one
+            await asyncio.sleep(self.record_every_s)
+            await self._send_records()
+
+    async def _send_records(self) -> None:
+        records, self._records = self._records, []
+        if records:
+            await self._publish_many("scores", records)
 
     async def flush(self) -> None:
         """Wait until every score record handed to the broker is published."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._send_records()
         if self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)

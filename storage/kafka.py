@@ -70,6 +70,11 @@ class KafkaPublisher:
     async def publish(self, topic: str, message: Message, key: str | None = None) -> None:
         await self.publish_raw(topic, encode(message), key.encode() if key else None)
 
+    async def publish_many(self, topic: str, items: list[tuple[bytes, bytes | None]]) -> None:
+        """(payload, key) pairs handed to the producer together, then awaited together."""
+        sent = [await self._producer.send(topic, payload, key=key) for payload, key in items]
+        await asyncio.gather(*sent)
+
     async def publish_raw(self, topic: str, payload: bytes, key: bytes | None = None,
                           partition: int | None = None) -> None:
         await self._producer.send_and_wait(topic, payload, key=key, partition=partition)
