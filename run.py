@@ -30,6 +30,31 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def progress_printer(describe):
+    """A progress callback that prints ``describe(progress)`` each time the line changes."""
+    last: list[str] = []
+
+    def show(progress) -> None:
+        line = describe(progress)
+        if last != [line]:
+            say(line)
+            last[:] = [line]
+
+    return show
+
+
+def run_async(main, refused: tuple = (), refused_as: str = "", failed: tuple = (), failed_as: str = "") -> int:
+    """``asyncio.run(main())``: a refused request exits 2, a failed one 1, each with its reason."""
+    try:
+        return asyncio.run(main())
+    except refused as exc:
+        print(f"{refused_as}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except failed as exc:
+        print(f"{failed_as}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def load(args):
     from storage.settings import load_settings
 
@@ -249,13 +274,8 @@ def train(args) -> int:
     from client.training import TrainingFailed, TrainingRefused
 
     settings = load(args)
-    shown = []
-
-    def show(p) -> None:
-        line = f"  {p.model}: {p.state}, {p.n_trained}/{p.n_candidates or '?'} candidates trained"
-        if not shown or shown[-1] != line:
-            say(line)
-            shown.append(line)
+    show = progress_printer(lambda p: f"  {p.model}: {p.state}, {p.n_trained}/{p.n_candidates or '?'} candidates"
+                                      " trained")
 
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
@@ -286,14 +306,8 @@ def train(args) -> int:
             say(f"Details: python run.py models show {done.model}")
             return EXIT_OK
 
-    try:
-        return asyncio.run(run())
-    except (TrainingRefused, SubmitRefused) as exc:
-        print(f"cannot train: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (TrainingFailed, ClusterNotRunning, TimeoutError) as exc:
-        print(f"training failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return run_async(run, (TrainingRefused, SubmitRefused), "cannot train",
+                     (TrainingFailed, ClusterNotRunning, TimeoutError), "training failed")
 
 
 def _number(value) -> str:
@@ -368,14 +382,7 @@ def models(args) -> int:
                 say(f"{kind + ' curve':<15} {path}")
             return EXIT_OK
 
-    try:
-        return asyncio.run(run())
-    except DeploymentRefused as exc:
-        print(f"models {args.action}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ClusterNotRunning, TimeoutError) as exc:
-        print(f"models: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return run_async(run, (DeploymentRefused,), f"models {args.action}", (ClusterNotRunning, TimeoutError), "models")
 
 
 def batch_score(args) -> int:
@@ -384,13 +391,8 @@ def batch_score(args) -> int:
     from client.scoring import DeploymentRefused, ScoringFailed
 
     settings = load(args)
-    shown = []
-
-    def show(p) -> None:
-        line = f"  {p['model']}: {p['state']}, {p['rows_done']:,}/{p['n_rows'] or 0:,} rows scored"
-        if not shown or shown[-1] != line:
-            say(line)
-            shown.append(line)
+    show = progress_printer(lambda p: f"  {p['model']}: {p['state']}, {p['rows_done']:,}/{p['n_rows'] or 0:,} rows"
+                                      " scored")
 
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
@@ -403,14 +405,8 @@ def batch_score(args) -> int:
                 f"{done['feature_set_id']} (results: client.batch_scores({job!r})).")
             return EXIT_OK
 
-    try:
-        return asyncio.run(run())
-    except DeploymentRefused as exc:
-        print(f"batch-score: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ScoringFailed, ClusterNotRunning, TimeoutError) as exc:
-        print(f"batch-score: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return run_async(run, (DeploymentRefused,), "batch-score", (ScoringFailed, ClusterNotRunning, TimeoutError),
+                     "batch-score")
 
 
 def score(args) -> int:
@@ -433,14 +429,7 @@ def score(args) -> int:
             say(msgspec.json.encode(result).decode())
             return EXIT_OK
 
-    try:
-        return asyncio.run(run())
-    except ScoringRefused as exc:
-        print(f"score: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ScoringFailed, ClusterNotRunning) as exc:
-        print(f"score: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return run_async(run, (ScoringRefused,), "score", (ScoringFailed, ClusterNotRunning), "score")
 
 
 def _render_curves(settings, candidate: dict) -> dict[str, str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from client.errors import ClusterNotRunning, SubmitRefused
+from client.scoring import NAME as _NAME_RE
 from client.status import ActorStatus, ClusterStatus, ServiceStatus
 from messages.base import Message
 from messages.codec import MAX_MESSAGE_BYTES, encode
@@ -31,7 +32,6 @@ DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events", IngestBatch: "ingest",
                                    TrainModels: "train"}
 
 
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
 
 
 def _config_text(config: str | Path) -> str:

@@ -9,15 +9,11 @@ from pathlib import Path
 
 import msgspec
 
-from client.errors import ClientError
+from client.errors import ClientError, Refused
 
 
-class IngestRefused(ClientError):
-    """The source cannot be ingested; ``field`` names what is wrong (nothing was submitted)."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
+class IngestRefused(Refused):
+    """The source cannot be ingested (nothing was submitted)."""
 
 
 class IngestFailed(ClientError):

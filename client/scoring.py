@@ -14,27 +14,20 @@ import time
 
 import msgspec
 
-from client.errors import ClientError
+from client.errors import ClientError, Refused
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
+#: A model name: what messages.types.Name allows.
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
 ALIASES = ("production", "previous", "canary")
 MAX_REQUEST_BYTES = 1 << 20
 
 
-class ScoringRefused(ClientError):
-    """A request refused (unknown model or version, bad or missing features); ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
+class ScoringRefused(Refused):
+    """A request refused (unknown model or version, bad or missing features)."""
 
 
-class DeploymentRefused(ClientError):
-    """A deployment or rollback that could not happen; ``field`` names why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
+class DeploymentRefused(Refused):
+    """A deployment, rollback or batch job that could not start."""
 
 
 class ScoringFailed(ClientError):
@@ -151,7 +144,7 @@ class Router:
     def _check(model, features, entity_key, deadline_ms) -> dict:
         from actors.serving import ScoringError, check_features
 
-        if not isinstance(model, str) or not _NAME.match(model):
+        if not isinstance(model, str) or not NAME.match(model):
             raise ScoringRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
         if isinstance(deadline_ms, bool) or not isinstance(deadline_ms, (int, float)) or not 1 <= deadline_ms <= 60_000:
             raise ScoringRefused("deadline_ms", f"a number of milliseconds from 1 to 60,000; got {deadline_ms!r}")

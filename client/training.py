@@ -8,15 +8,11 @@ import time
 
 import msgspec
 
-from client.errors import ClientError
+from client.errors import ClientError, Refused
 
 
-class TrainingRefused(ClientError):
-    """A training configuration refused before any worker starts; ``field`` names the culprit."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
+class TrainingRefused(Refused):
+    """A training configuration refused before any worker starts."""
 
 
 class TrainingFailed(ClientError):
