@@ -6,7 +6,7 @@ with msgspec's text, which names the field (``at `$.stream```).
 
 Examples
 --------
->>> from messages.stream import StreamEvent
+>>> from messages.stream import DriftDetected, LearnerPromoted, Observation, StreamEvent
 >>> raw = encode(StreamEvent(stream="s", entity_key="k"))
 >>> decode(raw).stream
 's'
@@ -27,7 +27,7 @@ from messages.base import Message
 from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
-from messages.stream import StreamEvent
+from messages.stream import DriftDetected, LearnerPromoted, Observation, StreamEvent
 from messages.serving import ModelDeployed, ScoreBatch, ScorePartition, ScoreRecorded, ScoresReady
 from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
@@ -36,6 +36,9 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 ALL_TYPES: tuple[type[Message], ...] = (
     StreamEvent,
+    Observation,
+    DriftDetected,
+    LearnerPromoted,
     SourceAvailable,
     IngestBatch,
     LoadPartition,

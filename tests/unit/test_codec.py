@@ -18,13 +18,19 @@ from messages.codec import ALL_TYPES, MAX_MESSAGE_BYTES, DecodeFailed, decode, e
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
 from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
-from messages.stream import StreamEvent
+from messages.stream import DriftDetected, LearnerPromoted, Observation, StreamEvent
 from messages.serving import ModelDeployed, ScoreBatch, ScorePartition, ScoreRecorded, ScoresReady
 from messages.training import ModelEvaluated, ModelTrained, TrainModels
 
 BASE = {"type": "stream.event", "stream": "clicks", "entity_key": "user-1"}
 
 EXAMPLES: dict[type[Message], Message] = {
+    Observation: Observation(stream="clicks", event_id="e-1", entity_key="user-1", label="yes"),
+    DriftDetected: DriftDetected(learner="phish", partition=0, role="champion", detector="adwin", n_learned=500,
+                                 offset=510, metrics={"accuracy": 0.8}),
+    LearnerPromoted: LearnerPromoted(learner="phish", partition=0, champion="river.arf_classifier",
+                                     demoted="river.logistic_regression", metric="accuracy", champion_score=0.9,
+                                     demoted_score=0.8, window=200, n_learned=1000),
     ScoreBatch: ScoreBatch(model="m", version=2, feature_set_id="0123abcd"),
     ScorePartition: ScorePartition(job_id="j1", model="m", version=2, candidate_id="c2", feature_set_id="0123abcd",
                                    partition=1, n_partitions=2),
