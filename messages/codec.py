@@ -27,6 +27,7 @@ from messages.base import Message
 from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
+from messages.monitoring import AlertRaised
 from messages.stream import DriftDetected, LearnerPromoted, Observation, StreamEvent
 from messages.serving import ModelDeployed, ScoreBatch, ScorePartition, ScoreRecorded, ScoresReady
 from messages.training import ModelEvaluated, ModelTrained, TrainModels
@@ -53,6 +54,7 @@ ALL_TYPES: tuple[type[Message], ...] = (
     ScoreBatch,
     ScorePartition,
     ScoresReady,
+    AlertRaised,
     ActorCrashed,
     ActorHung,
     ActorRestarted,

@@ -22,6 +22,9 @@ from messages.types import EntityKey, Name
 
 Version = Annotated[int, msgspec.Meta(ge=1)]
 AnsweredBy = Literal["primary", "fallback", "baseline", "cache"]
+#: Raw features as the router accepted them (actors.serving.check_features): no tighter, so
+#: a record the router sent always decodes.
+RequestFeatures = Annotated[dict[str, float | int | str | bool | None], msgspec.Meta(max_length=4096)]
 
 
 class ModelDeployed(Message, tag="model.deployed"):
@@ -51,6 +54,11 @@ class ScoreRecorded(Message, tag="score.recorded"):
     fallback: bool
     entity_key: EntityKey | None = None
     reason: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    #: The raw features the caller sent (monitoring compares their distribution with the
+    #: training data's); None for an entity-key request or when ``monitor_features`` is off.
+    features: RequestFeatures | None = None
+    #: The version the router chose (``version`` is the one that answered: a fallback's).
+    routed_version: Version | None = None
 
 
 class ScoreBatch(Message, tag="score.batch"):

@@ -16,6 +16,7 @@ import messages.stream
 from messages.base import Message, caused_by, new_id
 from messages.codec import ALL_TYPES, MAX_MESSAGE_BYTES, DecodeFailed, decode, encode, tag_of
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
+from messages.monitoring import AlertRaised
 from messages.features import FeaturesGenerated, FeaturesJoined
 from messages.ingestion import IngestBatch, LoadPartition, RawIngested, SourceAvailable
 from messages.stream import DriftDetected, LearnerPromoted, Observation, StreamEvent
@@ -37,7 +38,10 @@ EXAMPLES: dict[type[Message], Message] = {
     ScoresReady: ScoresReady(job_id="j1", model="m", version=2, feature_set_id="0123abcd", n_rows=100),
     ModelDeployed: ModelDeployed(model="m", version=2, candidate_id="c2", previous_version=1, replicas=2),
     ScoreRecorded: ScoreRecorded(request_id="r1", model="m", version=2, answered_by="fallback", score=0.25,
-                                 label="0", latency_ms=31.5, fallback=True, entity_key="e1", reason="late"),
+                                 label="0", latency_ms=31.5, fallback=True, entity_key="e1", reason="late",
+                                 features={"x": 1.5, "color": "red"}),
+    AlertRaised: AlertRaised(model="m", version=2, kind="feature_drift", severity="warning", value=0.4,
+                             threshold=0.25, summary="2 features drifted", details={"x": 0.4, "y": 0.3}),
     TrainModels: TrainModels(config_toml='model = "m"\ndataset = "d"', feature_set_id="0123abcd"),
     ModelTrained: ModelTrained(model="m", run_id="r1", candidate_id="c1", candidate="lr",
                                algorithm="sklearn.logistic_regression", version=3, feature_set_id="0123abcd",
