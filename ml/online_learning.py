@@ -21,6 +21,7 @@ Accuracy: 89.28% ROCAUC: 95.07%
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -133,3 +134,258 @@ class StreamLearner:
 
     def scores(self) -> dict[str, float]:
         return {name: float(metric.get()) for name, metric in self.metrics.items()}
+
+
+class EventRefused(ValueError):
+    """An event or label a learner cannot use; ``field`` names the culprit."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+    def __reduce__(self):
+        return type(self), (self.field, self.reason)
+
+
+@dataclass
+class Drift:
+    role: str
+    detector: str
+    n_learned: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class Promoted:
+    champion: str            # the algorithm that now answers
+    demoted: str
+    metric: str
+    champion_score: float
+    demoted_score: float
+    window: int
+    n_learned: int
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and (isinstance(value, bool) or math.isfinite(value))
+
+
+class OnlineLearner:
+    """A champion (and optionally a challenger) learning one stream as configured by a
+    :class:`ml.learner_config.LearnerConfig`: features picked from each event's values,
+    labels from the event or later by event id, duplicates ignored, windowed metrics
+    compared for promotion. Deterministic given the same calls (time comes from the
+    events), so a replay reaches the same state.
+
+    Examples
+    --------
+    >>> from ml.learner_config import parse_learner_config
+    >>> config = parse_learner_config('name = "l"\\nstream = "s"\\nlabel = "y"\\n'
+    ...                               '[model]\\nalgorithm = "river.logistic_regression"')
+    >>> learner = OnlineLearner(config)
+    >>> for i in range(200):
+    ...     _ = learner.on_event(f"e{i}", {"x": float(i % 2), "y": bool(i % 2)}, now=float(i))
+    >>> learner.answer({"x": 1.0})["label"], learner.report()["n_learned"]
+    ('True', 200)
+    >>> learner.on_event("e5", {"x": 1.0, "y": True}, now=300.0)     # a duplicate is ignored
+    (None, [])
+    >>> learner.on_event("e-bad", {"x": "red", "y": True}, now=301.0)
+    Traceback (most recent call last):
+    ...
+    ml.online_learning.EventRefused: values: no numeric field to learn from
+    """
+
+    MAX_RECENT_IDS = 10_000
+    #: A label whose event has not been seen waits this long (event time) for it, at most this many.
+    PARK_S = 10.0
+    MAX_PARKED = 10_000
+
+    def __init__(self, config) -> None:
+        from river import metrics, utils
+
+        from ml.algorithms import _is_binary_only
+        from ml.learner_config import build_estimator
+
+        self.config = config
+        drift = None if config.drift == "none" else config.drift
+
+        def learner(choice) -> StreamLearner:
+            return StreamLearner(build_estimator(choice), config.task, max_pending=config.max_pending,
+                                 label_wait_s=config.label_wait_s, drift=drift)
+
+        def window():
+            metric = metrics.Accuracy if config.task == "classification" else metrics.MAE
+            return utils.Rolling(metric, window_size=config.promotion.window)
+
+        self.champion, self.champion_algorithm, self.champion_window = learner(config.model), config.model.algorithm, window()
+        self.challenger = self.challenger_algorithm = self.challenger_window = None
+        if config.challenger is not None:
+            self.challenger, self.challenger_algorithm = learner(config.challenger), config.challenger.algorithm
+            self.challenger_window = window()
+        self.binary = config.task == "classification" and _is_binary_only(self.champion.model)
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.labels: dict[str, int] = {}
+        self.label_sum = 0.0
+        self.parked: OrderedDict[str, tuple[Any, float, Any]] = OrderedDict()   # event id -> (label, at, ref)
+        self.n_duplicates = self.n_refused = self.n_unknown_labels = self.n_judged = self.n_promotions = 0
+
+    # --- input checks -------------------------------------------------------------------------
+
+    def features_of(self, values: dict) -> dict:
+        names = self.config.features
+        if names:
+            x = {}
+            for name in names:
+                if name not in values or values[name] is None:
+                    raise EventRefused(f"values.{name}", "missing")
+                if not _number(values[name]):
+                    raise EventRefused(f"values.{name}", f"a finite number; got {type(values[name]).__name__}")
+                x[name] = values[name]
+            return x
+        x = {k: v for k, v in values.items() if k != self.config.label and _number(v)}
+        if not x:
+            raise EventRefused("values", "no numeric field to learn from")
+        return x
+
+    def check_label(self, y: Any) -> Any:
+        if self.config.task == "regression":
+            if not _number(y) or isinstance(y, bool):
+                raise EventRefused("label", f"a finite number for a regression learner; got {y!r}")
+            return y
+        if self.binary and not (isinstance(y, bool) or (isinstance(y, int) and y in (0, 1))):
+            raise EventRefused("label", f"{self.champion_algorithm} takes true/false or 0/1; got {y!r}")
+        if not isinstance(y, (bool, int, str)):
+            raise EventRefused("label", f"a class label (bool, int or text); got {type(y).__name__}")
+        return y
+
+    # --- the stream ---------------------------------------------------------------------------
+
+    def on_event(self, event_id: str, values: dict, now: float) -> tuple[Any, list]:
+        """Predict the event (and learn it at once when it carries its label); (prediction,
+        signals). A duplicate id answers (None, []); a bad event raises :class:`EventRefused`
+        and changes nothing."""
+        if event_id in self.recent:
+            self.n_duplicates += 1
+            return None, []
+        x = self.features_of(values)
+        label = values.get(self.config.label) if self.config.label else None
+        if label is not None:
+            label = self.check_label(label)
+        self.recent[event_id] = None
+        if len(self.recent) > self.MAX_RECENT_IDS:
+            self.recent.popitem(last=False)
+        y_pred = self.champion.predict(event_id, x, now)
+        if self.challenger is not None:
+            self.challenger.predict(event_id, x, now)
+        signals = self.on_label(event_id, label) if label is not None else []
+        if event_id in self.parked:          # its label came first (another topic): judge it now
+            parked_label = self.parked.pop(event_id)[0]
+            signals = (signals or []) + (self.on_label(event_id, parked_label) or [])
+        self.champion.expire(now)
+        if self.challenger is not None:
+            self.challenger.expire(now)
+        return y_pred, signals or []
+
+    def on_label(self, event_id: str, y: Any, at: float | None = None, ref: Any = None) -> list | None:
+        """Judge and learn the event ``event_id``; its signals (drift, promotion), or None
+        when no prediction waits for that id. A label (given its time ``at``) for an event not
+        seen yet waits for it up to ``PARK_S`` of event time (``ref`` names it when it expires)."""
+        y = self.check_label(y)
+        if at is not None and event_id not in self.recent and event_id not in self.champion.pending:
+            self.parked[event_id] = (y, at, ref)
+            while len(self.parked) > self.MAX_PARKED:
+                self.parked.popitem(last=False)
+                self.n_unknown_labels += 1
+            return []
+        judged = self.champion.observe(event_id, y)
+        other = self.challenger.observe(event_id, y) if self.challenger is not None else None
+        if judged is None:
+            self.n_unknown_labels += 1
+            return None
+        if self.config.task == "classification":
+            self.labels[str(y)] = self.labels.get(str(y), 0) + 1
+        else:
+            self.label_sum += float(y)
+        self.n_judged += 1
+        self.champion_window.update(y, judged.y_pred)
+        signals: list = []
+        if judged.drift:
+            signals.append(Drift("champion", self.config.drift, self.champion.n_learned, self.champion.scores()))
+        if other is not None:
+            self.challenger_window.update(y, other.y_pred)
+            if other.drift:
+                signals.append(Drift("challenger", self.config.drift, self.challenger.n_learned,
+                                     self.challenger.scores()))
+            promoted = self._maybe_promote()
+            if promoted is not None:
+                signals.append(promoted)
+        return signals
+
+    def expire_parked(self, now: float) -> list:
+        """Labels whose event did not come within ``PARK_S``: counted as unknown; their refs."""
+        expired = []
+        while self.parked:
+            event_id, (_, at, ref) = next(iter(self.parked.items()))
+            if now - at < self.PARK_S:
+                break
+            del self.parked[event_id]
+            self.n_unknown_labels += 1
+            expired.append((event_id, ref))
+        return expired
+
+    def _maybe_promote(self) -> Promoted | None:
+        window = self.config.promotion.window
+        if self.n_judged < window or self.n_judged % window:
+            return None
+        champion, challenger = self.champion_window.get(), self.challenger_window.get()
+        gain = challenger - champion if self.config.higher_is_better else champion - challenger
+        if gain <= self.config.promotion.margin:
+            return None
+        self.champion, self.challenger = self.challenger, self.champion
+        self.champion_algorithm, self.challenger_algorithm = self.challenger_algorithm, self.champion_algorithm
+        self.champion_window, self.challenger_window = self.challenger_window, self.champion_window
+        self.n_promotions += 1
+        return Promoted(self.champion_algorithm, self.challenger_algorithm, self.config.metric,
+                        float(challenger), float(champion), window, self.champion.n_learned)
+
+    # --- serving ------------------------------------------------------------------------------
+
+    def answer(self, values: dict) -> dict:
+        """The champion's answer for ``values`` now: label and score (the probability of the
+        positive class, of the top class, or the value)."""
+        x = self.features_of(values)
+        model = self.champion.model
+        y_pred = model.predict_one(x)
+        if self.config.task == "regression":
+            return {"label": None, "score": float(y_pred if y_pred is not None else self.baseline()["score"])}
+        proba = model.predict_proba_one(x) or {}
+        if y_pred is None:
+            return self.baseline()
+        if self.binary:
+            score = float(proba.get(True, proba.get(1, 0.0)))
+        else:
+            score = float(max(proba.values())) if proba else 0.0
+        return {"label": str(y_pred), "score": score}
+
+    def baseline(self) -> dict:
+        """The answer of last resort: the most frequent label seen (with its share), or the mean."""
+        if self.config.task == "regression":
+            return {"label": None, "score": self.label_sum / self.n_judged if self.n_judged else 0.0}
+        if not self.labels:
+            return {"label": None, "score": 0.0}
+        label, n = max(self.labels.items(), key=lambda item: item[1])
+        return {"label": label, "score": n / sum(self.labels.values())}
+
+    def report(self) -> dict:
+        champion = self.champion
+        out = {"learner": self.config.name, "stream": self.config.stream, "champion": self.champion_algorithm,
+               "scores": champion.scores(), "n_predicted": champion.n_predicted, "n_learned": champion.n_learned,
+               "n_pending": len(champion.pending), "n_expired": champion.n_expired, "n_parked": len(self.parked),
+               "n_unknown_labels": self.n_unknown_labels, "n_duplicates": self.n_duplicates,
+               "n_refused": self.n_refused, "n_drifts": champion.n_drifts, "n_promotions": self.n_promotions,
+               "window_score": float(self.champion_window.get())}
+        if self.challenger is not None:
+            out["challenger"] = {"algorithm": self.challenger_algorithm, "scores": self.challenger.scores(),
+                                 "window_score": float(self.challenger_window.get()),
+                                 "n_drifts": self.challenger.n_drifts}
+        return out
