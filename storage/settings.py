@@ -69,6 +69,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     prediction_cache_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 3600
     #: Candidate actors kept started (libraries imported) so a training run does not wait for one.
     training_warm_actors: Annotated[int, msgspec.Meta(ge=0, le=32)] = 2
+    #: Online learner partitions checkpoint their models every N events or T seconds.
+    learner_checkpoint_every_n: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 5000
+    learner_checkpoint_every_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
     online_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 7 * 86_400
     kafka_fetch_max_wait_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 5
     kafka_max_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500

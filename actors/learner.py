@@ -1,0 +1,269 @@
+"""A learner partition: the River learners of one partition of the ``events`` topic, fed
+that partition's events and the same partition of ``observations`` (labels that come
+later, keyed by the same entity).
+
+Each step reads a batch of events and a batch of observations, records them in the
+journal (``learner_steps``: where both topics ended and which learners were active),
+applies them (:func:`actors.learner_steps.apply_step`), and commits the journal row,
+dead letters, drift/promotion events (outbox) and audit records in one transaction,
+with a checkpoint of the whole state every N events or T seconds. A restarted
+partition restores its newest checkpoint and replays the journalled steps after it,
+reading exactly the recorded ranges: its state is then what it would have been had it
+never stopped. Between steps it answers ``predict`` from the live champion (a read
+never sees a half-applied step: steps are applied without yielding).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pickle
+import time
+
+from actors.learner_steps import PartitionState, StepEffects, apply_step
+from actors.worker import Worker
+from storage.base import BatchEffects
+from storage.kafka import PartitionReader
+from storage.postgres import KEEP_CHECKPOINTS
+from storage.settings import Settings
+
+
+class LearnerUnknown(LookupError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+    def __reduce__(self):
+        return type(self), (self.field, self.reason)
+
+
+class LearnerWorker(Worker):
+    consumer = "learner"
+    requests = ("predict", "predict_many", "report", "active_revisions")
+    #: How often the set of learners is read from PostgreSQL.
+    refresh_every_s = 1.0
+
+    def __init__(self, settings: Settings, name: str, partition: int = 0) -> None:
+        super().__init__(settings, name)
+        self.partition = partition
+        self.owner = f"learner/events/{partition}"
+        self.learning = PartitionState()
+        self.active: dict[str, tuple[int, object]] = {}
+        self._configs: dict[tuple[str, int], object] = {}
+        self._refreshed_at = 0.0
+        self._since_checkpoint = 0
+        self._checkpoint_steps: collections.deque[int] = collections.deque(maxlen=KEEP_CHECKPOINTS)
+        self.pool = self.ledger = self.claim = self._redis = None
+        self.events = self.observations = None
+
+    # --- start: restore, replay -----------------------------------------------------------------
+
+    async def setup(self) -> None:
+        from actors.wiring import import_plugins, ledger_for, pool_for
+        from storage.redis_store import connect_redis
+
+        import_plugins(self.settings.plugins)      # a learner may use a user's own algorithm
+        self.pool = await pool_for(self.settings, max_size=2)
+        self.ledger = ledger_for(self.settings, self.pool)
+        self._redis = connect_redis(self.settings.redis_url)
+        self.claim = await self.ledger.claim(self.consumer, "events", self.partition)
+        checkpoint = await self.ledger.latest_checkpoint(self.owner)
+        if checkpoint is not None:
+            state = pickle.loads(checkpoint.state)    # signature verified by the ledger
+            if checkpoint.generation == self.claim.generation:
+                self.learning = state
+            else:   # the broker's log is gone (an embedded broker restarted): keep the models, read anew
+                state.events_offset = state.observations_offset = 0
+                self.learning = state
+                await self.pool.execute("DELETE FROM learner_steps WHERE owner = $1", self.owner)
+            self.last_checkpoint_offset, self.last_checkpoint_at = self.learning.events_offset, checkpoint.created_at
+        self.events = self._reader("events", self.learning.events_offset)
+        self.observations = self._reader("observations", self.learning.observations_offset)
+        await self.events.start(self.learning.events_offset)
+        await self.observations.start(self.learning.observations_offset)
+        replayed = await self._replay()
+        self.log.info("learner partition ready", step=self.learning.step, replayed_steps=replayed,
+                      events_offset=self.learning.events_offset, learners=sorted(self.learning.learners))
+
+    def _reader(self, topic: str, offset: int) -> PartitionReader:
+        return PartitionReader(self.settings.kafka_bootstrap, topic, self.partition,
+                               self.settings.kafka_fetch_max_wait_ms, self.settings.consumer_idle_backoff_s)
+
+    async def _replay(self) -> int:
+        rows = await self.pool.fetch(
+            "SELECT step, events_end, observations_end, learners FROM learner_steps"
+            " WHERE owner = $1 AND step > $2 ORDER BY step", self.owner, self.learning.step)
+        for row in rows:
+            events = await _read_until(self.events, self.learning.events_offset, row["events_end"])
+            observations = await _read_until(self.observations, self.learning.observations_offset,
+                                             row["observations_end"])
+            active = await self._configs_of(json.loads(row["learners"]))
+            apply_step(self.learning, active, events, observations, self.partition)   # effects were committed then
+            self.learning.step = row["step"]
+            self.n_processed += len(events)
+        return len(rows)
+
+    async def _configs_of(self, revisions: dict[str, int]) -> dict[str, tuple[int, object]]:
+        from ml.learner_config import parse_learner_config
+
+        missing = [(n, r) for n, r in revisions.items() if (n, r) not in self._configs]
+        if missing:
+            rows = await self.pool.fetch(
+                "SELECT name, revision, config FROM learners WHERE (name, revision) IN"
+                " (SELECT * FROM unnest($1::text[], $2::int[]))", [n for n, _ in missing], [r for _, r in missing])
+            for row in rows:
+                self._configs[(row["name"], row["revision"])] = parse_learner_config(row["config"])
+        return {n: (r, self._configs[(n, r)]) for n, r in revisions.items() if (n, r) in self._configs}
+
+    async def _refresh(self) -> None:
+        if time.monotonic() - self._refreshed_at < self.refresh_every_s:
+            return
+        self._refreshed_at = time.monotonic()
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT ON (name) name, revision, removed FROM learners ORDER BY name, revision DESC")
+        self.active = await self._configs_of({r["name"]: r["revision"] for r in rows if not r["removed"]})
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    async def step(self) -> None:
+        await self._refresh()
+        batch = self.settings.kafka_max_batch
+        events = await self.events.read(timeout_ms=200, max_records=batch)
+        observations = await self.observations.read(timeout_ms=0 if events else 200, max_records=batch,
+                                                     idle_backoff=not events)
+        self._since_checkpoint += len(events) + len(observations)
+        due = self._since_checkpoint > 0 and (
+            self._since_checkpoint >= self.settings.learner_checkpoint_every_n
+            or time.time() - (self.last_checkpoint_at or self.started_at) >= self.settings.learner_checkpoint_every_s)
+        revisions = {name: revision for name, (revision, _) in self.active.items()}
+        adopted = {name: revision for name, (revision, _) in self.learning.learners.items()}
+        moved = bool(events or observations) or revisions != adopted   # a learner set change is a step too
+        if not moved and not due:
+            return
+        out = apply_step(self.learning, self.active, events, observations, self.partition) if moved else StepEffects()
+        effects = BatchEffects(dead_letters=out.dead_letters, outbox=out.outbox)
+        if moved:
+            self.learning.step += 1
+            effects.writes.append(self._journal(self.learning.step, revisions))
+        if out.audit:
+            effects.writes.append(_audit(out.audit))
+        if due:
+            effects.checkpoint_state = pickle.dumps(self.learning, protocol=pickle.HIGHEST_PROTOCOL)
+            effects.writes.append(self._reports())
+            if len(self._checkpoint_steps) == self._checkpoint_steps.maxlen:
+                effects.writes.append(self._prune(self._checkpoint_steps[0]))
+        await self.ledger.commit(self.claim, self.learning.events_offset, effects)
+        self.n_processed += len(events)
+        if due:
+            self._since_checkpoint = 0
+            self._checkpoint_steps.append(self.learning.step)
+            self.last_checkpoint_offset, self.last_checkpoint_at = self.learning.events_offset, time.time()
+            await self._publish_baselines()
+
+    def _journal(self, step: int, revisions: dict[str, int]):
+        state = self.learning
+
+        async def write(conn) -> None:
+            await conn.execute(
+                "INSERT INTO learner_steps (owner, step, events_end, observations_end, learners)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb)", self.owner, step, state.events_offset,
+                state.observations_offset, json.dumps(revisions))
+        return write
+
+    def _prune(self, below_step: int):
+        async def write(conn) -> None:
+            await conn.execute("DELETE FROM learner_steps WHERE owner = $1 AND step <= $2", self.owner, below_step)
+        return write
+
+    def _reports(self):
+        rows = [(name, self.partition, json.dumps(learner.report()))
+                for name, (_, learner) in self.learning.learners.items()]
+
+        async def write(conn) -> None:
+            await conn.executemany(
+                "INSERT INTO learner_reports (name, partition, report) VALUES ($1, $2, $3::jsonb)"
+                " ON CONFLICT (name, partition) DO UPDATE SET report = EXCLUDED.report, updated_at = now()", rows)
+        return write
+
+    async def _publish_baselines(self) -> None:
+        """Each learner's answer of last resort, for a router whose request is late."""
+        if not self.learning.learners:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for name, (_, learner) in self.learning.learners.items():
+            pipe.set(baseline_key(self.settings.cluster_name, name, self.partition),
+                     json.dumps({**learner.baseline(), "task": learner.config.task}))
+        await pipe.execute()
+
+    async def teardown(self) -> None:
+        for reader in (self.events, self.observations):
+            if reader is not None:
+                await reader.stop()
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+    # --- requests -----------------------------------------------------------------------------------
+
+    def predict(self, learner: str, values: dict) -> dict:
+        found = self.learning.learners.get(learner)
+        if found is None:
+            raise LearnerUnknown("learner", f"no learner {learner!r} learns on partition {self.partition}"
+                                            " (python run.py learners list)")
+        online = found[1]
+        return {**online.answer(values), "n_learned": online.champion.n_learned, "champion": online.champion_algorithm}
+
+    def active_revisions(self) -> dict[str, int]:
+        """The learners this partition learns for from its next step on."""
+        return {name: revision for name, (revision, _) in self.active.items()}
+
+    def predict_many(self, learner: str, rows: list[dict]) -> list[dict]:
+        """Answers for many rows from one snapshot of the champion."""
+        return [self.predict(learner, values) for values in rows]
+
+    def report(self) -> dict:
+        return {"partition": self.partition, "step": self.learning.step, "events_offset": self.learning.events_offset,
+                "observations_offset": self.learning.observations_offset,
+                "learners": {name: learner.report() for name, (_, learner) in self.learning.learners.items()}}
+
+    def heartbeat(self) -> dict:
+        beat = super().heartbeat()
+        beat.update(offset=self.learning.events_offset, topic="events", partition=self.partition)
+        parts = []
+        for name, (_, learner) in self.learning.learners.items():
+            scores = learner.champion.scores()
+            metric = next(iter(scores), None)
+            if metric is not None:
+                parts.append(f"{name}: {metric} {scores[metric]:.4f} over {learner.champion.n_learned} events")
+        if parts:
+            beat["activity"] = "; ".join(parts)
+        return beat
+
+
+def baseline_key(cluster: str, learner: str, partition: int) -> str:
+    return f"conveyor:{cluster}:learn:baseline:{learner}:{partition}"
+
+
+def _audit(rows: list[tuple[str, str, str, dict]]):
+    async def write(conn) -> None:
+        await conn.executemany("INSERT INTO audit_log (actor, action, subject, detail) VALUES ($1, $2, $3, $4::jsonb)",
+                               [(a, b, c, json.dumps(d)) for a, b, c, d in rows])
+    return write
+
+
+async def _read_until(reader: PartitionReader, start: int, end: int, timeout_s: float = 60.0) -> list:
+    """Exactly the records [start, end) of ``reader`` (positioned at ``start``); the reader is
+    left positioned at ``end``. TimeoutError when the log no longer holds them."""
+    records: list = []
+    position = start
+    deadline = time.monotonic() + timeout_s
+    while position < end:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"replay: offsets {position}..{end} did not arrive within {timeout_s:.0f} s")
+        got = await reader.read(timeout_ms=1000, max_records=end - position, idle_backoff=False)
+        records.extend(r for r in got if r.offset < end)
+        if got:
+            position = max(position, min(got[-1].offset + 1, end))
+    reader.seek(end)
+    return records
