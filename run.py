@@ -11,6 +11,8 @@
     python run.py models deploy M   deploy (or roll back) a version of model M
     python run.py score M --features JSON   score one request online
     python run.py console           a live view of the supervision tree
+    python run.py learners create   an online learner (River) learning from the stream
+    python run.py stream D          replay dataset D as events on the stream
 """
 
 from __future__ import annotations
@@ -424,8 +426,12 @@ def score(args) -> int:
 
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
-            result = await conveyor.score(args.model, features, entity_key=args.entity_key, version=version,
-                                          deadline_ms=args.deadline_ms)
+            if args.online:
+                result = await conveyor.score_online(args.model, features or {}, entity_key=args.entity_key,
+                                                     deadline_ms=args.deadline_ms)
+            else:
+                result = await conveyor.score(args.model, features, entity_key=args.entity_key, version=version,
+                                              deadline_ms=args.deadline_ms)
             say(msgspec.json.encode(result).decode())
             return EXIT_OK
 
@@ -586,12 +592,18 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--entity-key", help="read the entity's features from the online store instead")
     one.add_argument("--version", help="a version number or alias (production, previous, canary)")
     one.add_argument("--deadline-ms", type=float, default=100.0, help="answer within this (default 100)")
+    one.add_argument("--online", action="store_true",
+                     help="MODEL names an online learner: its live champion answers (--entity-key picks the partition)")
     one.set_defaults(run=score)
 
     live = commands.add_parser("console", help="live status of the supervision tree",
                                description="A live terminal view of the supervision tree; Ctrl-C quits.")
     live.add_argument("--refresh", type=float, default=1.0, help="seconds between refreshes (default 1)")
     live.set_defaults(run=console)
+
+    from client.cli_learning import register as register_learning   # learners, stream
+
+    register_learning(commands, load)
     return parser
 
 

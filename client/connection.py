@@ -16,20 +16,21 @@ from pathlib import Path
 
 import msgspec
 
+from client.learning import LearningCalls
 from client.errors import ClusterNotRunning, SubmitRefused
 from client.scoring import NAME as _NAME_RE
 from client.status import ActorStatus, ClusterStatus, ServiceStatus
 from messages.base import Message
 from messages.codec import MAX_MESSAGE_BYTES, encode
 from messages.ingestion import IngestBatch, SourceAvailable
-from messages.stream import StreamEvent
+from messages.stream import Observation, StreamEvent
 from messages.training import TrainModels
 from storage import embedded
 from storage.settings import Settings, load_settings, mask_secret
 
 #: Where each message type is published by default.
 DEFAULT_TOPICS: dict[type, str] = {StreamEvent: "events", IngestBatch: "ingest", SourceAvailable: "ingest",
-                                   TrainModels: "train"}
+                                   TrainModels: "train", Observation: "observations"}
 
 
 
@@ -51,7 +52,7 @@ def _config_text(config: str | Path) -> str:
     return config
 
 
-class Conveyor:
+class Conveyor(LearningCalls):
     """A connection to a running cluster. Use ``async with Conveyor.connect(...)``."""
 
     def __init__(self, settings: Settings, record: embedded.ClusterRecord) -> None:
@@ -523,7 +524,7 @@ class Conveyor:
             raise SubmitRefused("message", "holds text that is not valid Unicode (an unpaired surrogate)") from None
         if len(payload) > MAX_MESSAGE_BYTES:
             raise SubmitRefused("message", f"{len(payload)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
-        if key is None and isinstance(message, StreamEvent):
+        if key is None and isinstance(message, (StreamEvent, Observation)):
             key = message.entity_key
         publisher = await self._ensure_publisher()
         await publisher.publish_raw(topic, payload, key.encode() if key else None)

@@ -1,0 +1,73 @@
+"""Scoring with a live online learner, routed in the caller: the learner partition that
+learns the entity's events answers from its current champion (one Ray hop, a consistent
+snapshot: a partition answers between steps); when it is late or down, the learner's
+baseline (its most frequent label, or its mean, published at every checkpoint) answers
+within the deadline. Every answer is recorded like any other score."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from client.scoring import NAME, ScoreResult, ScoringFailed, ScoringRefused, _cause, fallback_at_s
+
+
+async def score_online(router, learner: str, features: dict, entity_key: str | None, deadline_ms: float) -> ScoreResult:
+    from actors.learner import baseline_key
+    from client.learning import partition_of
+    from messages.base import new_id
+
+    began = time.perf_counter()
+    if not isinstance(learner, str) or not NAME.match(learner):
+        raise ScoringRefused("learner", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
+    if not isinstance(features, dict):
+        raise ScoringRefused("features", f"a mapping of field to value; got {type(features).__name__}")
+    request = router._check(learner, features, None, deadline_ms)
+    n_partitions = router.settings.topic_partitions
+    known = router.__dict__.setdefault("_learner_partitions", {})
+    if entity_key:
+        order = [partition_of(entity_key, n_partitions)]
+    else:   # any partition that learns it; the one that answered last time first
+        first = known.get(learner, 0)
+        order = [first, *(p for p in range(n_partitions) if p != first)]
+    reason = answer = None
+    partition = order[0]
+    for partition in order:
+        name = f"root.learn.learner-{partition}"
+        handle = router._handle(name)
+        if handle is None:
+            reason = f"{name} is not running"
+            continue
+        try:
+            left = fallback_at_s(deadline_ms / 1000.0) - (time.perf_counter() - began)
+            if left <= 0:
+                break
+            answer = await asyncio.wait_for(handle.request.remote("predict", learner, request["features"]),
+                                            timeout=left)
+            answer["answered_by"] = "online"
+            known[learner] = partition
+            break
+        except asyncio.TimeoutError:
+            reason = f"learner {learner} did not answer within {deadline_ms * 0.75:.0f} ms"
+            break
+        except Exception as exc:
+            cause = _cause(exc)
+            if type(cause).__name__ == "LearnerUnknown" and partition != order[-1]:
+                reason = cause.reason
+                continue
+            if hasattr(cause, "field") and hasattr(cause, "reason"):
+                raise ScoringRefused(cause.field, cause.reason) from None
+            router._handles.pop(name, None)
+            reason = f"{name} failed: {type(cause).__name__}"
+    if answer is None:
+        raw = await router._redis.get(baseline_key(router.settings.cluster_name, learner, partition))
+        if raw is None:
+            raise ScoringFailed(f"learner {learner}: {reason}, and it has no baseline yet")
+        answer = {**json.loads(raw), "answered_by": "baseline"}
+    result = ScoreResult(request_id=new_id(), model=learner, version=None, score=answer.get("score"),
+                         label=answer.get("label"), answered_by=answer["answered_by"],
+                         fallback=answer["answered_by"] == "baseline",
+                         latency_ms=(time.perf_counter() - began) * 1000.0, reason=reason)
+    router._record(result, entity_key)
+    return result
