@@ -16,7 +16,7 @@ PLUGINS = "tests.support.plugin_algorithms"
 @pytest.fixture(scope="session")
 def cluster():
     """A running cluster, started with `python run.py cluster start`."""
-    cli = CliCluster.fresh(CONVEYOR_PLUGINS=PLUGINS)
+    cli = CliCluster.fresh(CONVEYOR_PLUGINS=PLUGINS, CONVEYOR_LEARNER_CHECKPOINT_EVERY_N="300")
     try:
         cli.start()
     except Exception:
