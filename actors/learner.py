@@ -15,6 +15,7 @@ never sees a half-applied step: steps are applied without yielding).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import pickle
@@ -42,6 +43,10 @@ class LearnerWorker(Worker):
     requests = ("predict", "predict_many", "report", "active_revisions")
     #: How often the set of learners is read from PostgreSQL.
     refresh_every_s = 1.0
+    #: Records per topic per step: a step costs one transaction (journal, offsets), so
+    #: bigger steps learn faster from a backlog; a step never waits for a batch to fill.
+    max_batch = 5000
+    slice_size = 250
 
     def __init__(self, settings: Settings, name: str, partition: int = 0) -> None:
         super().__init__(settings, name)
@@ -98,7 +103,7 @@ class LearnerWorker(Worker):
             observations = await _read_until(self.observations, self.learning.observations_offset,
                                              row["observations_end"])
             active = await self._configs_of(json.loads(row["learners"]))
-            apply_step(self.learning, active, events, observations, self.partition)   # effects were committed then
+            await self._apply(active, events, observations)      # its effects were committed then
             self.learning.step = row["step"]
             self.n_processed += len(events)
         return len(rows)
@@ -127,7 +132,7 @@ class LearnerWorker(Worker):
 
     async def step(self) -> None:
         await self._refresh()
-        batch = self.settings.kafka_max_batch
+        batch = self.max_batch
         events = await self.events.read(timeout_ms=200, max_records=batch)
         observations = await self.observations.read(timeout_ms=0 if events else 200, max_records=batch,
                                                      idle_backoff=not events)
@@ -140,7 +145,7 @@ class LearnerWorker(Worker):
         moved = bool(events or observations) or revisions != adopted   # a learner set change is a step too
         if not moved and not due:
             return
-        out = apply_step(self.learning, self.active, events, observations, self.partition) if moved else StepEffects()
+        out = await self._apply(self.active, events, observations) if moved else StepEffects()
         effects = BatchEffects(dead_letters=out.dead_letters, outbox=out.outbox)
         if moved:
             self.learning.step += 1
@@ -159,6 +164,22 @@ class LearnerWorker(Worker):
             self._checkpoint_steps.append(self.learning.step)
             self.last_checkpoint_offset, self.last_checkpoint_at = self.learning.events_offset, time.time()
             await self._publish_baselines()
+
+    async def _apply(self, active, events: list, observations: list) -> StepEffects:
+        """One step, applied in slices of ``slice_size`` records with the loop yielded between
+        them (heartbeats and predictions are answered; a prediction sees the model after a
+        whole event). Live and replayed steps are sliced alike, so they end alike."""
+        size = self.slice_size
+        parts = [(events[i:i + size], []) for i in range(0, len(events), size)]
+        parts += [([], observations[i:i + size]) for i in range(0, len(observations), size)]
+        out = StepEffects()
+        for part_events, part_observations in parts or [([], [])]:
+            done = apply_step(self.learning, active, part_events, part_observations, self.partition)
+            out.dead_letters += done.dead_letters
+            out.outbox += done.outbox
+            out.audit += done.audit
+            await asyncio.sleep(0)
+        return out
 
     def _journal(self, step: int, revisions: dict[str, int]):
         state = self.learning

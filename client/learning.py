@@ -68,6 +68,12 @@ class LearningCalls:
                                      f"learner {parsed.name} revision {revision} taken up")
         return {"name": parsed.name, "revision": revision, "stream": parsed.stream, "task": parsed.task}
 
+    async def learner_partitions(self) -> int:
+        """How many learner partitions the cluster runs: one per partition of ``events`` (the
+        broker says how many; this process's settings may differ from the cluster's)."""
+        publisher = await self._ensure_publisher()
+        return await publisher.partition_count("events")
+
     async def _until_partitions(self, check, timeout_s: float, what: str) -> None:
         """Wait until ``check(active revisions)`` holds on every learner partition."""
         self._join_ray()      # sets Ray's environment before ray is imported
@@ -75,7 +81,7 @@ class LearningCalls:
 
         runtime = RayRuntime(self.settings.cluster_name)
         deadline = time.monotonic() + timeout_s
-        for p in range(self.settings.topic_partitions):
+        for p in range(await self.learner_partitions()):
             while True:
                 handle = runtime.lookup(f"root.learn.learner-{p}")
                 try:
@@ -124,7 +130,7 @@ class LearningCalls:
 
         runtime = RayRuntime(self.settings.cluster_name)
         out = {}
-        for p in range(self.settings.topic_partitions):
+        for p in range(await self.learner_partitions()):
             handle = runtime.lookup(f"root.learn.learner-{p}")
             if handle is None:
                 continue
@@ -187,7 +193,10 @@ class LearningCalls:
         ``deadline_ms``; late, the learner's baseline answers. A :class:`client.scoring.ScoreResult`."""
         from client.online_scoring import score_online
 
-        return await score_online(await self._router(), learner, features, entity_key, deadline_ms)
+        router = await self._router()
+        if getattr(self, "_n_learner_partitions", None) is None:
+            self._n_learner_partitions = await self.learner_partitions()
+        return await score_online(router, learner, features, entity_key, deadline_ms, self._n_learner_partitions)
 
 
 def _check_wire(message) -> None:

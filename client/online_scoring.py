@@ -13,7 +13,8 @@ import time
 from client.scoring import NAME, ScoreResult, ScoringFailed, ScoringRefused, _cause, fallback_at_s
 
 
-async def score_online(router, learner: str, features: dict, entity_key: str | None, deadline_ms: float) -> ScoreResult:
+async def score_online(router, learner: str, features: dict, entity_key: str | None, deadline_ms: float,
+                       n_partitions: int) -> ScoreResult:
     from actors.learner import baseline_key
     from client.learning import partition_of
     from messages.base import new_id
@@ -24,7 +25,6 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
     if not isinstance(features, dict):
         raise ScoringRefused("features", f"a mapping of field to value; got {type(features).__name__}")
     request = router._check(learner, features, None, deadline_ms)
-    n_partitions = router.settings.topic_partitions
     known = router.__dict__.setdefault("_learner_partitions", {})
     if entity_key:
         order = [partition_of(entity_key, n_partitions)]

@@ -28,6 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def _predicts_from_proba(model) -> bool:
+    """Whether ``model.predict_one`` is River's default: the most probable class of
+    ``predict_proba_one`` (a pipeline's transforms being the same for both)."""
+    from river import base, compose
+
+    final = model.steps[next(reversed(model.steps))] if isinstance(model, compose.Pipeline) else model
+    return type(final).predict_one is base.Classifier.predict_one and (
+        not isinstance(model, compose.Pipeline) or type(model).predict_one is compose.Pipeline.predict_one)
+
+
 @dataclass
 class Outcome:
     """What observing a label did: the prediction it judged, whether it was right, and
@@ -67,6 +77,7 @@ class StreamLearner:
             raise ValueError(f"task: 'classification' or 'regression'; got {task!r}")
         self.model, self.task = model, task
         self.max_pending, self.label_wait_s = max_pending, label_wait_s
+        self._label_from_proba = task == "classification" and _predicts_from_proba(model)
         if task == "classification":
             self.metrics = {"accuracy": metrics.Accuracy(), "roc_auc": metrics.ROCAUC()}
         else:
@@ -84,8 +95,13 @@ class StreamLearner:
         known = self.pending.get(event_id)
         if known is not None:
             return known[1]
-        y_pred = self.model.predict_one(x)
-        y_proba = self.model.predict_proba_one(x) if self.task == "classification" else None
+        if self.task != "classification":
+            y_pred, y_proba = self.model.predict_one(x), None
+        elif self._label_from_proba:      # what the model's predict_one would compute, without doing it twice
+            y_proba = self.model.predict_proba_one(x)
+            y_pred = max(y_proba, key=y_proba.get) if y_proba else None
+        else:
+            y_pred, y_proba = self.model.predict_one(x), self.model.predict_proba_one(x)
         self.pending[event_id] = (x, y_pred, y_proba, time.time() if now is None else now)
         self.n_predicted += 1
         while len(self.pending) > self.max_pending:
@@ -167,7 +183,10 @@ class Promoted:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and (isinstance(value, bool) or math.isfinite(value))
+    """A finite int, float or bool (``v - v`` is 0 only for finite numbers)."""
+    kind = type(value)
+    return kind is float and value - value == 0.0 or kind is int or kind is bool or (
+        isinstance(value, (int, float)) and math.isfinite(value))
 
 
 class OnlineLearner:
@@ -242,7 +261,8 @@ class OnlineLearner:
                     raise EventRefused(f"values.{name}", f"a finite number; got {type(values[name]).__name__}")
                 x[name] = values[name]
             return x
-        x = {k: v for k, v in values.items() if k != self.config.label and _number(v)}
+        label = self.config.label
+        x = {k: v for k, v in values.items() if k != label and _number(v)}
         if not x:
             raise EventRefused("values", "no numeric field to learn from")
         return x
@@ -277,7 +297,7 @@ class OnlineLearner:
         y_pred = self.champion.predict(event_id, x, now)
         if self.challenger is not None:
             self.challenger.predict(event_id, x, now)
-        signals = self.on_label(event_id, label) if label is not None else []
+        signals = self.on_label(event_id, label, checked=True) if label is not None else []
         if event_id in self.parked:          # its label came first (another topic): judge it now
             parked_label = self.parked.pop(event_id)[0]
             signals = (signals or []) + (self.on_label(event_id, parked_label) or [])
@@ -286,11 +306,13 @@ class OnlineLearner:
             self.challenger.expire(now)
         return y_pred, signals or []
 
-    def on_label(self, event_id: str, y: Any, at: float | None = None, ref: Any = None) -> list | None:
+    def on_label(self, event_id: str, y: Any, at: float | None = None, ref: Any = None,
+                 checked: bool = False) -> list | None:
         """Judge and learn the event ``event_id``; its signals (drift, promotion), or None
         when no prediction waits for that id. A label (given its time ``at``) for an event not
         seen yet waits for it up to ``PARK_S`` of event time (``ref`` names it when it expires)."""
-        y = self.check_label(y)
+        if not checked:
+            y = self.check_label(y)
         if at is not None and event_id not in self.recent and event_id not in self.champion.pending:
             self.parked[event_id] = (y, at, ref)
             while len(self.parked) > self.MAX_PARKED:

@@ -69,6 +69,10 @@ class KafkaPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has (the broker's metadata, as the producer's partitioner sees it)."""
+        return len(await self._producer.partitions_for(topic))
+
     async def publish(self, topic: str, message: Message, key: str | None = None) -> None:
         await self.publish_raw(topic, encode(message), key.encode() if key else None)
 

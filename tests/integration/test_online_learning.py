@@ -47,7 +47,7 @@ def reference():
 async def learner_actor(conveyor, key: str):
     from client.learning import partition_of
 
-    partition = partition_of(key, conveyor.settings.topic_partitions)
+    partition = partition_of(key, await conveyor.learner_partitions())
     return partition, (await conveyor.status()).actor(f"root.learn.learner-{partition}")
 
 

@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""Online learning end to end, beside River alone on the same events in the same run.
+
+    python benchmarks/stream.py [--events N] [--partitions 1,2]     # default 100,000 events; 1 and 2
+
+For each partition count a fresh embedded cluster (``python run.py cluster start`` with
+``CONVEYOR_TOPIC_PARTITIONS``; always stopped again) gets a learner (River's
+StandardScaler | LogisticRegression, labels in the events) and N events of River's
+seeded Agrawal stream (9 numeric fields, entity keys spread over 1,000 entities),
+published with ``client.submit_many``. The figure is events per second from the first
+submit to the last event learned (predicted, judged, learned; the partitions' reports).
+
+Floor: ``river.evaluate.progressive_val_score`` of the same model over the same events
+with the same metrics (Accuracy and ROC AUC), in this process: the learner's own work
+with nothing around it. Goal: >= 0.5 of the floor with one partition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _project_on_path() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def agrawal(n: int) -> list[tuple[dict, bool]]:
+    from river.datasets import synth
+
+    return [(x, bool(y)) for x, y in synth.Agrawal(classification_function=2, seed=7).take(n)]
+
+
+def floor(rows: list[tuple[dict, bool]]) -> tuple[float, float]:
+    """(events per second, accuracy) of River alone doing the learner's work."""
+    from river import evaluate, linear_model, metrics, preprocessing
+
+    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    began = time.perf_counter()
+    scores = evaluate.progressive_val_score(rows, model, metrics.Accuracy() + metrics.ROCAUC())
+    elapsed = time.perf_counter() - began
+    return len(rows) / elapsed, scores[0].get()
+
+
+async def through_conveyor(settings, rows: list[tuple[dict, bool]]) -> dict:
+    from client.connection import Conveyor
+    from messages.stream import StreamEvent
+
+    async with Conveyor.connect(settings) as conveyor:
+        await conveyor.create_learner('name = "bench"\nstream = "agrawal"\nlabel = "label"\n'
+                                      '[model]\nalgorithm = "river.logistic_regression"\n')
+        events = [StreamEvent(stream="agrawal", entity_key=f"e{i % 1000}", values={**x, "label": y})
+                  for i, (x, y) in enumerate(rows)]
+        began = time.perf_counter()
+        for at in range(0, len(events), 2000):
+            await conveyor.submit_many(events[at:at + 2000])
+        submitted = time.perf_counter() - began
+        reports = await conveyor.wait_learned("bench", len(events), timeout_s=900)
+        learned = time.perf_counter() - began
+    n_learned = sum(r["n_learned"] for r in reports.values())
+    accuracy = sum(r["scores"]["accuracy"] * r["n_learned"] for r in reports.values()) / n_learned
+    return {"rate": len(rows) / learned, "submit_rate": len(rows) / submitted, "accuracy": accuracy,
+            "n_learned": n_learned, "per_partition": {p: r["n_learned"] for p, r in reports.items()}}
+
+
+def run_one(partitions: int, rows, errors: list[str]) -> dict | None:
+    from benchmarks.ingest import Cluster
+    from storage import embedded
+    from storage.settings import load_settings
+
+    cluster = Cluster()
+    cluster.env["CONVEYOR_TOPIC_PARTITIONS"] = str(partitions)
+    try:
+        print(f"starting a cluster with {partitions} partition(s) in {cluster.state} ...", flush=True)
+        cluster.start()
+        settings = load_settings(None, {"CONVEYOR_STATE_DIR": str(cluster.state), "CONVEYOR_CLUSTER_NAME": cluster.name,
+                                        "CONVEYOR_TOPIC_PARTITIONS": str(partitions)})
+        record = embedded.read_record(settings)
+        embedded.prepare_ray_environment(record.ray_token_path)   # before Ray is imported
+        from actors.remote import connect, disconnect
+
+        connect(embedded.resolve(settings, record).ray_address, cluster.name)
+        try:
+            return asyncio.run(through_conveyor(settings, rows))
+        finally:
+            disconnect()
+    except Exception as exc:
+        import traceback
+
+        errors.append(f"{partitions} partition(s): {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        return None
+    finally:
+        errors.extend(cluster.stop())
+
+
+def child(partitions: int, n_events: int) -> int:
+    """One partition count in this process (a process joins one embedded cluster only): a JSON line."""
+    import json
+
+    rows = agrawal(n_events)
+    errors: list[str] = []
+    result = run_one(partitions, rows, errors)
+    floor_rate, floor_accuracy = floor(rows)          # right after, on the same machine
+    print(json.dumps({"result": result, "floor_rate": floor_rate, "floor_accuracy": floor_accuracy,
+                      "errors": errors}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+    import subprocess
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--partitions", default="1,2")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    _project_on_path()
+    if args.child:
+        return child(args.child, args.events)
+    from benchmarks.report import print_errors
+
+    errors: list[str] = []
+    results = {}
+    for partitions in [int(p) for p in args.partitions.split(",")]:
+        print(f"{partitions} partition(s): a fresh cluster, {args.events:,} events ...", flush=True)
+        done = subprocess.run([sys.executable, __file__, "--events", str(args.events), "--child", str(partitions)],
+                              capture_output=True, text=True, cwd=ROOT)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if not lines:
+            errors.append(f"{partitions} partition(s): exited {done.returncode}\n{done.stderr[-2000:]}")
+            continue
+        out = json.loads(lines[-1])
+        errors.extend(out["errors"])
+        if out["result"]:
+            results[partitions] = (out["result"], out["floor_rate"], out["floor_accuracy"])
+    print(f"\nonline learning, {args.events:,} events (submitted -> learned), River alone as the floor:")
+    print(f"{'partitions':>10} {'conveyor ev/s':>14} {'floor ev/s':>11} {'ratio':>6} {'submit ev/s':>12}"
+          f" {'accuracy':>9} {'floor acc':>9}  learned per partition")
+    for partitions, (result, floor_rate, floor_accuracy) in results.items():
+        print(f"{partitions:>10} {result['rate']:>14,.0f} {floor_rate:>11,.0f} {result['rate'] / floor_rate:>6.2f}"
+              f" {result['submit_rate']:>12,.0f} {result['accuracy']:>9.4f} {floor_accuracy:>9.4f}"
+              f"  {result['per_partition']}")
+    if 1 in results:
+        result, floor_rate, _ = results[1]
+        ratio = result["rate"] / floor_rate
+        print(f"goal: one partition >= 0.5 of the floor: {ratio:.2f} ({'met' if ratio >= 0.5 else 'NOT MET'})")
+    print_errors(errors)
+    return 0 if results and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
