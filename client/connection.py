@@ -16,7 +16,11 @@ from pathlib import Path
 
 import msgspec
 
+from client.audit import AuditQueries
+from client.data import DataQueries
 from client.errors import ClusterNotRunning, SubmitRefused
+from client.lineage import LineageQueries
+from client.schedules import ScheduleQueries
 from client.scoring import NAME as _NAME_RE
 from client.status import ActorStatus, ClusterStatus, ServiceStatus
 from messages.base import Message
@@ -51,8 +55,9 @@ def _config_text(config: str | Path) -> str:
     return config
 
 
-class Conveyor:
-    """A connection to a running cluster. Use ``async with Conveyor.connect(...)``."""
+class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries):
+    """A connection to a running cluster. Use ``async with Conveyor.connect(...)``; the data
+    service, lineage, audit and schedule queries come from client.data, .lineage, .audit, .schedules."""
 
     def __init__(self, settings: Settings, record: embedded.ClusterRecord) -> None:
         self.settings = embedded.resolve(settings, record)
