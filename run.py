@@ -11,6 +11,8 @@
     python run.py models deploy M   deploy (or roll back) a version of model M
     python run.py score M --features JSON   score one request online
     python run.py console           a live view of the supervision tree
+    python run.py lineage M V       batches -> feature set -> model version -> deployments -> scores
+    python run.py audit | schedule | data   the audit log, cron schedules, queries over the stores
 """
 
 from __future__ import annotations
@@ -592,6 +594,10 @@ def build_parser() -> argparse.ArgumentParser:
                                description="A live terminal view of the supervision tree; Ctrl-C quits.")
     live.add_argument("--refresh", type=float, default=1.0, help="seconds between refreshes (default 1)")
     live.set_defaults(run=console)
+
+    from client.cli_ops import register   # lineage, audit, schedule, data
+
+    register(commands)
     return parser
 
 
