@@ -28,6 +28,8 @@ TOPICS = {
     "score.jobs": None,                    # ScoreBatch, in order
     "score.tasks": "batch_score_workers",  # ScorePartition; one batch scorer each
     "scores.ready": None,                  # a batch scoring job is done
+    "observations": "topic_partitions",    # stream.observation: labels, keyed by the event's entity
+    "alerts": None,                        # alert.raised: monitoring thresholds crossed
 }
 _TOPIC_EXISTS = 36
 
