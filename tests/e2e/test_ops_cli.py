@@ -29,6 +29,11 @@ def as_json(cluster, *args):
     return json.loads(ok(cluster, *args, "--json"))
 
 
+def answer(stdout: str) -> dict:
+    """The JSON line of `score` (Ray may forward a raylet warning to the same stdout)."""
+    return json.loads(next(line for line in stdout.splitlines() if line.startswith("{")))
+
+
 @pytest.fixture(scope="module")
 def used(cluster, tmp_path_factory):
     """A model trained, v1 deployed, scored N_ONLINE times online and once as a batch job:
@@ -44,8 +49,8 @@ def used(cluster, tmp_path_factory):
             break
         time.sleep(0.3)
     assert "is production" in ok(cluster, "models", "deploy", model, "1")
-    request_ids = [json.loads(ok(cluster, "score", model, "--features", json.dumps(features), "--deadline-ms",
-                                 "2000"))["request_id"] for _, features, _ in cancer_rows()[:N_ONLINE]]
+    request_ids = [answer(ok(cluster, "score", model, "--features", json.dumps(features), "--deadline-ms",
+                             "2000"))["request_id"] for _, features, _ in cancer_rows()[:N_ONLINE]]
     assert "scored 569 rows" in ok(cluster, "batch-score", model)
     for _ in range(60):    # score records are stored off the scoring path
         if sum(c["n"] for c in as_json(cluster, "data", "score-counts", model)) == N_ONLINE:
