@@ -45,11 +45,14 @@ class LineageModel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DeploymentEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A deploy or rollback that moved this version in (``version``) or out (``previous_version``)."""
+
     at: dt.datetime
     action: str                     # model.deployed, model.rollback
     actor: str
-    alias: str | None
-    previous_version: int | None
+    alias: str | None               # production, canary
+    version: int                    # the version that took the alias
+    previous_version: int | None    # the one that had it
 
 
 class LineageDeployment(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,9 +165,10 @@ async def _deployments(conn, model: str, version: int) -> list[LineageDeployment
         " LEFT JOIN model_aliases a ON a.model = d.model AND a.candidate_id = d.candidate_id"
         " WHERE d.model = $1 AND d.version = $2 GROUP BY d.model, d.version", model, version)
     events = await conn.fetch(
-        "SELECT at, action, actor, detail->>'alias' AS alias, (detail->>'previous_version')::int AS previous_version"
-        " FROM audit_log WHERE subject = $1 AND action IN ('model.deployed', 'model.rollback')"
-        " AND detail->>'version' = $2 ORDER BY id", model, str(version))
+        "SELECT at, action, actor, detail->>'alias' AS alias, (detail->>'version')::int AS version,"
+        " (detail->>'previous_version')::int AS previous_version FROM audit_log WHERE subject = $1"
+        " AND action IN ('model.deployed', 'model.rollback')"
+        " AND (detail->>'version' = $2 OR detail->>'previous_version' = $2) ORDER BY id", model, str(version))
     history = [DeploymentEvent(**dict(e)) for e in events]
     return [LineageDeployment(**dict(r), history=history) for r in rows]
 

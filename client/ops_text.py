@@ -73,8 +73,8 @@ def lineage_text(found) -> str:
                      + f", deployed {when(d.deployed_at)}" + (f", retired {when(d.retired_at)}" if d.retired_at
                                                               else ""))
         for e in d.history:
-            lines.append(f"    {when(e.at)}  {e.action}" + (f" ({e.alias})" if e.alias else "")
-                         + (f", previous v{e.previous_version}" if e.previous_version else "") + f"  by {e.actor}")
+            moved = f"v{e.previous_version} -> v{e.version}" if e.previous_version else f"-> v{e.version}"
+            lines.append(f"    {when(e.at)}  {e.action}: {e.alias or 'production'} {moved}  by {e.actor}")
     if not found.deployments:
         lines.append("  (never deployed)")
     by = ", ".join(f"{c.n:,} {c.answered_by}" for c in s.online)

@@ -80,7 +80,7 @@ def test_lineage_names_the_batches_feature_set_deployment_and_scores_the_other_c
 
     text = ok(cluster, "lineage", model, "production")
     for expected in (batches[0]["batch_id"], f"→ feature set\n  {feature_set['feature_set_id']}", "→ model version",
-                     f"{model} v1", "v1 live as production", "model.deployed (production)",
+                     f"{model} v1", "v1 live as production", "model.deployed: production -> v1",
                      f"online: {N_ONLINE} answers ({N_ONLINE} primary)", "batch: 569 rows in 1 job(s)"):
         assert expected in text, text
 

@@ -156,3 +156,15 @@ async def test_schedules_are_listed_with_what_they_do_and_removed_once(conveyor,
     with pytest.raises(QueryRefused) as refused:
         await conveyor.unschedule("x' OR '1'='1")
     assert refused.value.field == "schedule_id"
+
+
+async def test_a_deploy_and_its_rollback_show_in_the_lineage_of_both_versions(conveyor, used):
+    model, _, _ = used
+    await conveyor.deploy(model, 2)
+    await conveyor.rollback(model)
+    one, two = await conveyor.lineage(model, 1), await conveyor.lineage(model, 2)
+    moves = [("model.deployed", None, 1), ("model.deployed", 1, 2), ("model.rollback", 2, 1)]
+    assert [(e.action, e.previous_version, e.version) for e in one.deployments[0].history] == moves
+    assert [(e.action, e.previous_version, e.version) for e in two.deployments[0].history] == moves[1:]
+    assert (one.deployments[0].aliases, two.deployments[0].aliases) == (["production"], ["previous"])
+    assert two.scores.n_online == 0 and one.scores.n_online == N_ONLINE

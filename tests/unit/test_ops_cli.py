@@ -27,8 +27,10 @@ def _lineage(deployed: bool = True):
     model = LineageModel(model="cancer", version=2, candidate_id="c" * 24, name="lr",
                          algorithm="sklearn.logistic_regression", run_id="r" * 32, n_train=455,
                          metrics={"roc_auc": 0.99}, deployable=True, created_at=t)
-    history = [DeploymentEvent(at=t, action="model.deployed", actor="root.serve", alias="production",
-                               previous_version=1)]
+    history = [DeploymentEvent(at=t, action="model.deployed", actor="root.serve", alias="production", version=2,
+                               previous_version=1),
+               DeploymentEvent(at=t, action="model.rollback", actor="root.serve", alias="production", version=1,
+                               previous_version=2)]
     deployments = [LineageDeployment(version=2, state="live", aliases=["production"], replicas=2, canary_weight=None,
                                      deployed_at=t, retired_at=None, history=history)] if deployed else []
     online = [ScoreCount(model="cancer", version=2, answered_by="primary", n=40, first_at=t, last_at=t),
@@ -43,7 +45,8 @@ def _lineage(deployed: bool = True):
 def test_lineage_text_reads_from_batches_to_scores_in_order():
     text = client.ops_text.lineage_text(_lineage())
     order = ["b" * 32, "→ feature set", "f" * 20, "→ model version", "cancer v2  lr", "→ deployments",
-             "v2 live as production", "model.deployed (production), previous v1", "→ scores",
+             "v2 live as production", "model.deployed: production v1 -> v2", "model.rollback: production v2 -> v1",
+             "→ scores",
              "online: 42 answers"]
     positions = [text.index(part) for part in order]
     assert positions == sorted(positions), text
