@@ -33,6 +33,7 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
              ├─ serve                              (deploy / rollback; keeps every live version's replicas up)
              ├─ fallback                           (answers with the previous version or the baseline)
              ├─ scores                             (score.recorded -> the score store)
+             ├─ monitor                            (score.recorded, observations -> figures, drift, alerts)
              └─ score-batch ─┬─ coordinator        (score.batch -> a job + partition tasks)
                              └─ scorer-0 … scorer-K-1  (one per partition of `score.tasks`)"""
     flags = flags_from(settings)
@@ -53,12 +54,13 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
     serve = ChildSpec(id="serve", factory="actors.deployment:DeploymentManager")
     fallback = ChildSpec(id="fallback", factory="actors.serving:FallbackScorer")
     scores = ChildSpec(id="scores", factory="actors.score_recorder:ScoreRecorder")
+    monitor = ChildSpec(id="monitor", factory="actors.monitoring:Monitor")
     score_batch = SupervisorSpec(id="score-batch", flags=flags, children=(
         ChildSpec(id="coordinator", factory="actors.batch_scoring:BatchScoreCoordinator"),
         *(ChildSpec(id=f"scorer-{p}", factory="actors.batch_scoring:BatchScorer", args={"partition": p})
           for p in range(settings.batch_score_workers))))
     return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler, train,
-                                                          trigger, serve, fallback, scores, score_batch))
+                                                          trigger, serve, fallback, scores, monitor, score_batch))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):

@@ -37,6 +37,7 @@ CREATE TABLE alerts (
     threshold   double precision NOT NULL,
     summary     text        NOT NULL,
     details     jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    rolled_back_to integer,                                       -- the version production moved to
     raised_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX alerts_model ON alerts (model, raised_at);
