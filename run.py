@@ -598,6 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     from client.cli_ops import register   # lineage, audit, schedule, data
 
     register(commands)
+
+    from client.cli_monitor import register as register_monitor   # monitor
+
+    register_monitor(commands)
     return parser
 
 
