@@ -45,6 +45,8 @@ def alert_id(model: str, version: int, kind: str, episode: int) -> str:
 
 class Monitor(PartitionWorker):
     consumer = "monitor"
+    #: Figures are stored every few seconds: a record need not be seen within a few ms.
+    fetch_max_wait_ms = 100
     requests = ("pause", "restored")
     #: Alerts that move production back to the previous version (``auto_rollback``).
     ROLLBACK_KINDS = ("latency", "fallbacks", "accuracy")
@@ -54,6 +56,8 @@ class Monitor(PartitionWorker):
         self.tracker = MonitorState(settings.monitor_window_s, max_vectors=settings.monitor_drift_sample)
         self.contexts: dict[tuple[str, int], VersionContext | None] = {}
         self._dirty: set[tuple[str, int]] = set()
+        #: Inputs of answers taken but not measured yet: key -> (raw feature rows, entity keys).
+        self._inputs: dict[tuple[str, int], tuple[list[dict], list[str]]] = {}
         self._evaluated_at = 0.0
         self._paused_until = 0.0
         self._observers: dict[int, object] = {}
@@ -84,8 +88,8 @@ class Monitor(PartitionWorker):
             self.tracker.extra["observations"] = {}        # the broker's logs started again
         offsets = self.tracker.extra.setdefault("observations", {})
         for p in range(topic_partitions(self.settings).get("observations", 0)):
-            reader = PartitionReader(self.settings.kafka_bootstrap, "observations", p,
-                                     self.settings.kafka_fetch_max_wait_ms, self.settings.consumer_idle_backoff_s)
+            reader = PartitionReader(self.settings.kafka_bootstrap, "observations", p, self.fetch_max_wait_ms,
+                                     self.settings.consumer_idle_backoff_s)
             await reader.start(int(offsets.get(str(p), 0)))
             self._observers[p] = reader
 
@@ -119,17 +123,37 @@ class Monitor(PartitionWorker):
     # --- the loop --------------------------------------------------------------------------------
 
     async def step(self) -> None:
+        """Take what arrived into the state; every ``monitor_interval_s`` measure the inputs taken
+        and store the figures, and every few seconds checkpoint. The consumed offset is committed
+        only with a checkpoint (a restart replays from there), not with every batch."""
         import asyncio
 
         if time.time() < self._paused_until:
             await asyncio.sleep(min(0.1, self._paused_until - time.time()))
             return
         await self._read_observations()
-        await super().step()
-        if self._dirty and time.time() - self._evaluated_at >= self.settings.monitor_interval_s:
-            effects = BatchEffects()
+        records = await self._reader.read(timeout_ms=200, max_records=self.settings.kafka_max_batch)
+        effects = self.handle_now(records)
+        if records:
+            self.offset = records[-1].offset + 1
+            self.n_processed += len(records)
+            self._since_checkpoint += len(records)
+        now = time.time()
+        checkpoint = self._since_checkpoint > 0 and (
+            self._since_checkpoint >= self.checkpoint_every_n
+            or now - (self.last_checkpoint_at or self.started_at) >= self.checkpoint_every_s)
+        evaluate = bool(self._dirty) and now - self._evaluated_at >= self.settings.monitor_interval_s
+        if not (checkpoint or evaluate or effects.dead_letters):
+            return
+        await self._measure_inputs()
+        if evaluate:
             await self._evaluate(effects)
-            await self.ledger.commit(self.claim, self.offset, effects)
+        if checkpoint:
+            effects.checkpoint_state = self.snapshot()
+        await self.ledger.commit(self.claim, self.offset if checkpoint else self.last_checkpoint_offset or 0, effects)
+        if checkpoint:
+            self._since_checkpoint = 0
+            self.last_checkpoint_offset, self.last_checkpoint_at = self.offset, now
 
     async def _read_observations(self) -> None:
         from messages.stream import Observation
@@ -150,10 +174,9 @@ class Monitor(PartitionWorker):
                 offsets[str(p)] = records[-1].offset + 1
                 self._since_checkpoint += len(records)
 
-    async def handle(self, records: list[Record]) -> BatchEffects:
+    def handle_now(self, records: list[Record]) -> BatchEffects:
+        """Answers into the state; their inputs wait in ``_inputs`` to be measured together."""
         effects = BatchEffects()
-        rows: dict[tuple[str, int], list[dict]] = {}
-        keys: dict[tuple[str, int], list[str]] = {}
         for record in records:
             event = self.expect(record, effects, ScoreRecorded)
             if event is None:
@@ -168,14 +191,15 @@ class Monitor(PartitionWorker):
             if event.version is not None and event.version != routed:
                 self._dirty.add((event.model, event.version))   # an outcome may have joined its answer
             if event.features is not None:
-                rows.setdefault(key, []).append(event.features)
+                self._inputs.setdefault(key, ([], []))[0].append(event.features)
             elif event.entity_key is not None:
-                keys.setdefault(key, []).append(event.entity_key)
-        for key in set(rows) | set(keys):
-            await self._add_inputs(key, rows.get(key, []), keys.get(key, []))
-        if time.time() - self._evaluated_at >= self.settings.monitor_interval_s:
-            await self._evaluate(effects)
+                self._inputs.setdefault(key, ([], []))[1].append(event.entity_key)
         return effects
+
+    async def _measure_inputs(self) -> None:
+        inputs, self._inputs = self._inputs, {}
+        for key, (rows, entity_keys) in inputs.items():
+            await self._add_inputs(key, rows, entity_keys)
 
     async def _context(self, key: tuple[str, int]) -> VersionContext | None:
         if key not in self.contexts:
