@@ -337,6 +337,18 @@ class Monitor(PartitionWorker):
                                       summary=text, details=details, rolled_back_to=back))
         return raised
 
+    async def request_rollback(self, model: str, reason: str) -> dict:
+        """Ask the deployment manager (``root.serve``) to roll ``model`` back: the one Ray call
+        the monitor makes (tests replace it)."""
+        import asyncio
+
+        from actors.remote import RayRuntime
+
+        handle = RayRuntime(self.settings.cluster_name).lookup("root.serve")
+        if handle is None:
+            raise LookupError("root.serve is not running")
+        return await asyncio.wait_for(handle.request.remote("rollback", model, reason), timeout=30)
+
     def _previous_figures(self, routes, key) -> tuple[int, float] | None:
         """(version, accuracy) of the previous version when ``key`` is production and both have
         enough joined outcomes to compare."""
@@ -352,10 +364,6 @@ class Monitor(PartitionWorker):
         """Production back to the previous version when ``key`` is production, the previous one is
         live and was not itself rolled back from, and the model was not rolled back within the
         window; the version production moved to, else None."""
-        import asyncio
-
-        from actors.remote import RayRuntime
-
         model, version = key
         demoted = self.tracker.extra.setdefault("demoted", [])
         last = self.tracker.extra.setdefault("rolled_back_at", {})
@@ -364,12 +372,8 @@ class Monitor(PartitionWorker):
                 or [model, routes.previous] in demoted
                 or time.time() - last.get(model, 0.0) < self.settings.monitor_window_s):
             return None
-        handle = RayRuntime(self.settings.cluster_name).lookup("root.serve")
-        if handle is None:
-            return None
         try:
-            done = await asyncio.wait_for(handle.request.remote("rollback", model, f"automatic: v{version}: {why}"),
-                                          timeout=30)
+            done = await self.request_rollback(model, f"automatic: v{version}: {why}")
         except Exception as exc:
             self.log.warning("automatic rollback failed", model=model, version=version, error=str(exc)[:300])
             return None
