@@ -50,9 +50,11 @@ def summary_text(versions, alerts) -> str:
 def monitor(args) -> int:
     from client.connection import Conveyor
     from client.errors import ClusterNotRunning, Refused
+    from client.monitoring import check_model
     from storage.settings import load_settings
 
     async def main():
+        check_model(args.model)                    # a bad name is refused before connecting
         async with Conveyor.connect(load_settings(args.config)) as conveyor:
             versions = await conveyor.monitoring(args.model)
             alerts = await conveyor.alerts(args.model, args.alerts) if args.alerts else []
@@ -76,9 +78,11 @@ def monitor(args) -> int:
 def restore(args) -> int:
     from client.connection import Conveyor
     from client.errors import ClusterNotRunning, Refused
+    from client.monitoring import check_model
     from storage.settings import load_settings
 
     async def main():
+        check_model(args.model)
         async with Conveyor.connect(load_settings(args.config)) as conveyor:
             return await conveyor.restore(args.model)
 

@@ -75,7 +75,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     raised_at: dt.datetime
 
 
-def _check_model(model) -> None:
+def check_model(model) -> None:
     if model is not None and (not isinstance(model, str) or not NAME.match(model)):
         raise MonitoringRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
 
@@ -85,7 +85,7 @@ class MonitoringQueries:
 
     async def monitoring(self, model: str | None = None) -> list[VersionSummary]:
         """Every monitored version (of ``model``), newest figures first stored by the monitor."""
-        _check_model(model)
+        check_model(model)
         rows = await (await self._db()).fetch(
             "SELECT * FROM monitor_versions WHERE $1::text IS NULL OR model = $1 ORDER BY model, version", model)
         if model is not None and not rows:
@@ -100,7 +100,7 @@ class MonitoringQueries:
 
     async def alerts(self, model: str | None = None, limit: int = 20) -> list[Alert]:
         """The newest ``limit`` alerts (of ``model``), newest first."""
-        _check_model(model)
+        check_model(model)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise MonitoringRefused("limit", f"from 1 to 10,000; got {limit!r}")
         rows = await (await self._db()).fetch(
@@ -115,7 +115,7 @@ class MonitoringQueries:
         back to production (it is still live as ``previous``) and is measured afresh; an audit
         record says so. :class:`MonitoringRefused` when there is nothing to undo or production
         has moved since."""
-        _check_model(model)
+        check_model(model)
         if model is None:
             raise MonitoringRefused("model", "name the model to restore")
         row = await (await self._db()).fetchrow(
