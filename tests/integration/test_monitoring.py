@@ -5,6 +5,7 @@ topic, accuracy against outcomes joined by request id, the CLI's summary."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -186,3 +187,26 @@ async def test_figures_are_exported_as_prometheus_metrics(conveyor, scored):
         await eventually(scrape, timeout_s=90, interval_s=2, what="ray_conveyor_model_served of both versions")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last scraped: {found[-1:]}, ports {ports}") from None
+
+
+async def test_a_killed_monitor_resumes_with_counts_as_if_it_had_never_crashed(conveyor, scored):
+    import os
+    import signal
+
+    from tests.support.waiting import eventually
+
+    model, plain, _ = scored
+    observed = (await summary_of(conveyor, model, 1, len(plain))).n_observed
+    before = (await conveyor.status()).actor("root.monitor")
+    os.kill(before.pid, signal.SIGKILL)
+    more = [await conveyor.score(model, features, version=1, deadline_ms=2000) for _, features, _ in ROWS[:50]]
+
+    async def restarted():
+        monitor = (await conveyor.status()).actor("root.monitor")
+        return monitor.state == "running" and monitor.pid != before.pid
+
+    await eventually(restarted, timeout_s=60, what="the monitor restarted by its supervisor")
+    v1 = await summary_of(conveyor, model, 1, len(plain) + len(more))
+    await asyncio.sleep(3 * 2.0)                                 # a few more intervals: nothing counted twice
+    v1 = {v.version: v for v in await conveyor.monitoring(model)}[1]
+    assert v1.n_served == len(plain) + len(more) and v1.n_observed == observed
