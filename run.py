@@ -13,6 +13,8 @@
     python run.py console           a live view of the supervision tree
     python run.py learners create   an online learner (River) learning from the stream
     python run.py stream D          replay dataset D as events on the stream
+    python run.py lineage M V       batches -> feature set -> model version -> deployments -> scores
+    python run.py audit | schedule | data   the audit log, cron schedules, queries over the stores
 """
 
 from __future__ import annotations
@@ -604,6 +606,13 @@ def build_parser() -> argparse.ArgumentParser:
     from client.cli_learning import register as register_learning   # learners, stream
 
     register_learning(commands, load)
+    from client.cli_ops import register   # lineage, audit, schedule, data
+
+    register(commands)
+
+    from client.cli_monitor import register as register_monitor   # monitor
+
+    register_monitor(commands)
     return parser
 
 

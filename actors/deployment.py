@@ -185,7 +185,8 @@ class DeploymentManager(Worker):
         return {"model": model, "version": version, "previous": previous, "replicas": names,
                 "canary_weight": canary_weight, "revision": routes.revision}
 
-    async def rollback(self, model: str) -> dict:
+    async def rollback(self, model: str, reason: str | None = None) -> dict:
+        """Production back to the previous version; ``reason`` goes into the event and the audit record."""
         async with self._lock:
             routes = await self.store.routes(model)
             if routes is None or routes.production is None:
@@ -196,11 +197,13 @@ class DeploymentManager(Worker):
             routes.production, routes.previous = back, current
             info = routes.versions[back]
             event = ModelDeployed(model=model, version=back, candidate_id=info.candidate_id, previous_version=current,
-                                  replicas=len(info.replicas), rollback=True)
+                                  replicas=len(info.replicas), rollback=True,
+                                  reason=None if reason is None else str(reason)[:1024])
             await self._record(model, back, info.candidate_id, len(info.replicas), None, routes, event)
             routes = await self.store.set_routes(routes)
-            self.log.info("model rolled back", model=model, version=back, from_version=current)
-            return {"model": model, "version": back, "previous": current, "revision": routes.revision}
+            self.log.info("model rolled back", model=model, version=back, from_version=current, reason=reason)
+            return {"model": model, "version": back, "previous": current, "revision": routes.revision,
+                    "reason": reason}
 
     # --- helpers ----------------------------------------------------------------------------
 

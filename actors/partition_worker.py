@@ -23,6 +23,9 @@ class PartitionWorker(Worker):
     #: batches take seconds of CPU: otherwise the fetcher long-polls the broker every
     #: ``fetch_max_wait_ms`` meanwhile, waking the event loop to take the GIL each time.
     pause_between_reads = False
+    #: The broker's wait for a fetch (None: the ``kafka_fetch_max_wait_ms`` setting); a worker
+    #: that need not see a record within a few ms waits longer and wakes the broker less.
+    fetch_max_wait_ms: int | None = None
 
     def __init__(self, settings: Settings, name: str, topic: str, partition: int = 0,
                  checkpoint_every_n: int = 1000, checkpoint_every_s: float = 5.0) -> None:
@@ -86,7 +89,7 @@ class PartitionWorker(Worker):
             self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
         await self.open()
         self._reader = PartitionReader(self.settings.kafka_bootstrap, self.topic, self.partition,
-                                       self.settings.kafka_fetch_max_wait_ms,
+                                       self.fetch_max_wait_ms or self.settings.kafka_fetch_max_wait_ms,
                                        self.settings.consumer_idle_backoff_s)
         await self._reader.start(self.offset)
         self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)

@@ -149,6 +149,14 @@ class RayRuntime:
         return ray.remote(cls)
 
 
+def gauge(name: str, description: str, tag_keys: tuple[str, ...]):
+    """A Ray metric gauge (exported in Prometheus format by the node's metrics agent, named
+    ``ray_<name>``); ``.set(value, tags={...})``."""
+    from ray.util.metrics import Gauge
+
+    return Gauge(name, description=description, tag_keys=tag_keys)
+
+
 # --- training: units of work hosted as actors, and tasks spread over the cluster -----------
 
 @ray.remote(num_cpus=0, max_restarts=0)

@@ -16,8 +16,13 @@ from pathlib import Path
 
 import msgspec
 
-from client.learning import LearningCalls
+from client.audit import AuditQueries
+from client.data import DataQueries
 from client.errors import ClusterNotRunning, SubmitRefused
+from client.learning import LearningCalls
+from client.lineage import LineageQueries
+from client.monitoring import MonitoringQueries
+from client.schedules import ScheduleQueries
 from client.scoring import NAME as _NAME_RE
 from client.status import ActorStatus, ClusterStatus, ServiceStatus
 from messages.base import Message
@@ -52,8 +57,10 @@ def _config_text(config: str | Path) -> str:
     return config
 
 
-class Conveyor(LearningCalls):
-    """A connection to a running cluster. Use ``async with Conveyor.connect(...)``."""
+class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, MonitoringQueries, LearningCalls):
+    """A connection to a running cluster. Use ``async with Conveyor.connect(...)``; the data
+    service, lineage, audit, schedule, monitoring and online-learning calls come from client.data,
+    .lineage, .audit, .schedules, .monitoring and .learning."""
 
     def __init__(self, settings: Settings, record: embedded.ClusterRecord) -> None:
         self.settings = embedded.resolve(settings, record)
@@ -312,12 +319,23 @@ class Conveyor(LearningCalls):
         return [dict(r) for r in rows]
 
     async def score(self, model: str, features: dict | None = None, *, entity_key: str | None = None,
-                    version: int | str | None = None, deadline_ms: float = 100.0):
+                    version: int | str | None = None, deadline_ms: float = 100.0, request_id: str | None = None):
         """Score one request: a typed :class:`client.scoring.ScoreResult` (which version answered,
         the fallback flag, the latency, the request id), always within ``deadline_ms``; or
-        :class:`client.scoring.ScoringRefused` for a bad request / ScoringFailed."""
+        :class:`client.scoring.ScoringRefused` for a bad request / ScoringFailed. ``request_id``
+        (default: a new one) is what an observed outcome names as its ``event_id`` to be joined
+        to this answer by the monitor."""
+        from messages.base import MessageId
+
+        if request_id is not None:
+            try:
+                msgspec.convert(request_id, MessageId)
+            except msgspec.ValidationError:
+                from client.scoring import ScoringRefused
+
+                raise ScoringRefused("request_id", "1-64 letters, digits, '_', '.', ':', '-'") from None
         router = await self._router()
-        return await router.score(model, features, entity_key, version, deadline_ms)
+        return await router.score(model, features, entity_key, version, deadline_ms, request_id)
 
     async def get_score(self, request_id: str):
         """The recorded answer of a request (polling), or None until it is stored."""

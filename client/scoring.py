@@ -69,6 +69,8 @@ class Router:
 
         self.settings, self._redis, self._publish_many = settings, redis, publish_many
         self.record_every_s = record_every_s
+        #: Records carry the request's raw features for the monitor's drift figures.
+        self.record_features = settings.monitor_features
         self._records: list[tuple[bytes, bytes]] = []
         self._flusher: asyncio.Task | None = None
         self._store = RedisServingStore(redis, settings.cluster_name, signing_key_bytes(settings))
@@ -135,7 +137,7 @@ class Router:
                              score=answer.get("score"), label=answer.get("label"),
                              answered_by=answer["answered_by"], fallback=answer["answered_by"] in ("fallback", "baseline"),
                              latency_ms=latency_ms, reason=reason)
-        self._record(result, entity_key)
+        self._record(result, entity_key, features if self.record_features else None, chosen)
         return result
 
     # --- steps ------------------------------------------------------------------------------
@@ -248,14 +250,15 @@ class Router:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    def _record(self, result: ScoreResult, entity_key: str | None) -> None:
+    def _record(self, result: ScoreResult, entity_key: str | None, features: dict | None = None,
+                routed: int | None = None) -> None:
         from messages.codec import encode
         from messages.serving import ScoreRecorded
 
         event = ScoreRecorded(request_id=result.request_id, model=result.model, version=result.version,
                               answered_by=result.answered_by, score=result.score, label=result.label,
                               latency_ms=result.latency_ms, fallback=result.fallback, entity_key=entity_key,
-                              reason=result.reason)
+                              reason=result.reason, features=features, routed_version=routed)
         self._records.append((encode(event), result.model.encode()))
         if self._flusher is None or self._flusher.done():   # records leave together, every record_every_s
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())

@@ -39,6 +39,8 @@ class ModelDeployed(Message, tag="model.deployed"):
     replicas: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     canary_weight: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     rollback: bool = False
+    #: Why it was rolled back (e.g. an automatic rollback's alert).
+    reason: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
 
 
 class ScoreRecorded(Message, tag="score.recorded"):

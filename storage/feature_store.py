@@ -248,6 +248,13 @@ class RedisOnlineStore:
         raw = await self._client.get(self._key(dataset, entity_key))
         return None if raw is None else self._decode.decode(raw)
 
+    async def get_many(self, dataset: str, entity_keys: Sequence[str]) -> list[OnlineVector | None]:
+        """The vectors of many entities in one round trip (None where absent)."""
+        if not entity_keys:
+            return []
+        raws = await self._client.mget([self._key(dataset, k) for k in entity_keys])
+        return [None if raw is None else self._decode.decode(raw) for raw in raws]
+
     async def count(self, dataset: str) -> int:
         n = 0
         async for _ in self._client.scan_iter(match=f"{self._prefix}{dataset}:*", count=1000):

@@ -30,6 +30,7 @@ TOPICS = {
     "scores.ready": None,                  # a batch scoring job is done
     "observations": "topic_partitions",    # stream.observation: labels, keyed by the event's entity
     "learning": None,                      # drift.detected / learner.promoted
+    "alerts": None,                        # alert.raised: monitoring thresholds crossed
 }
 _TOPIC_EXISTS = 36
 

@@ -38,6 +38,7 @@ SECRET_QUERY_KEYS = frozenset({"password", "pass", "pwd", "secret", "token", "ss
 
 Positive = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 class ConfigError(ValueError):
@@ -92,6 +93,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     plugins: Annotated[str, msgspec.Meta(max_length=1024,
                                          pattern=r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
                                                  r"(,[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)*)?\Z")] = ""
+    # Monitoring.
+    #: Score records carry the caller's raw features, so their drift is measured (entity-key
+    #: requests are measured from the online store either way).
+    monitor_features: bool = True
+    #: Latency, fallback and error figures cover the answers of this many seconds.
+    monitor_window_s: Positive = 60.0
+    #: The monitor stores figures, exports metrics and checks thresholds this often.
+    monitor_interval_s: Positive = 2.0
+    #: Answers (or input vectors) in the window before a version is judged.
+    monitor_min_samples: Count = 100
+    #: The newest input vectors per version compared with the training reference.
+    monitor_drift_sample: Count = 2000
+    #: A p99 latency above this over the window raises a `latency` alert (the default deadline).
+    latency_objective_ms: Positive = 100.0
+    #: A share of fallback answers (or of failed primaries) above this raises an alert.
+    fallback_rate_alert: Share = 0.05
+    error_rate_alert: Share = 0.01
+    #: A PSI above this, of any feature or of the predictions, raises a drift alert.
+    drift_psi_alert: Annotated[float, msgspec.Meta(gt=0, le=100)] = 0.25
+    #: Production goes back to the previous version (not one it was rolled back from) when it
+    #: breaks its latency objective, its fallback rate, or its accuracy falls below the
+    #: previous version's by more than ``accuracy_drop_margin`` (outcomes joined for both).
+    auto_rollback: bool = True
+    accuracy_drop_margin: Share = 0.05
     # Security and logging.
     signing_key: str | None = None
     log_level: Annotated[str, msgspec.Meta(pattern=r"^(debug|info|warning|error)\Z")] = "info"

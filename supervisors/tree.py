@@ -33,6 +33,7 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
              ├─ serve                              (deploy / rollback; keeps every live version's replicas up)
              ├─ fallback                           (answers with the previous version or the baseline)
              ├─ scores                             (score.recorded -> the score store)
+             ├─ monitor                            (score.recorded, observations -> figures, drift, alerts)
              ├─ learn ─┬─ learner-0 … learner-N-1  (River learners of each partition of `events`)
              └─ score-batch ─┬─ coordinator        (score.batch -> a job + partition tasks)
                              └─ scorer-0 … scorer-K-1  (one per partition of `score.tasks`)"""
@@ -54,6 +55,7 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
     serve = ChildSpec(id="serve", factory="actors.deployment:DeploymentManager")
     fallback = ChildSpec(id="fallback", factory="actors.serving:FallbackScorer")
     scores = ChildSpec(id="scores", factory="actors.score_recorder:ScoreRecorder")
+    monitor = ChildSpec(id="monitor", factory="actors.monitoring:Monitor")
     score_batch = SupervisorSpec(id="score-batch", flags=flags, children=(
         ChildSpec(id="coordinator", factory="actors.batch_scoring:BatchScoreCoordinator"),
         *(ChildSpec(id=f"scorer-{p}", factory="actors.batch_scoring:BatchScorer", args={"partition": p})
@@ -62,7 +64,7 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
         ChildSpec(id=f"learner-{p}", factory="actors.learner:LearnerWorker", args={"partition": p})
         for p in range(settings.topic_partitions)))
     return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler, train,
-                                                          trigger, serve, fallback, scores, score_batch, learn))
+                                                          trigger, serve, fallback, scores, monitor, score_batch, learn))
 
 
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):
