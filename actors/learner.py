@@ -227,13 +227,13 @@ class LearnerWorker(Worker):
 
     # --- requests -----------------------------------------------------------------------------------
 
-    def predict(self, learner: str, values: dict) -> dict:
+    def predict(self, learner: str, values: dict, entity_key: str | None = None) -> dict:
         found = self.learning.learners.get(learner)
         if found is None:
             raise LearnerUnknown("learner", f"no learner {learner!r} learns on partition {self.partition}"
                                             " (python run.py learners list)")
         online = found[1]
-        return {**online.answer(values), "n_learned": online.champion.n_learned, "champion": online.champion_algorithm}
+        return {**online.answer(values, entity_key), "n_learned": online.champion.n_learned, "champion": online.champion_algorithm}
 
     def active_revisions(self) -> dict[str, int]:
         """The learners this partition learns for from its next step on."""

@@ -102,7 +102,7 @@ def _event(state, by_stream, record: Record, partition: int, out: StepEffects) -
     for name in by_stream[event.stream]:
         learner = state.learners[name][1]
         try:
-            _, signals = learner.on_event(event.msg_id, event.values, state.clock)
+            _, signals = learner.on_event(event.msg_id, event.values, state.clock, event.entity_key)
         except EventRefused as exc:
             learner.n_refused += 1
             out.dead_letters.append(DeadLetter("events", partition, record.offset, record.key, record.value,

@@ -43,8 +43,8 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
             left = fallback_at_s(deadline_ms / 1000.0) - (time.perf_counter() - began)
             if left <= 0:
                 break
-            answer = await asyncio.wait_for(handle.request.remote("predict", learner, request["features"]),
-                                            timeout=left)
+            call = handle.request.remote("predict", learner, request["features"], entity_key)
+            answer = await asyncio.wait_for(call, timeout=left)
             answer["answered_by"] = "online"
             known[learner] = partition
             break

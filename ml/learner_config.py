@@ -76,6 +76,9 @@ class LearnerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     task: str = ""                       # from the algorithm when left out
     label: str | None = None             # the event field carrying the label, if events carry it
     features: list[str] = []             # the event fields learned from (default: every numeric field)
+    #: Numeric fields whose running count and mean over the entity's earlier events are
+    #: added as features ``<field>__entity_n`` and ``<field>__entity_mean``.
+    entity_aggregates: list[str] = []
     challenger: ModelChoice | None = None
     promotion: Promotion = Promotion()
     drift: str = "adwin"
@@ -143,6 +146,15 @@ def check_learner_config(config: LearnerConfig) -> LearnerConfig:
             raise LearnerConfigError(f"features[{i}]", f"{name!r} is the label")
     if len(set(config.features)) != len(config.features):
         raise LearnerConfigError("features", "a field is named twice")
+    if len(config.entity_aggregates) > 64:
+        raise LearnerConfigError("entity_aggregates", f"at most 64; got {len(config.entity_aggregates)}")
+    for i, name in enumerate(config.entity_aggregates):
+        if not _FIELD.match(name):
+            raise LearnerConfigError(f"entity_aggregates[{i}]", "1-128 printable characters")
+        if name == config.label:
+            raise LearnerConfigError(f"entity_aggregates[{i}]", f"{name!r} is the label")
+    if len(set(config.entity_aggregates)) != len(config.entity_aggregates):
+        raise LearnerConfigError("entity_aggregates", "a field is named twice")
     if config.drift not in DRIFT_DETECTORS:
         raise LearnerConfigError("drift", f"one of {', '.join(DRIFT_DETECTORS)}; got {config.drift!r}")
     if not (math.isfinite(config.label_wait_s) and 0 < config.label_wait_s <= 30 * 86400):

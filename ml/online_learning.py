@@ -218,6 +218,8 @@ class OnlineLearner:
     #: A label whose event has not been seen waits this long (event time) for it, at most this many.
     PARK_S = 10.0
     MAX_PARKED = 10_000
+    #: Entities whose running aggregates are kept (the least recently seen are forgotten).
+    MAX_ENTITIES = 100_000
 
     def __init__(self, config) -> None:
         from river import metrics, utils
@@ -246,6 +248,8 @@ class OnlineLearner:
         self.labels: dict[str, int] = {}
         self.label_sum = 0.0
         self.parked: OrderedDict[str, tuple[Any, float, Any]] = OrderedDict()   # event id -> (label, at, ref)
+        #: Per entity, per aggregated field: [n, total] over the entity's events so far (newest used last).
+        self.entities: OrderedDict[str, dict[str, list[float]]] = OrderedDict()
         self.n_duplicates = self.n_refused = self.n_unknown_labels = self.n_judged = self.n_promotions = 0
 
     # --- input checks -------------------------------------------------------------------------
@@ -267,6 +271,30 @@ class OnlineLearner:
             raise EventRefused("values", "no numeric field to learn from")
         return x
 
+    def with_aggregates(self, x: dict, entity_key: str | None) -> dict:
+        """``x`` plus the entity's running count and mean of each aggregated field (before this event)."""
+        if not self.config.entity_aggregates:
+            return x
+        known = self.entities.get(entity_key, {}) if entity_key is not None else {}
+        x = dict(x)
+        for name in self.config.entity_aggregates:
+            n, total = known.get(name, (0, 0.0))
+            x[f"{name}__entity_n"] = n
+            x[f"{name}__entity_mean"] = total / n if n else 0.0
+        return x
+
+    def _fold(self, entity_key: str, values: dict) -> None:
+        fields = self.entities.pop(entity_key, None) or {}
+        self.entities[entity_key] = fields            # most recently seen last
+        for name in self.config.entity_aggregates:
+            value = values.get(name)
+            if value is not None and _number(value):
+                slot = fields.setdefault(name, [0, 0.0])
+                slot[0] += 1
+                slot[1] += float(value)
+        while len(self.entities) > self.MAX_ENTITIES:
+            self.entities.popitem(last=False)
+
     def check_label(self, y: Any) -> Any:
         if self.config.task == "regression":
             if not _number(y) or isinstance(y, bool):
@@ -280,14 +308,14 @@ class OnlineLearner:
 
     # --- the stream ---------------------------------------------------------------------------
 
-    def on_event(self, event_id: str, values: dict, now: float) -> tuple[Any, list]:
+    def on_event(self, event_id: str, values: dict, now: float, entity_key: str | None = None) -> tuple[Any, list]:
         """Predict the event (and learn it at once when it carries its label); (prediction,
         signals). A duplicate id answers (None, []); a bad event raises :class:`EventRefused`
         and changes nothing."""
         if event_id in self.recent:
             self.n_duplicates += 1
             return None, []
-        x = self.features_of(values)
+        x = self.with_aggregates(self.features_of(values), entity_key)
         label = values.get(self.config.label) if self.config.label else None
         if label is not None:
             label = self.check_label(label)
@@ -297,6 +325,8 @@ class OnlineLearner:
         y_pred = self.champion.predict(event_id, x, now)
         if self.challenger is not None:
             self.challenger.predict(event_id, x, now)
+        if self.config.entity_aggregates and entity_key is not None:
+            self._fold(entity_key, values)
         signals = self.on_label(event_id, label, checked=True) if label is not None else []
         if event_id in self.parked:          # its label came first (another topic): judge it now
             parked_label = self.parked.pop(event_id)[0]
@@ -372,10 +402,11 @@ class OnlineLearner:
 
     # --- serving ------------------------------------------------------------------------------
 
-    def answer(self, values: dict) -> dict:
-        """The champion's answer for ``values`` now: label and score (the probability of the
-        positive class, of the top class, or the value)."""
-        x = self.features_of(values)
+    def answer(self, values: dict, entity_key: str | None = None) -> dict:
+        """The champion's answer for ``values`` now (with the entity's running aggregates when
+        configured): label and score (the probability of the positive class, of the top class,
+        or the value)."""
+        x = self.with_aggregates(self.features_of(values), entity_key)
         model = self.champion.model
         y_pred = model.predict_one(x)
         if self.config.task == "regression":

@@ -43,6 +43,8 @@ def test_defaults_and_task_from_the_algorithm():
     (BASE + 'label = "y"\nfeatures = ["y"]\n' + MODEL, "features[0]"),
     (BASE + 'features = ["bad\\u0000"]\n' + MODEL, "features[0]"),
     (BASE + 'drift = "magic"\n' + MODEL, "drift"),
+    (BASE + 'label = "y"\nentity_aggregates = ["y"]\n' + MODEL, "entity_aggregates[0]"),
+    (BASE + 'entity_aggregates = ["a", "a"]\n' + MODEL, "entity_aggregates"),
     (BASE + 'label_wait_s = 0\n' + MODEL, "label_wait_s"),
     (BASE + 'max_pending = 0\n' + MODEL, "max_pending"),
     (BASE + MODEL + '[promotion]\nwindow = 1\n', "promotion.window"),

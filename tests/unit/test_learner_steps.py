@@ -179,3 +179,29 @@ def test_serving_answers_refuse_missing_features():
         learner.answer({"b": 1.0})
     assert caught.value.field == "values.a"
     assert learner.answer({"a": 1.0})["label"] in (None, "False", "True")
+
+
+def test_entity_aggregates_are_features_from_the_entitys_earlier_events():
+    config = parse_learner_config('name = "agg"\nstream = "s"\nlabel = "y"\nentity_aggregates = ["amount"]\n'
+                                  '[model]\nalgorithm = "river.logistic_regression"\n')
+    rng = random.Random(2)
+    events = []
+    for i in range(3000):      # big spenders (a high mean over their history) are the positives
+        entity = f"u{i % 40}"
+        rich = (i % 40) < 20
+        amount = rng.gauss(100 if rich else 10, 30)
+        events.append(StreamEvent(stream="s", entity_key=entity, values={"amount": amount, "y": rich}))
+    state = PartitionState()
+    apply_step(state, {"agg": (1, config)}, records(events), [], partition=0)
+    learner = state.learners["agg"][1]
+    assert learner.entities["u0"]["amount"][0] == 75          # 3000 / 40 events each
+    x = learner.with_aggregates({"amount": 50.0}, "u1")
+    assert x["amount__entity_n"] == 75 and x["amount__entity_mean"] == pytest.approx(
+        learner.entities["u1"]["amount"][1] / 75)
+    assert learner.answer({"amount": 50.0}, "u1")["label"] == "True"     # its history says rich
+    assert learner.answer({"amount": 50.0}, "u39")["label"] == "False"
+    assert learner.champion.scores()["accuracy"] > 0.9
+    replayed = PartitionState()
+    for at in range(0, 3000, 700):
+        apply_step(replayed, {"agg": (1, config)}, records(events[at:at + 700], at), [], partition=0)
+    assert replayed.learners["agg"][1].entities == learner.entities
