@@ -21,6 +21,7 @@ import asyncio
 from actors.worker import Worker
 from messages.codec import encode
 from messages.serving import ModelDeployed
+from ml.errors import FieldError
 from storage.settings import Settings
 
 #: Seconds a retired version's replicas stay up for requests already in flight.
@@ -29,13 +30,8 @@ RETIRE_GRACE_S = 2.0
 MAX_MISSED_CHECKS = 3
 
 
-class DeployRefused(ValueError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-    def __reduce__(self):
-        return type(self), (self.field, self.reason)
+class DeployRefused(FieldError):
+    """A deployment, rollback or canary refused; ``field`` names the culprit."""
 
 
 def replica_name(model: str, version: int, index: int) -> str:

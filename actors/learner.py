@@ -23,19 +23,15 @@ import time
 
 from actors.learner_steps import PartitionState, StepEffects, apply_step
 from actors.worker import Worker
+from ml.errors import FieldError
 from storage.base import BatchEffects
 from storage.kafka import PartitionReader
 from storage.postgres import KEEP_CHECKPOINTS
 from storage.settings import Settings
 
 
-class LearnerUnknown(LookupError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-    def __reduce__(self):
-        return type(self), (self.field, self.reason)
+class LearnerUnknown(FieldError):
+    """A request for a learner this partition does not learn."""
 
 
 class LearnerWorker(Worker):

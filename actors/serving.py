@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from actors.worker import Worker
+from ml.errors import FieldError
 from storage.settings import Settings
 
 MAX_FEATURES = 4096
@@ -31,15 +32,9 @@ MAX_FEATURES = 4096
 INLINE_PREDICT_S = 0.005
 
 
-class ScoringError(ValueError):
+class ScoringError(FieldError):
     """A request that cannot be scored; ``field`` names what is wrong. Travels through Ray."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-    def __reduce__(self):
-        return type(self), (self.field, self.reason)
 
 
 def check_features(features: Any) -> dict:

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.errors import FieldError
+
 __all__ = [
     "FAMILIES",
     "REQUIRED",
@@ -67,7 +69,7 @@ TASKS: tuple[str, ...] = ("classification", "regression", "clustering", "forecas
 _PARAM_TYPES: tuple[type, ...] = (bool, int, float, str)
 
 
-class AlgorithmError(ValueError):
+class AlgorithmError(FieldError):
     """A bad algorithm name, parameter, training set or model call.
 
     Parameters
@@ -89,13 +91,6 @@ class AlgorithmError(ValueError):
     True
     """
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-    def __reduce__(self):  # keep field/reason across pickling (e.g. Ray)
-        return (type(self), (self.field, self.reason))
 
 
 class _Required:

@@ -33,6 +33,8 @@ import re
 
 import msgspec
 
+from ml.errors import FieldError
+
 __all__ = ["LearnerConfig", "LearnerConfigError", "ModelChoice", "Promotion", "parse_learner_config"]
 
 MAX_CONFIG_BYTES = 16 * 1024
@@ -45,15 +47,9 @@ DRIFT_DETECTORS = ("adwin", "page_hinkley", "none")
 ParamValue = bool | int | float | str
 
 
-class LearnerConfigError(ValueError):
+class LearnerConfigError(FieldError):
     """A learner configuration that cannot run; ``field`` names the culprit."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-    def __reduce__(self):
-        return type(self), (self.field, self.reason)
 
 
 class ModelChoice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -27,6 +27,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ml.errors import FieldError
+
 
 def _predicts_from_proba(model) -> bool:
     """Whether ``model.predict_one`` is River's default: the most probable class of
@@ -152,15 +154,9 @@ class StreamLearner:
         return {name: float(metric.get()) for name, metric in self.metrics.items()}
 
 
-class EventRefused(ValueError):
+class EventRefused(FieldError):
     """An event or label a learner cannot use; ``field`` names the culprit."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-    def __reduce__(self):
-        return type(self), (self.field, self.reason)
 
 
 @dataclass

@@ -39,6 +39,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ml.errors import FieldError
+
 __all__ = ["CandidateConfig", "CandidatePlan", "SplitConfig", "TrainingConfig", "TrainingConfigError",
            "TrainingPlan", "parse_config", "plan_training"]
 
@@ -55,15 +57,9 @@ ParamValue = bool | int | float | str
 Distribution = list[ParamValue] | dict[str, float | int | bool]
 
 
-class TrainingConfigError(ValueError):
+class TrainingConfigError(FieldError):
     """A training configuration that cannot run; ``field`` names the culprit."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-    def __reduce__(self):
-        return type(self), (self.field, self.reason)
 
 
 class SplitConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
