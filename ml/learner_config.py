@@ -133,24 +133,8 @@ def check_learner_config(config: LearnerConfig) -> LearnerConfig:
         _check_model(config.challenger, "challenger", task)
     if config.label is not None and not _FIELD.match(config.label):
         raise LearnerConfigError("label", "1-128 printable characters")
-    if len(config.features) > 1024:
-        raise LearnerConfigError("features", f"at most 1,024; got {len(config.features)}")
-    for i, name in enumerate(config.features):
-        if not _FIELD.match(name):
-            raise LearnerConfigError(f"features[{i}]", "1-128 printable characters")
-        if name == config.label:
-            raise LearnerConfigError(f"features[{i}]", f"{name!r} is the label")
-    if len(set(config.features)) != len(config.features):
-        raise LearnerConfigError("features", "a field is named twice")
-    if len(config.entity_aggregates) > 64:
-        raise LearnerConfigError("entity_aggregates", f"at most 64; got {len(config.entity_aggregates)}")
-    for i, name in enumerate(config.entity_aggregates):
-        if not _FIELD.match(name):
-            raise LearnerConfigError(f"entity_aggregates[{i}]", "1-128 printable characters")
-        if name == config.label:
-            raise LearnerConfigError(f"entity_aggregates[{i}]", f"{name!r} is the label")
-    if len(set(config.entity_aggregates)) != len(config.entity_aggregates):
-        raise LearnerConfigError("entity_aggregates", "a field is named twice")
+    _check_fields(config.features, "features", config.label, 1024)
+    _check_fields(config.entity_aggregates, "entity_aggregates", config.label, 64)
     if config.drift not in DRIFT_DETECTORS:
         raise LearnerConfigError("drift", f"one of {', '.join(DRIFT_DETECTORS)}; got {config.drift!r}")
     if not (math.isfinite(config.label_wait_s) and 0 < config.label_wait_s <= 30 * 86400):
@@ -162,6 +146,18 @@ def check_learner_config(config: LearnerConfig) -> LearnerConfig:
     if not (math.isfinite(config.promotion.margin) and config.promotion.margin >= 0):
         raise LearnerConfigError("promotion.margin", f"a finite number >= 0; got {config.promotion.margin!r}")
     return msgspec.structs.replace(config, task=task)
+
+
+def _check_fields(names: list[str], where: str, label: str | None, limit: int) -> None:
+    if len(names) > limit:
+        raise LearnerConfigError(where, f"at most {limit:,}; got {len(names)}")
+    for i, name in enumerate(names):
+        if not _FIELD.match(name):
+            raise LearnerConfigError(f"{where}[{i}]", "1-128 printable characters")
+        if name == label:
+            raise LearnerConfigError(f"{where}[{i}]", f"{name!r} is the label")
+    if len(set(names)) != len(names):
+        raise LearnerConfigError(where, "a field is named twice")
 
 
 def _check_model(choice: ModelChoice, where: str, task: str) -> str:
