@@ -80,22 +80,32 @@ async def _show_once(client, console) -> int:
 
 
 async def _show_live(client, console, refresh_s: float) -> int:
-    """Gathers snapshots in the background while it reads keys every 50 ms; draws a frame
-    when either changes. Without a terminal on stdin there are no keys: it refreshes until
-    interrupted (and without one on stdout it prints each frame below the last)."""
-    from rich.live import Live
-
     from supervisors.console_feed import Feed
     from supervisors.console_keys import KeyReader
+
+    feed = Feed(client)
+    try:
+        return await live_loop(feed, console, refresh_s, KeyReader())
+    finally:
+        await feed.close()
+        await client.close()
+
+
+async def live_loop(feed, console, refresh_s: float, key_reader) -> int:
+    """Gathers ``feed.snapshot()`` in the background while it reads keys every 50 ms; draws a
+    frame when either changes; 0 on ``q``. Without a terminal on stdin (``key_reader`` is
+    not interactive) there are no keys: it refreshes until cancelled, and without one on
+    ``console`` it prints each frame below the last. The terminal is restored on every exit."""
+    from rich.live import Live
+
     from supervisors.console_panels import PANELS, panel_rows
     from supervisors.console_view import ViewState, apply_key, render, scroll_limits
 
-    feed = Feed(client)
     view, snapshot, pending, next_at = ViewState(), None, None, 0.0
     try:
-        with KeyReader() as keys, (Live(Text("connecting ..."), console=console, auto_refresh=False,
-                                        screen=keys.interactive, redirect_stdout=False, redirect_stderr=False)
-                                   if console.is_terminal else contextlib.nullcontext()) as live:
+        with key_reader as keys, (Live(Text("connecting ..."), console=console, auto_refresh=False,
+                                       screen=keys.interactive, redirect_stdout=False, redirect_stderr=False)
+                                  if console.is_terminal else contextlib.nullcontext()) as live:
             while True:
                 changed = False
                 if pending is None and time.monotonic() >= next_at:
@@ -119,5 +129,3 @@ async def _show_live(client, console, refresh_s: float) -> int:
     finally:
         if pending is not None:
             pending.cancel()
-        await feed.close()
-        await client.close()
