@@ -24,7 +24,8 @@ def _right(title: str) -> Column:
     return Column(title, justify="right")
 
 
-STATE_STYLE = {"running": "green", "starting": "yellow", "stopped": "dim"}
+#: How an actor's (or the cluster's) state is drawn; any other state is bold red.
+STATE_STYLE = {"running": "green", "starting": "yellow", "stopped": "dim", "degraded": "yellow"}
 
 
 def panel_rows(name: str, snapshot: Snapshot) -> tuple[list[Column], list[list]]:

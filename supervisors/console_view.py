@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from supervisors.console_panels import PANELS, panel_rows
+from supervisors.console_panels import PANELS, STATE_STYLE, panel_rows
 
 #: Lines a panel takes besides its rows: the border above and below, the column header.
 PANEL_CHROME = 3
@@ -23,7 +23,6 @@ HEADER_LINES = 2
 SIDE_ROWS = {"models": 6, "drift": 5, "learners": 4, "alerts": 5}
 
 KEYS_HELP = "tab/←→ panel · 1-5 select · ↑↓ PgUp/PgDn scroll · z zoom · q quit"
-STATE_STYLE = {"running": "green", "starting": "yellow", "stopped": "dim", "degraded": "yellow"}
 
 
 @dataclass(frozen=True)
