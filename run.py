@@ -10,7 +10,7 @@
     python run.py models list|show  trained candidates, metrics, verdicts and curve images
     python run.py models deploy M   deploy (or roll back) a version of model M
     python run.py score M --features JSON   score one request online
-    python run.py console           a live view of the supervision tree
+    python run.py console           a live view of the tree, models, learners and alerts
     python run.py learners create   an online learner (River) learning from the stream
     python run.py stream D          replay dataset D as events on the stream
     python run.py lineage M V       batches -> feature set -> model version -> deployments -> scores
@@ -462,7 +462,7 @@ def _render_curves(settings, candidate: dict) -> dict[str, str]:
 def console(args) -> int:
     from supervisors.console import run_console
 
-    return run_console(load(args), refresh_s=args.refresh)
+    return run_console(load(args), refresh_s=args.refresh, once=args.once, width=args.width)
 
 
 # --- the parser --------------------------------------------------------------------------
@@ -598,9 +598,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="MODEL names an online learner: its live champion answers (--entity-key picks the partition)")
     one.set_defaults(run=score)
 
-    live = commands.add_parser("console", help="live status of the supervision tree",
-                               description="A live terminal view of the supervision tree; Ctrl-C quits.")
+    live = commands.add_parser(
+        "console", help="live status of the supervision tree, models, learners and alerts",
+        description="A live terminal view of a running cluster: the supervision tree (state, restarts, last "
+                    "checkpoint, lag per partition, records per second), live model versions (latency, fallback "
+                    "rate), drift, online learners' scores and recent alerts. Keys: tab or left/right to move "
+                    "between panels, 1-5 to select one, up/down/PgUp/PgDn to scroll it, z to zoom it, q to quit "
+                    "(Ctrl-C too). Without a terminal on stdin it refreshes until interrupted. "
+                    "`cluster status --json` is the scripting interface.")
     live.add_argument("--refresh", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    live.add_argument("--once", action="store_true",
+                      help="print one frame and exit (0 when the cluster is healthy, else 1)")
+    live.add_argument("--width", type=int, help="columns to draw (default: the terminal's, else 160)")
     live.set_defaults(run=console)
 
     from client.cli_learning import register as register_learning   # learners, stream

@@ -17,6 +17,9 @@ class ActorStatus(msgspec.Struct, kw_only=True):
     last_checkpoint_age_s: float | None = None
     error: str | None = None
     activity: str | None = None                 # what a worker is busy with (e.g. a training run)
+    topic: str | None = None                    # a partition worker's topic partition ...
+    partition: int | None = None
+    offset: int | None = None                   # ... and the next offset it reads (lag = end offset - this)
     strategy: str | None = None
     intensity: str | None = None
     children: list["ActorStatus"] = []

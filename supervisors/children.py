@@ -43,4 +43,7 @@ class ChildRecord:
             "last_checkpoint_age_s": (round(time.time() - checkpoint_at, 3) if checkpoint_at else None),
             "error": beat.get("error") or self.error or None,
             "activity": beat.get("activity") or None,
+            "topic": beat.get("topic"),
+            "partition": beat.get("partition"),
+            "offset": beat.get("offset"),
         }

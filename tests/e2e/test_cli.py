@@ -12,7 +12,8 @@ from tests.support.cluster import CliCluster
 pytestmark = pytest.mark.integration
 
 ACTOR_FIELDS = {"id", "kind", "state", "n_restarts", "last_restart_s", "pid", "n_processed",
-                "last_checkpoint_offset", "last_checkpoint_age_s", "error", "activity", "strategy", "intensity", "children"}
+                "last_checkpoint_offset", "last_checkpoint_age_s", "error", "activity", "strategy", "intensity", "children",
+                "topic", "partition", "offset"}
 
 
 def actors(node):
