@@ -15,6 +15,7 @@
     python run.py stream D          replay dataset D as events on the stream
     python run.py lineage M V       batches -> feature set -> model version -> deployments -> scores
     python run.py audit | schedule | data   the audit log, cron schedules, queries over the stores
+    python run.py demo              the whole pipeline end to end on bundled data (its own cluster)
 """
 
 from __future__ import annotations
@@ -609,6 +610,10 @@ def build_parser() -> argparse.ArgumentParser:
     from client.cli_monitor import register as register_monitor   # monitor
 
     register_monitor(commands)
+
+    from client.cli_demo import register as register_demo   # demo
+
+    register_demo(commands, load, start_cluster, stop_cluster)
     return parser
 
 

@@ -12,6 +12,7 @@ Examples
 >>> model = SlowClassifier(delay_s=0.0).fit(X, y)
 >>> model.predict(np.array([[0.1], [2.9]])).tolist()
 [0, 1]
+>>> from ml.algorithms import get_algorithm
 >>> get_algorithm("demo.slow_classifier").task
 'classification'
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from ml.algorithms import ParamSpec, get_algorithm, register_algorithm
+from ml.algorithms import ParamSpec, register_algorithm
 
 __all__ = ["SlowClassifier"]
 
