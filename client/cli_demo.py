@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PLUGIN = "ml.demo_algorithms"
@@ -71,7 +72,7 @@ def run_demo(args, load, start_cluster, stop_cluster) -> int:
     if args.use_running and PLUGIN not in settings.plugins.split(","):
         say(f"Note: the slow-version stage needs the running cluster started with {PLUGIN} in its plugins.")
     signal.signal(signal.SIGTERM, _interrupt)
-    code = EXIT_FAILED
+    code, began = EXIT_FAILED, time.monotonic()
     try:
         if not args.use_running:
             settings = with_plugin(settings)
@@ -94,4 +95,5 @@ def run_demo(args, load, start_cluster, stop_cluster) -> int:
             code = code if stopped == EXIT_OK else EXIT_FAILED
         elif started:
             say(f"The cluster keeps running (state in {settings.state_path}); stop it with python run.py cluster stop")
+    say(f"Total {time.monotonic() - began:.0f} s.")
     return code

@@ -112,7 +112,9 @@ async def where_to_look(demo) -> None:
     demo.say(f"  files: {demo.folder} (the two sources and the joined rows as CSV)")
     for path in demo.found.get("images", []):
         demo.say(f"         {path}")
-    demo.say(f"  logs:  {demo.settings.state_path} (services and Ray)")
+    ray = demo.conveyor.record.services.get("ray")
+    if ray is not None and ray.work_dir:
+        demo.say(f"  logs:  {ray.work_dir}/session_latest/logs (the actors' structured logs, while the cluster runs)")
     demo.say("  commands (on a running cluster: `python run.py cluster start`, or `demo --keep-running`):")
     for command in (f"models list {model}", f"models show {model} {demo.found.get('best', '')}".rstrip(),
                     f"monitor {model} --alerts 5", f"lineage {model} production", f"audit --subject {model}",
