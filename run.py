@@ -15,6 +15,7 @@
     python run.py stream D          replay dataset D as events on the stream
     python run.py lineage M V       batches -> feature set -> model version -> deployments -> scores
     python run.py audit | schedule | data   the audit log, cron schedules, queries over the stores
+    python run.py demo              the whole pipeline end to end on bundled data (its own cluster)
 """
 
 from __future__ import annotations
@@ -92,11 +93,21 @@ def cluster_start(args) -> int:
     from storage import embedded
 
     settings = load(args)
-    began = time.monotonic()
     record = embedded.read_record(settings)
     if record is not None and any(embedded.service_alive(s) for s in record.services.values() if s.embedded):
         say(f"A cluster is already running in {settings.state_path}; `python run.py cluster status` shows it.")
         return EXIT_FAILED
+    start_cluster(settings)
+    say("  status: python run.py cluster status   stop: python run.py cluster stop")
+    return EXIT_OK
+
+
+def start_cluster(settings) -> None:
+    """Start the services and the supervision tree of ``settings``; returns once healthy. A
+    failed start stops what it started and raises."""
+    from storage import embedded
+
+    began = time.monotonic()
     say(f"Starting cluster {settings.cluster_name!r}, state in {settings.state_path}")
     record = embedded.start_services(settings, progress=lambda line: say(f"  {line}"))
     try:
@@ -117,8 +128,6 @@ def cluster_start(args) -> int:
         _disconnect()
     say(f"Cluster {settings.cluster_name!r} healthy in {time.monotonic() - began:.1f} s.")
     say(f"  state: {settings.state_path}")
-    say("  status: python run.py cluster status   stop: python run.py cluster stop")
-    return EXIT_OK
 
 
 # --- cluster stop ----------------------------------------------------------------------
@@ -151,14 +160,19 @@ def _stop(settings, record) -> list[int]:
 
 
 def cluster_stop(args) -> int:
+    return stop_cluster(load(args))
+
+
+def stop_cluster(settings) -> int:
+    """Stop the cluster recorded in ``settings``' state dir: exit 0 when no process is left."""
     from storage import embedded
 
-    settings = load(args)
     record = embedded.read_record(settings)
     if record is None:
         say(f"No cluster is recorded in {settings.state_path}; nothing to stop.")
         return EXIT_OK
     began = time.monotonic()
+    _disconnect()
     survivors = _stop(settings, record)
     if survivors:
         say(f"Stopped, but these processes would not die: {survivors}")
@@ -362,7 +376,9 @@ def models(args) -> int:
                 print(f"models: no candidate {args.model!r}" + (f" v{args.version}" if args.version else ""),
                       file=sys.stderr)
                 return EXIT_FAILED
-            found["images"] = _render_curves(settings, found)
+            from client.training import render_curves
+
+            found["images"] = render_curves(settings, found)
             found.pop("curves", None)
             run_info = await conveyor.training_progress(found["run_id"])
             if run_info is not None:
@@ -438,25 +454,6 @@ def score(args) -> int:
             return EXIT_OK
 
     return run_async(run, (ScoringRefused,), "score", (ScoringFailed, ClusterNotRunning), "score")
-
-
-def _render_curves(settings, candidate: dict) -> dict[str, str]:
-    """PNG files of the candidate's stored ROC and PR curves (drawn once, under the state dir)."""
-    from ml.curves import Curve, render_png
-
-    if not candidate.get("curves"):
-        return {}
-    curves = msgspec.msgpack.decode(candidate["curves"], type=dict[str, Curve])
-    folder = settings.state_path / "models" / candidate["model"] / f"v{candidate['version']}"
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for kind, curve in curves.items():
-        path = folder / f"{kind}.png"
-        if not path.exists():
-            render_png(curve, path, title=f"{candidate['model']} v{candidate['version']} ({candidate['name']}): "
-                                          f"{'ROC' if kind == 'roc' else 'precision-recall'}")
-        out[kind] = str(path)
-    return out
 
 
 def console(args) -> int:
@@ -622,6 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     from client.cli_monitor import register as register_monitor   # monitor
 
     register_monitor(commands)
+
+    from client.cli_demo import register as register_demo   # demo
+
+    register_demo(commands, load, start_cluster, stop_cluster)
     return parser
 
 

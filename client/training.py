@@ -114,3 +114,23 @@ async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None, poll_s
             return current
         await asyncio.sleep(poll_s)
     raise TimeoutError(f"training run {run_id} not finished after {timeout_s:.0f} s")
+
+
+def render_curves(settings, candidate: dict) -> dict[str, str]:
+    """PNG files of the candidate's stored ROC and PR curves (drawn once, under the state dir):
+    ``{"roc": path, "pr": path}``, empty when it has no curves."""
+    from ml.curves import Curve, render_png
+
+    if not candidate.get("curves"):
+        return {}
+    curves = msgspec.msgpack.decode(candidate["curves"], type=dict[str, Curve])
+    folder = settings.state_path / "models" / candidate["model"] / f"v{candidate['version']}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind, curve in curves.items():
+        path = folder / f"{kind}.png"
+        if not path.exists():
+            render_png(curve, path, title=f"{candidate['model']} v{candidate['version']} ({candidate['name']}): "
+                                          f"{'ROC' if kind == 'roc' else 'precision-recall'}")
+        out[kind] = str(path)
+    return out

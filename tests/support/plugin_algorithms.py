@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ml.algorithms import ParamSpec, register_algorithm
+from ml.demo_algorithms import SlowClassifier
 
 
 class NearestCentroid:
@@ -30,32 +31,6 @@ register_algorithm("test.nearest_centroid", NearestCentroid, task="classificatio
                    params={"shrink": ParamSpec(float, 0.0, min=0.0, max=1.0)}, replace=True)
 
 
-class SlowClassifier:
-    """A logistic regression whose predictions take ``delay_s``: a version that is late."""
-
-    def __init__(self, delay_s: float = 1.0) -> None:
-        from sklearn.linear_model import LogisticRegression
-
-        self.delay_s = delay_s
-        self.inner = LogisticRegression(max_iter=5000)
-
-    def fit(self, X, y):
-        self.inner.fit(X, y)
-        self.classes_ = self.inner.classes_
-        return self
-
-    def predict(self, X):
-        import time
-
-        time.sleep(self.delay_s)
-        return self.inner.predict(X)
-
-    def predict_proba(self, X):
-        import time
-
-        time.sleep(self.delay_s)
-        return self.inner.predict_proba(X)
-
-
+# A version that is late: the product's demo algorithm, under the tests' own name.
 register_algorithm("test.slow_classifier", SlowClassifier, task="classification",
                    params={"delay_s": ParamSpec(float, 1.0, min=0.0)}, replace=True)
