@@ -94,8 +94,14 @@ async def test_a_version_less_accurate_than_the_previous_one_is_rolled_back(conv
     await rolled_back(conveyor, model, 1)
     [alert] = [a for a in await conveyor.alerts(model) if a.kind == "accuracy"]
     assert alert.version == 2 and alert.rolled_back_to == 1 and alert.value < 0.2
-    summary = {v.version: v for v in await conveyor.monitoring(model)}
-    assert summary[1].accuracy > 0.9 and summary[2].n_observed == 120
+    from tests.support.waiting import eventually
+
+    async def every_outcome_joined():   # the rollback may come before the last outcomes are counted
+        found = {v.version: v for v in await conveyor.monitoring(model)}
+        return found if found.get(2) is not None and found[2].n_observed == 120 else None
+
+    summary = await eventually(every_outcome_joined, timeout_s=30, what="all 120 outcomes of v2 joined")
+    assert summary[1].accuracy > 0.9
     reason = await db.fetchval("SELECT detail->>'reason' FROM audit_log WHERE action = 'model.rollback'"
                                " AND subject = $1 ORDER BY id DESC LIMIT 1", model)
     assert reason.startswith("automatic: v2: accuracy")
