@@ -58,12 +58,19 @@ class LearningCalls:
 
         text = _config_text(config)
         parsed = check_learner_config(text)
+        import asyncpg
+
         pool = await self._db()
-        revision = await pool.fetchval(
-            "INSERT INTO learners (name, revision, stream, config) SELECT $1, COALESCE(max(revision), 0) + 1, $2, $3"
-            " FROM learners WHERE name = $1 RETURNING revision", parsed.name, parsed.stream, text)
-        await pool.execute("INSERT INTO audit_log (actor, action, subject, detail) VALUES ('client', 'learner.created',"
-                           " $1, $2::jsonb)", parsed.name, json.dumps({"revision": revision, "stream": parsed.stream}))
+        try:
+            async with pool.acquire() as conn, conn.transaction():     # the revision and its audit record together
+                revision = await conn.fetchval(
+                    "INSERT INTO learners (name, revision, stream, config) SELECT $1, COALESCE(max(revision), 0) + 1,"
+                    " $2, $3 FROM learners WHERE name = $1 RETURNING revision", parsed.name, parsed.stream, text)
+                await conn.execute("INSERT INTO audit_log (actor, action, subject, detail) VALUES ('client',"
+                                   " 'learner.created', $1, $2::jsonb)", parsed.name,
+                                   json.dumps({"revision": revision, "stream": parsed.stream}))
+        except asyncpg.UniqueViolationError:
+            raise LearnerRefused("name", f"{parsed.name!r} is being created by another caller; try again") from None
         await self._until_partitions(lambda active: active.get(parsed.name) == revision, timeout_s,
                                      f"learner {parsed.name} revision {revision} taken up")
         return {"name": parsed.name, "revision": revision, "stream": parsed.stream, "task": parsed.task}
