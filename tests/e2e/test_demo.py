@@ -50,7 +50,7 @@ def test_the_quick_demo_runs_every_stage_checks_itself_and_leaves_no_process(fre
     assert [title for title in STAGES if f" {title} ==" not in out] == []
     assert "[FAILED]" not in out and re.search(r"All \d+ checks passed\.", out)
     for check in ("every row stored", "one row per patient with both sources' features", "best deployable",
-                  "online accuracy at least", "batch accuracy at least", "progressive accuracy at least",
+                  "online accuracy of the model's answers at least", "batch accuracy at least", "progressive accuracy at least",
                   "the fallback answered while", "the monitor rolled production back to", "an alert says why",
                   "deploys and the rollback recorded", "online answers and the batch job recorded"):
         assert re.search(rf"\[ok\] [^\n]*{re.escape(check)}", out), check
