@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from client.cli_run import EXIT_OK, EXIT_USAGE
 
 
 def register(commands, load) -> None:
@@ -52,17 +51,13 @@ def register(commands, load) -> None:
     stream.set_defaults(run=lambda args: _stream(args, load))
 
 
-def _run(main, refused_as: str) -> int:
-    from client.errors import ClientError, Refused
+def _run(main, name: str) -> int:
+    from client.cli_run import Exit, run_command
 
     try:
-        return asyncio.run(main())
-    except Refused as exc:
-        print(f"{refused_as}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ClientError, TimeoutError) as exc:
-        print(f"{refused_as}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return run_command(main, name)
+    except Exit as exc:
+        return exc.code
 
 
 def _connect(args, load):

@@ -5,12 +5,11 @@ Exit 0 shown, 1 no cluster, 2 refused (the message names the field)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import msgspec
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from client.cli_run import EXIT_OK, EXIT_USAGE, Exit, run_command
 
 
 def _ms(value) -> str:
@@ -49,7 +48,6 @@ def summary_text(versions, alerts) -> str:
 
 def monitor(args) -> int:
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning, Refused
     from client.monitoring import check_model
     from storage.settings import load_settings
 
@@ -61,13 +59,9 @@ def monitor(args) -> int:
             return versions, alerts
 
     try:
-        versions, alerts = asyncio.run(main())
-    except Refused as exc:
-        print(f"monitor: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ClusterNotRunning, TimeoutError, OSError) as exc:
-        print(f"monitor: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        versions, alerts = run_command(main, "monitor")
+    except Exit as exc:
+        return exc.code
     if args.json:
         print(msgspec.json.encode({"versions": versions, "alerts": alerts}).decode(), flush=True)
     else:
@@ -77,7 +71,6 @@ def monitor(args) -> int:
 
 def restore(args) -> int:
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning, Refused
     from client.monitoring import check_model
     from storage.settings import load_settings
 
@@ -87,13 +80,9 @@ def restore(args) -> int:
             return await conveyor.restore(args.model)
 
     try:
-        done = asyncio.run(main())
-    except Refused as exc:
-        print(f"restore: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ClusterNotRunning, TimeoutError, OSError) as exc:
-        print(f"restore: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        done = run_command(main, "restore")
+    except Exit as exc:
+        return exc.code
     print(f"{args.model}: v{done['version']} is production again (v{done['previous']} stays live as previous).",
           flush=True)
     return EXIT_OK
