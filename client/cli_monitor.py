@@ -9,7 +9,7 @@ import sys
 
 import msgspec
 
-from client.cli_run import EXIT_OK, EXIT_USAGE, Exit, run_command
+from client.cli_run import EXIT_OK, Exit, run_command
 
 
 def _ms(value) -> str:
