@@ -368,7 +368,7 @@ def _csv_run(first_no: int, text: str, clean: bool, plan: CsvPlan, sink: Sink) -
     lines = text.split("\n")
     lines.pop()  # the text ends with a newline
     header, delimiter, n_columns = plan.header, plan.delimiter, plan.n_columns
-    key_index, time_index, rules = plan.key_index, plan.time_index, plan.rules
+    key_index, time_index = plan.key_index, plan.time_index
     partition, n_partitions, after = plan.partition, plan.n_partitions, plan.after_line
     big = plan.rules.max_field_bytes // 4
     values_json, records, crc32 = plan.values_json, sink.records, zlib.crc32

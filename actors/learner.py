@@ -25,7 +25,7 @@ from actors.learner_steps import PartitionState, StepEffects, apply_step
 from actors.worker import Worker
 from ml.errors import FieldError
 from storage.base import BatchEffects
-from storage.kafka import PartitionReader
+from storage.kafka import PartitionReader, reader_for
 from storage.postgres import KEEP_CHECKPOINTS
 from storage.settings import Settings
 
@@ -63,7 +63,10 @@ class LearnerWorker(Worker):
         from actors.wiring import import_plugins, ledger_for, pool_for
         from storage.redis_store import connect_redis
 
+        from ml.online_learning import import_river
+
         import_plugins(self.settings.plugins)      # a learner may use a user's own algorithm
+        await asyncio.to_thread(import_river)      # not in the loop when the first learner comes
         self.pool = await pool_for(self.settings, max_size=2)
         self.ledger = ledger_for(self.settings, self.pool)
         self._redis = connect_redis(self.settings.redis_url)
@@ -87,8 +90,7 @@ class LearnerWorker(Worker):
                       events_offset=self.learning.events_offset, learners=sorted(self.learning.learners))
 
     def _reader(self, topic: str, offset: int) -> PartitionReader:
-        return PartitionReader(self.settings.kafka_bootstrap, topic, self.partition,
-                               self.settings.kafka_fetch_max_wait_ms, self.settings.consumer_idle_backoff_s)
+        return reader_for(self.settings, topic, self.partition)
 
     async def _replay(self) -> int:
         rows = await self.pool.fetch(

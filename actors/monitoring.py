@@ -74,7 +74,7 @@ class Monitor(PartitionWorker):
 
     async def open(self) -> None:
         from storage.feature_store import RedisOnlineStore
-        from storage.kafka import PartitionReader, topic_partitions
+        from storage.kafka import reader_for, topic_partitions
         from storage.redis_store import connect_redis
 
         self._redis = connect_redis(self.settings.redis_url)
@@ -88,8 +88,7 @@ class Monitor(PartitionWorker):
             self.tracker.extra["observations"] = {}        # the broker's logs started again
         offsets = self.tracker.extra.setdefault("observations", {})
         for p in range(topic_partitions(self.settings).get("observations", 0)):
-            reader = PartitionReader(self.settings.kafka_bootstrap, "observations", p, self.fetch_max_wait_ms,
-                                     self.settings.consumer_idle_backoff_s)
+            reader = reader_for(self.settings, "observations", p, self.fetch_max_wait_ms)
             await reader.start(int(offsets.get(str(p), 0)))
             self._observers[p] = reader
 
@@ -160,7 +159,8 @@ class Monitor(PartitionWorker):
 
         offsets = self.tracker.extra["observations"]
         for p, reader in self._observers.items():
-            records = await reader.read(timeout_ms=0, max_records=self.settings.kafka_max_batch, idle_backoff=False)
+            records = await reader.read(timeout_ms=0, max_records=self.settings.kafka_max_batch, idle_backoff=False,
+                                        then_pause=True)      # not fetched in the background between steps
             for record in records:
                 try:
                     message = decode(record.value)

@@ -13,7 +13,7 @@ import time
 from actors.worker import Worker
 from messages.codec import DecodeFailed, decode, printable
 from storage.base import BatchEffects, Claim, DeadLetter, PartitionLedger
-from storage.kafka import PartitionReader, Record
+from storage.kafka import PartitionReader, Record, reader_for
 from storage.settings import Settings
 
 
@@ -88,9 +88,7 @@ class PartitionWorker(Worker):
             self.offset = checkpoint.source_offset if checkpoint.generation == self.claim.generation else 0
             self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
         await self.open()
-        self._reader = PartitionReader(self.settings.kafka_bootstrap, self.topic, self.partition,
-                                       self.fetch_max_wait_ms or self.settings.kafka_fetch_max_wait_ms,
-                                       self.settings.consumer_idle_backoff_s)
+        self._reader = reader_for(self.settings, self.topic, self.partition, self.fetch_max_wait_ms)
         await self._reader.start(self.offset)
         self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)
 

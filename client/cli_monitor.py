@@ -5,7 +5,6 @@ Exit 0 shown, 1 no cluster, 2 refused (the message names the field)."""
 
 from __future__ import annotations
 
-import sys
 
 import msgspec
 

@@ -30,6 +30,25 @@ from typing import Any
 from ml.errors import FieldError
 
 
+def import_river() -> None:
+    """Import the River modules the registry's online algorithms, drift detectors and
+    metrics use (about a second here, far longer on a starved machine): a learner
+    partition does it once while starting, in a thread, instead of in its event loop when
+    the first learner arrives.
+
+    >>> import_river()
+    """
+    import river.compose  # noqa: F401
+    import river.drift  # noqa: F401
+    import river.forest  # noqa: F401
+    import river.linear_model  # noqa: F401
+    import river.metrics  # noqa: F401
+    import river.optim  # noqa: F401
+    import river.preprocessing  # noqa: F401
+    import river.time_series  # noqa: F401
+    import river.tree  # noqa: F401
+
+
 def _predicts_from_proba(model) -> bool:
     """Whether ``model.predict_one`` is River's default: the most probable class of
     ``predict_proba_one`` (a pipeline's transforms being the same for both)."""

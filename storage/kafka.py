@@ -94,14 +94,34 @@ class Record:
     value: bytes
 
 
+def idle_pause_s(empty_reads: int, first_s: float, most_s: float) -> float:
+    """How long a reader pauses before its next read after ``empty_reads`` empty reads in a
+    row: nothing after records, then ``first_s`` doubling per empty read up to ``most_s``.
+
+    >>> [idle_pause_s(n, 0.1, 0.5) for n in range(5)]
+    [0.0, 0.1, 0.2, 0.4, 0.5]
+    """
+    if not empty_reads:
+        return 0.0
+    return min(most_s, first_s * 2 ** min(empty_reads - 1, 16))
+
+
+def reader_for(settings, topic: str, partition: int, fetch_max_wait_ms: int | None = None) -> PartitionReader:
+    """A `PartitionReader` with the settings' fetch wait and idle back-off."""
+    return PartitionReader(settings.kafka_bootstrap, topic, partition,
+                           fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms,
+                           settings.consumer_idle_backoff_s, settings.consumer_idle_backoff_max_s)
+
+
 class PartitionReader:
     """Reads one topic partition from a given offset, in batches."""
 
     def __init__(self, bootstrap: str, topic: str, partition: int, fetch_max_wait_ms: int,
-                 idle_backoff_s: float = 0.0) -> None:
+                 idle_backoff_s: float = 0.0, idle_backoff_max_s: float | None = None) -> None:
         self._tp = TopicPartition(topic, partition)
         self._idle_backoff_s = idle_backoff_s
-        self._idle = False
+        self._idle_backoff_max_s = max(idle_backoff_s, idle_backoff_max_s or 0.0)
+        self._idle = 0          # empty reads in a row
         self._paused = False
         #: After an idle pause, fetch only this long before pausing again: a getmany that waits
         #: its whole timeout on an empty partition sends a fetch every fetch_max_wait_ms.
@@ -119,29 +139,39 @@ class PartitionReader:
     async def read(self, timeout_ms: int, max_records: int, idle_backoff: bool = True,
                    then_pause: bool = False) -> list[Record]:
         """The next records, waiting up to ``timeout_ms``. After an empty read the partition
-        is paused for ``idle_backoff_s`` first: the fetcher long-polls every few ms while a
-        partition is assigned (fetch_max_wait_ms), which keeps idle clusters busy. A worker
-        busy with other work between reads passes ``idle_backoff=False``, and
-        ``then_pause=True`` to keep the partition paused until its next read."""
-        if self._paused:
+        is paused first, for ``idle_backoff_s``, doubled after every further empty read up to
+        ``idle_backoff_max_s``: the fetcher long-polls every few ms while a partition is
+        assigned (fetch_max_wait_ms), which keeps idle clusters busy. The first record after
+        a quiet spell therefore waits up to ``idle_backoff_max_s``; a busy partition never
+        pauses. A worker busy with other work between reads passes ``idle_backoff=False``,
+        and ``then_pause=True`` to keep the partition paused until its next read."""
+        if self._paused:      # nothing was fetched meanwhile: give one fetch time to answer
             self._consumer.resume(self._tp)
             self._paused = False
+            timeout_ms = max(timeout_ms, self._idle_window_ms)
         if self._idle and self._idle_backoff_s > 0 and idle_backoff:
             self._consumer.pause(self._tp)
             try:
-                await asyncio.sleep(self._idle_backoff_s)
+                await asyncio.sleep(self.idle_pause_s())
             finally:
                 self._consumer.resume(self._tp)
             timeout_ms = min(timeout_ms, self._idle_window_ms)
+        batch = {}
         try:
             batch = await self._consumer.getmany(self._tp, timeout_ms=timeout_ms, max_records=max_records)
         finally:
-            if then_pause:
+            # Paused until the next read when asked, and after an empty read: an idle
+            # partition left assigned is fetched every few ms in the background (a worker
+            # reading two topics in turn would poll one while it waits on the other).
+            if then_pause or not batch.get(self._tp):
                 self._consumer.pause(self._tp)
                 self._paused = True
         records = [Record(m.offset, m.key, m.value) for m in batch.get(self._tp, [])]
-        self._idle = not records
+        self._idle = 0 if records else self._idle + 1
         return records
+
+    def idle_pause_s(self) -> float:
+        return idle_pause_s(self._idle, self._idle_backoff_s, self._idle_backoff_max_s)
 
     def seek(self, offset: int) -> None:
         self._consumer.seek(self._tp, offset)
