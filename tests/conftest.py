@@ -9,8 +9,9 @@ import pytest
 
 from tests.support.cluster import CliCluster
 
-#: The session cluster's plugin: a user's own algorithm (tests/support/plugin_algorithms.py).
-PLUGINS = "tests.support.plugin_algorithms"
+#: The session cluster's plugins: a user's own algorithm (tests/support/plugin_algorithms.py) and
+#: the demo's deliberately slow classifier (the quick demo runs on the session cluster).
+PLUGINS = "tests.support.plugin_algorithms,ml.demo_algorithms"
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def test_start_when_running_refuses(cluster):
 
 def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_process():
     secret = "s3cret-signing-key-never-printed"
-    other = CliCluster.fresh(CONVEYOR_SIGNING_KEY=secret)
+    other = CliCluster.small(CONVEYOR_SIGNING_KEY=secret)
     try:
         other.start()
         status = other.run("cluster", "status", "--json")

@@ -34,7 +34,7 @@ def external_services():
 
 def test_cluster_uses_external_services_and_leaves_them_running(cluster, external_services):
     ray_record = json.loads((cluster.state_dir / "cluster.json").read_text())
-    other = CliCluster.fresh(
+    other = CliCluster.small(
         CONVEYOR_POSTGRES_DSN=external_services["postgres"].address,
         CONVEYOR_REDIS_URL=external_services["redis"].address,
         CONVEYOR_KAFKA_BOOTSTRAP=external_services["kafka"].address,
