@@ -254,11 +254,18 @@ def ingest(args) -> int:
 
 def features(args) -> int:
     from actors.batch_parse import IngestError
+    from client.cli_run import Exit, run_command
     from client.connection import Conveyor
-    from client.errors import SubmitRefused
     from ml.transforms import FeatureSpecError
 
     settings = load(args)
+    spec = None
+    if args.action == "set":      # a spec that cannot be read is the caller's to fix, before connecting
+        try:
+            spec = open(args.spec, encoding="utf-8").read()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"features: cannot read the spec {args.spec!r}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
 
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
@@ -268,7 +275,6 @@ def features(args) -> int:
                     "has features.")
                 return EXIT_OK
             if args.action == "set":
-                spec = open(args.spec, encoding="utf-8").read()
                 await conveyor.set_feature_spec(args.dataset, spec)
                 say(f"Feature spec of {args.dataset!r} set; batches ingested from now on are prepared with it.")
                 return EXIT_OK
@@ -280,8 +286,10 @@ def features(args) -> int:
             return EXIT_OK
 
     try:
-        return asyncio.run(run())
-    except (FeatureSpecError, IngestError, SubmitRefused, OSError, UnicodeDecodeError) as exc:
+        return run_command(run, "features")
+    except Exit as exc:
+        return exc.code
+    except (FeatureSpecError, IngestError) as exc:
         print(f"features: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -191,6 +191,19 @@ def test_status_and_stop_without_a_cluster():
     assert stop.returncode == 0 and "nothing to stop" in stop.stdout
 
 
+@pytest.mark.parametrize("args", [
+    ["models", "list"], ["score", "m", "--features", "{}"], ["features", "get", "d", "k"], ["features", "join", "j", "a"],
+    ["learners", "list"], ["monitor"], ["audit"], ["data", "batches"], ["lineage", "m", "1"], ["schedule", "list"],
+    ["batch-score", "m"], ["restore", "m"], ["ingest", "d", "/dev/null"], ["models", "deploy", "m"],
+])
+def test_a_command_without_a_cluster_exits_1_saying_so_without_a_traceback(args):
+    cli = CliCluster.fresh()
+    done = cli.run(*args, timeout=60)
+    cli.discard()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no cluster is recorded" in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
 @pytest.mark.parametrize("args", [[], ["cluster"], ["cluster", "start"], ["cluster", "status"],
                                   ["cluster", "stop"], ["console"]])
 def test_every_command_has_help(args):
