@@ -146,7 +146,7 @@ async def stream_learning(demo) -> None:
     from client.streaming import build_events, dataset_rows, replay
 
     c, name = demo.conveyor, demo.name("phishing")
-    made = await c.create_learner(data.learner_config(name, name))
+    made = await c.create_learner(data.learner_config(name, name), timeout_s=120)   # a loaded machine is slow
     demo.say(f"  learner {name} r{made['revision']} (River StandardScaler | LogisticRegression) on stream {name}")
     n = demo.sizes["learn_events"]
     events = build_events(dataset_rows("phishing"), name, entity_key="site", limit=n)
