@@ -22,10 +22,11 @@ import re
 import msgspec
 
 from client.errors import Refused
+from messages.types import NAME_RE
 
 MAX_LIMIT = 10_000
 ANSWERERS = ("primary", "fallback", "baseline", "cache")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")     # messages.types.Name
+_NAME = NAME_RE
 _HEX_ID = re.compile(r"^[0-9a-f]{8,64}\Z")
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import re
 import time
 
 import msgspec
 
 from client.errors import ClientError, Refused
+from messages.types import NAME_RE
 
 #: A model name: what messages.types.Name allows.
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
+NAME = NAME_RE      # what a model or learner name may be
 ALIASES = ("production", "previous", "canary")
 MAX_REQUEST_BYTES = 1 << 20
 

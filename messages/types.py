@@ -4,14 +4,21 @@ names and topic keys are), bounded text, and bounded payloads."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import msgspec
 
+#: What a user's name may be (the same rule lives in ml.transforms.NAME_PATTERN: ml imports
+#: nothing of the project).
+NAME_RULE = r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z"
+#: :data:`NAME_RULE` compiled, for checks outside a message (``NAME_RE.match(value)``).
+NAME_RE = re.compile(NAME_RULE)
+
 #: A name chosen by a user: a dataset, stream, model or feature name.
 Name = Annotated[
     str,
-    msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z", max_length=63,
+    msgspec.Meta(pattern=NAME_RULE, max_length=63,
                  description="letters, digits, '_', '.', '-'; starts with a letter; at most 63"),
 ]
 

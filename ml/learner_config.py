@@ -34,11 +34,12 @@ import re
 import msgspec
 
 from ml.errors import FieldError
+from ml.transforms import NAME_PATTERN
 
 __all__ = ["LearnerConfig", "LearnerConfigError", "ModelChoice", "Promotion", "parse_learner_config"]
 
 MAX_CONFIG_BYTES = 16 * 1024
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
+_NAME = NAME_PATTERN
 _FIELD = re.compile(r"^[^\x00-\x1f\x7f]{1,128}\Z")
 #: The progressive metric a promotion compares, and whether higher is better.
 METRICS = {"classification": {"accuracy": True}, "regression": {"mae": False}}

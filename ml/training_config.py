@@ -40,6 +40,7 @@ import msgspec
 import numpy as np
 
 from ml.errors import FieldError
+from ml.transforms import NAME_PATTERN
 
 __all__ = ["CandidateConfig", "CandidatePlan", "SplitConfig", "TrainingConfig", "TrainingConfigError",
            "TrainingPlan", "parse_config", "plan_training"]
@@ -47,7 +48,7 @@ __all__ = ["CandidateConfig", "CandidatePlan", "SplitConfig", "TrainingConfig", 
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_CANDIDATES = 32
 MAX_TRIALS = 256
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
+_NAME = NAME_PATTERN
 #: Algorithms whose coefficients can be split into blocks, each updated by its own actor.
 BLOCK_ALGORITHMS = ("sklearn.logistic_regression", "sklearn.linear_regression")
 DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse", "clustering": "silhouette",
