@@ -48,16 +48,14 @@ def progress_printer(describe):
     return show
 
 
-def run_async(main, refused: tuple = (), refused_as: str = "", failed: tuple = (), failed_as: str = "") -> int:
+def run_async(main, name: str) -> int:
     """``asyncio.run(main())``: a refused request exits 2, a failed one 1, each with its reason."""
+    from client.cli_run import Exit, run_command
+
     try:
-        return asyncio.run(main())
-    except refused as exc:
-        print(f"{refused_as}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except failed as exc:
-        print(f"{failed_as}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return run_command(main, name)
+    except Exit as exc:
+        return exc.code
 
 
 def load(args):
@@ -296,8 +294,6 @@ def features(args) -> int:
 
 def train(args) -> int:
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning, SubmitRefused
-    from client.training import TrainingFailed, TrainingRefused
 
     settings = load(args)
     show = progress_printer(lambda p: f"  {p.model}: {p.state}, {p.n_trained}/{p.n_candidates or '?'} candidates"
@@ -332,8 +328,7 @@ def train(args) -> int:
             say(f"Details: python run.py models show {done.model}")
             return EXIT_OK
 
-    return run_async(run, (TrainingRefused, SubmitRefused), "cannot train",
-                     (TrainingFailed, ClusterNotRunning, TimeoutError), "training failed")
+    return run_async(run, "train")
 
 
 def _number(value) -> str:
@@ -342,8 +337,6 @@ def _number(value) -> str:
 
 def models(args) -> int:
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning
-    from client.scoring import DeploymentRefused
 
     settings = load(args)
 
@@ -410,13 +403,11 @@ def models(args) -> int:
                 say(f"{kind + ' curve':<15} {path}")
             return EXIT_OK
 
-    return run_async(run, (DeploymentRefused,), f"models {args.action}", (ClusterNotRunning, TimeoutError), "models")
+    return run_async(run, f"models {args.action}")
 
 
 def batch_score(args) -> int:
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning
-    from client.scoring import DeploymentRefused, ScoringFailed
 
     settings = load(args)
     show = progress_printer(lambda p: f"  {p['model']}: {p['state']}, {p['rows_done']:,}/{p['n_rows'] or 0:,} rows"
@@ -433,14 +424,11 @@ def batch_score(args) -> int:
                 f"{done['feature_set_id']} (results: client.batch_scores({job!r})).")
             return EXIT_OK
 
-    return run_async(run, (DeploymentRefused,), "batch-score", (ScoringFailed, ClusterNotRunning, TimeoutError),
-                     "batch-score")
+    return run_async(run, "batch-score")
 
 
 def score(args) -> int:
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning
-    from client.scoring import ScoringFailed, ScoringRefused
 
     settings = load(args)
     try:
@@ -461,7 +449,7 @@ def score(args) -> int:
             say(msgspec.json.encode(result).decode())
             return EXIT_OK
 
-    return run_async(run, (ScoringRefused,), "score", (ScoringFailed, ClusterNotRunning), "score")
+    return run_async(run, "score")
 
 
 def console(args) -> int:

@@ -12,16 +12,14 @@ nothing found, 2 refused: the message names the field).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from client.cli_run import EXIT_OK
 
 
 def _run(args, query, text) -> int:
     """Connect, ``await query(conveyor)``, print its JSON (``--json``) or ``text(result)``."""
+    from client.cli_run import Exit, run_command
     from client.connection import Conveyor
-    from client.errors import ClusterNotRunning, Refused
     from client.ops_text import json_text
     from storage.settings import load_settings
 
@@ -30,13 +28,9 @@ def _run(args, query, text) -> int:
             return await query(conveyor)
 
     try:
-        found = asyncio.run(main())
-    except Refused as exc:
-        print(f"{args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ClusterNotRunning, TimeoutError, OSError) as exc:
-        print(f"{args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        found = run_command(main, args.command)
+    except Exit as exc:
+        return exc.code
     if getattr(args, "json", False):
         print(json_text(found), flush=True)
     else:
