@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import csv
 import json
 import math
@@ -167,6 +168,29 @@ class Cluster:
         if done.returncode != 0:
             raise RuntimeError(f"cluster start exited {done.returncode}:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
         return elapsed
+
+    @contextlib.contextmanager
+    def joined(self, errors: list[str], **settings_env: str):
+        """Start the cluster and join its Ray as a driver; yield its settings. Ray is always
+        left and the cluster always stopped (what went wrong stopping it goes to ``errors``)."""
+        from storage import embedded
+        from storage.settings import load_settings
+
+        try:
+            self.start()
+            settings = load_settings(None, {"CONVEYOR_STATE_DIR": str(self.state), "CONVEYOR_CLUSTER_NAME": self.name,
+                                            **settings_env})
+            record = embedded.read_record(settings)
+            embedded.prepare_ray_environment(record.ray_token_path)   # before Ray is imported
+            from actors.remote import connect, disconnect
+
+            connect(embedded.resolve(settings, record).ray_address, self.name)
+            try:
+                yield settings
+            finally:
+                disconnect()
+        finally:
+            errors.extend(self.stop())
 
     def _read_record(self) -> None:
         self.services = json.loads(self.record_file.read_text())["services"]

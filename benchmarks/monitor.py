@@ -126,34 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     _project_on_path()
     from benchmarks.ingest import Cluster
     from benchmarks.report import print_errors
-    from storage import embedded
 
     errors: list[str] = []
     cluster = Cluster()
     result = None
+    print(f"starting a cluster in {cluster.state} ...", flush=True)
     try:
-        print(f"starting a cluster in {cluster.state} ...", flush=True)
-        cluster.start()
-        from storage.settings import load_settings
-
-        settings = load_settings(None, {"CONVEYOR_STATE_DIR": str(cluster.state),
-                                        "CONVEYOR_CLUSTER_NAME": cluster.name})
-        record = embedded.read_record(settings)
-        embedded.prepare_ray_environment(record.ray_token_path)   # before Ray is imported
-        from actors.remote import connect
-
-        connect(embedded.resolve(settings, record).ray_address, cluster.name)
-        result = asyncio.run(measure(cluster, args.requests, args.block))
+        with cluster.joined(errors):
+            result = asyncio.run(measure(cluster, args.requests, args.block))
     except Exception as exc:
         import traceback
 
         errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-    finally:
-        if "ray" in sys.modules:
-            from actors.remote import disconnect
-
-            disconnect()
-        errors.extend(cluster.stop())
     if result:
         report(result)
     print_errors(errors)

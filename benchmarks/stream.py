@@ -71,32 +71,18 @@ async def through_conveyor(settings, rows: list[tuple[dict, bool]]) -> dict:
 
 def run_one(partitions: int, rows, errors: list[str]) -> dict | None:
     from benchmarks.ingest import Cluster
-    from storage import embedded
-    from storage.settings import load_settings
 
     cluster = Cluster()
     cluster.env["CONVEYOR_TOPIC_PARTITIONS"] = str(partitions)
+    print(f"starting a cluster with {partitions} partition(s) in {cluster.state} ...", flush=True)
     try:
-        print(f"starting a cluster with {partitions} partition(s) in {cluster.state} ...", flush=True)
-        cluster.start()
-        settings = load_settings(None, {"CONVEYOR_STATE_DIR": str(cluster.state), "CONVEYOR_CLUSTER_NAME": cluster.name,
-                                        "CONVEYOR_TOPIC_PARTITIONS": str(partitions)})
-        record = embedded.read_record(settings)
-        embedded.prepare_ray_environment(record.ray_token_path)   # before Ray is imported
-        from actors.remote import connect, disconnect
-
-        connect(embedded.resolve(settings, record).ray_address, cluster.name)
-        try:
+        with cluster.joined(errors, CONVEYOR_TOPIC_PARTITIONS=str(partitions)) as settings:
             return asyncio.run(through_conveyor(settings, rows))
-        finally:
-            disconnect()
     except Exception as exc:
         import traceback
 
         errors.append(f"{partitions} partition(s): {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         return None
-    finally:
-        errors.extend(cluster.stop())
 
 
 def child(partitions: int, n_events: int) -> int:

@@ -1,0 +1,194 @@
+"""Faults injected into a running cluster while it works, reproducibly from a seed, and
+what they cost: records in vs. stored and learned (lost, duplicated), requests answered
+in their deadline, and how long each killed or frozen actor took to run again.
+
+Used by ``tests/chaos/`` (a short run on the session cluster) and by
+``benchmarks/chaos.py`` (the long run whose table goes into RELIABILITY.md).
+
+A fault is a SIGKILL of an actor's process, or a SIGSTOP for ``freeze_s`` then SIGCONT
+(a process frozen longer than the supervisor's missed-heartbeat allowance is killed and
+restarted by it: three missed heartbeats, about 4.5 s with the default settings, since
+each ping waits twice the 0.5 s interval; a shorter freeze is a stall the actor rides
+out). Targets are actor ids of the supervision tree or serving replicas
+(``serve.MODEL.vN.rK``), whose pids the cluster reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import statistics
+import time
+from dataclasses import dataclass, field
+
+#: Actors the streaming path crosses; a plan draws its targets from these (those that exist).
+STREAM_TARGETS = ("root.ingest.events-{p}", "root.learn.learner-{p}", "root.outbox", "root.scores", "root.monitor")
+
+
+#: A thawed process still running as itself this long after SIGCONT was not declared hung.
+SURVIVOR_S = 5.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    at_s: float          # seconds after the load started
+    action: str          # "kill" or "freeze"
+    target: str          # actor id or replica name
+    freeze_s: float = 0.0
+
+
+def plan_faults(seed: int, n_faults: int, duration_s: float, targets: list[str], freeze_share: float = 0.25,
+                freeze_s: float = 2.5) -> list[Fault]:
+    """``n_faults`` faults spread over ``duration_s`` (one per equal slot, at a seeded point
+    in its middle half), each on a seeded target; the same seed gives the same plan.
+
+    >>> [(f.action, f.target) for f in plan_faults(3, 3, 30.0, ["a", "b"])]
+    [('freeze', 'b'), ('kill', 'a'), ('kill', 'b')]
+    >>> plan_faults(3, 3, 30.0, ["a", "b"]) == plan_faults(3, 3, 30.0, ["a", "b"])
+    True
+    """
+    rng = random.Random(seed)
+    slot = duration_s / max(n_faults, 1)
+    faults = []
+    for i in range(n_faults):
+        action = "freeze" if rng.random() < freeze_share else "kill"
+        faults.append(Fault(at_s=round(slot * (i + 0.25 + 0.5 * rng.random()), 3), action=action,
+                            target=rng.choice(sorted(targets)), freeze_s=freeze_s if action == "freeze" else 0.0))
+    return faults
+
+
+@dataclass
+class FaultResult:
+    fault: Fault
+    pid: int | None = None
+    recovered_s: float | None = None   # from the fault (a freeze's start) until it ran again
+    restarted: bool = False            # a new process took over (a frozen one was killed by its supervisor)
+    error: str = ""
+
+
+async def tree_pid(conveyor, actor_id: str) -> tuple[int | None, str]:
+    """(pid, state) of an actor of the tree, (None, "") when it is not there."""
+    try:
+        actor = (await conveyor.status()).actor(actor_id)
+    except KeyError:
+        return None, ""
+    return actor.pid, actor.state
+
+
+async def replica_pid(runtime, name: str) -> tuple[int | None, str]:
+    """(pid, "running") of a serving replica that answers, (None, "") otherwise."""
+    handle = runtime.lookup(name)
+    if handle is None:
+        return None, ""
+    try:
+        pid = await runtime.call(handle, "pid", 2.0)
+        loaded = (await runtime.call(handle, "call", 2.0, "stats"))["loaded"]
+    except Exception:
+        return None, ""
+    return pid, "running" if loaded else "starting"
+
+
+async def inject(fault: Fault, pid_of, started: float, recover_timeout_s: float = 60.0) -> FaultResult:
+    """Wait for the fault's time, apply it, and wait until the target runs again: in a new
+    process, or (a freeze the supervisor did not act on) the same one, thawed."""
+    await asyncio.sleep(max(0.0, started + fault.at_s - time.monotonic()))
+    result = FaultResult(fault)
+    pid, state = await pid_of(fault.target)
+    if pid is None or state != "running":
+        result.error = f"{fault.target} not running ({state or 'absent'}) at its fault time"
+        return result
+    result.pid = pid
+    began = time.monotonic()
+    try:
+        if fault.action == "kill":
+            os.kill(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGSTOP)
+            await asyncio.sleep(fault.freeze_s)
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass                     # killed by its supervisor meanwhile: what should happen
+            thawed_s = time.monotonic() - began
+    except ProcessLookupError:
+        result.error = f"{fault.target} pid {pid} was already gone"
+        return result
+    while time.monotonic() - began < recover_timeout_s:
+        now_pid, state = await pid_of(fault.target)
+        if state == "running" and now_pid is not None and now_pid != pid:
+            result.recovered_s, result.restarted = time.monotonic() - began, True
+            return result
+        if fault.action == "freeze" and state == "running" and now_pid == pid and not _frozen(pid) \
+                and time.monotonic() - began > thawed_s + SURVIVOR_S:     # thawed, and it was not replaced
+            result.recovered_s = thawed_s
+            return result
+        await asyncio.sleep(0.05)
+    result.error = f"{fault.target} not running again {recover_timeout_s:.0f} s after the {fault.action}"
+    return result
+
+
+def _frozen(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
+@dataclass
+class ScoringTally:
+    """Requests sent while faults happen: answered in the deadline, late, failed; by answerer."""
+    deadline_ms: float
+    latencies_ms: list[float] = field(default_factory=list)
+    by: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, result) -> None:
+        self.latencies_ms.append(result.latency_ms)
+        self.by[result.answered_by] = self.by.get(result.answered_by, 0) + 1
+
+    @property
+    def n(self) -> int:
+        return len(self.latencies_ms) + len(self.failed)
+
+    @property
+    def in_deadline(self) -> int:
+        return sum(1 for ms in self.latencies_ms if ms <= self.deadline_ms)
+
+    def availability(self) -> float:
+        """Share of requests answered within their deadline (a fallback's answer counts)."""
+        return self.in_deadline / self.n if self.n else 0.0
+
+
+async def keep_scoring(score, tally: ScoringTally, stop: asyncio.Event, pause_s: float = 0.01) -> None:
+    """Call ``score(i)`` until ``stop`` is set, counting every outcome in ``tally``."""
+    i = 0
+    while not stop.is_set():
+        try:
+            tally.add(await score(i))
+        except Exception as exc:      # every failure is counted, none ends the run
+            tally.failed.append(f"{type(exc).__name__}: {exc}"[:200])
+        i += 1
+        await asyncio.sleep(pause_s)
+
+
+async def send_at_rate(submit, items: list, rate: float, batch: int = 200) -> float:
+    """Submit ``items`` in batches at about ``rate`` per second; the seconds it took."""
+    began = time.monotonic()
+    for at in range(0, len(items), batch):
+        await asyncio.sleep(max(0.0, began + at / rate - time.monotonic()))
+        await submit(items[at:at + batch])
+    return time.monotonic() - began
+
+
+def recovery_summary(results: list[FaultResult]) -> dict:
+    """Recovery figures per action: count, recovered, p50 and max seconds."""
+    out = {}
+    for action in ("kill", "freeze"):
+        times = [r.recovered_s for r in results if r.fault.action == action and r.recovered_s is not None]
+        total = sum(1 for r in results if r.fault.action == action)
+        out[action] = {"n": total, "recovered": len(times),
+                       "p50_s": statistics.median(times) if times else None, "max_s": max(times) if times else None}
+    return out
