@@ -101,32 +101,38 @@ async def inject(fault: Fault, pid_of, started: float, recover_timeout_s: float 
         return result
     result.pid = pid
     began = time.monotonic()
+    thawed_s = None
     try:
-        if fault.action == "kill":
-            os.kill(pid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGSTOP)
-            await asyncio.sleep(fault.freeze_s)
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass                     # killed by its supervisor meanwhile: what should happen
-            thawed_s = time.monotonic() - began
+        os.kill(pid, signal.SIGKILL if fault.action == "kill" else signal.SIGSTOP)
     except ProcessLookupError:
         result.error = f"{fault.target} pid {pid} was already gone"
         return result
     while time.monotonic() - began < recover_timeout_s:
+        if fault.action == "freeze" and thawed_s is None and time.monotonic() - began >= fault.freeze_s:
+            _thaw(pid)
+            thawed_s = time.monotonic() - began
         now_pid, state = await pid_of(fault.target)
         if state == "running" and now_pid is not None and now_pid != pid:
             result.recovered_s, result.restarted = time.monotonic() - began, True
+            if thawed_s is None:
+                _thaw(pid)          # replaced while frozen: its supervisor killed it (never leave one stopped)
             return result
-        if fault.action == "freeze" and state == "running" and now_pid == pid and not _frozen(pid) \
+        if thawed_s is not None and state == "running" and now_pid == pid and not _frozen(pid) \
                 and time.monotonic() - began > thawed_s + SURVIVOR_S:     # thawed, and it was not replaced
             result.recovered_s = thawed_s
             return result
         await asyncio.sleep(0.05)
+    if thawed_s is None:
+        _thaw(pid)
     result.error = f"{fault.target} not running again {recover_timeout_s:.0f} s after the {fault.action}"
     return result
+
+
+def _thaw(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
 
 
 def _frozen(pid: int) -> bool:
