@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""Sustained load: streaming and scoring at a steady rate for minutes; latency percentiles
+and the memory of every process of the cluster over time.
+
+    python benchmarks/soak.py [--minutes M] [--rate R] [--sample-s S] [--write FILE]
+                              # default 10 minutes, 500 events/s, a sample every 30 s
+
+A fresh embedded cluster (always stopped again) gets the model and the learner of
+benchmarks/chaos.py. Then, for M minutes, events of River's seeded Agrawal stream are
+submitted at R per second (learned by the learner, stored by stream ingestion), and two
+callers score one request at a time (the deployed model and the live learner, deadline
+100 ms). Every S seconds the resident memory (USS) of every process of the cluster is
+sampled (PostgreSQL, Redis, the broker, Ray's own processes, every actor), with the
+scoring latencies of that interval.
+
+Figures: per interval, p50/p99 latency of each caller and the cluster's memory; growth of
+memory from the first sample after the warm-up interval to the last, in total and for
+the process that grew most; the floor is the same run's first interval (the cluster
+under the same load before time could add anything). Goal (issue 8): memory growth
+<= 10% over an hour-equivalent of sustained load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_GROWTH = 0.10
+
+
+def _project_on_path() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def memory_by_process(cluster) -> dict[int, tuple[str, float]]:
+    """{pid: (what, MiB)} of every process of the cluster (USS, RSS where USS is not readable)."""
+    import psutil
+
+    from benchmarks.startup import _processes_marked
+
+    procs: dict[int, psutil.Process] = {}
+    for service in cluster.services.values():
+        for pid in service.get("pids", []):
+            try:
+                proc = psutil.Process(pid)
+                procs.update({p.pid: p for p in [proc, *proc.children(recursive=True)]})
+            except psutil.Error:
+                continue
+    for proc in _processes_marked([str(cluster.state), cluster.work_dir]):
+        procs[proc.pid] = proc
+    out = {}
+    for pid, proc in procs.items():
+        try:
+            try:
+                used = proc.memory_full_info().uss
+            except (psutil.AccessDenied, AttributeError):
+                used = proc.memory_info().rss
+            out[pid] = (" ".join(proc.cmdline())[:60] or proc.name(), used / 2**20)
+        except psutil.Error:
+            continue
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+async def run(cluster, settings, args) -> dict:
+    from benchmarks.chaos import DEADLINE_MS, deploy_model
+    from client.connection import Conveyor
+    from tests.chaos.harness import ScoringTally, keep_scoring, send_at_rate
+    from tests.chaos.test_stream_chaos import agrawal_events
+
+    n_events = int(args.minutes * 60 * args.rate)
+    async with Conveyor.connect(settings) as conveyor:
+        print("  training and deploying a model ...", flush=True)
+        model, rows = await deploy_model(conveyor, cluster.state)
+        name, stream = "soak", "soakstream"
+        await conveyor.create_learner(f'name = "{name}"\nstream = "{stream}"\nlabel = "label"\n'
+                                      '[model]\nalgorithm = "river.logistic_regression"\n', timeout_s=120)
+        events = agrawal_events(stream, n_events, n_entities=1000)
+        features = [{k: v for k, v in e.values.items() if k != "label"} for e in events[:1000]]
+        await conveyor.submit_many(events[:1000])
+        await conveyor.wait_learned(name, 1000, timeout_s=300)
+        model_tally, learner_tally = ScoringTally(DEADLINE_MS), ScoringTally(DEADLINE_MS)
+        stop = asyncio.Event()
+        scorers = [asyncio.ensure_future(keep_scoring(
+                       lambda i: conveyor.score(model, rows[i % len(rows)], deadline_ms=DEADLINE_MS), model_tally, stop)),
+                   asyncio.ensure_future(keep_scoring(
+                       lambda i: conveyor.score_online(name, features[i % len(features)], deadline_ms=DEADLINE_MS),
+                       learner_tally, stop))]
+        print(f"  {args.minutes:g} minutes: {n_events:,} events at {args.rate:,.0f}/s, two callers scoring ...",
+              flush=True)
+        sender = asyncio.ensure_future(send_at_rate(conveyor.submit_many, events[1000:], args.rate))
+        samples, seen = [], (0, 0)
+        began = time.monotonic()
+        try:
+            while not sender.done():
+                await asyncio.wait([sender], timeout=args.sample_s)
+                memory = await asyncio.to_thread(memory_by_process, cluster)
+                now = (len(model_tally.latencies_ms), len(learner_tally.latencies_ms))
+                samples.append({"t": time.monotonic() - began, "memory": memory,
+                                "model": model_tally.latencies_ms[seen[0]:now[0]],
+                                "learner": learner_tally.latencies_ms[seen[1]:now[1]]})
+                seen = now
+                s = samples[-1]
+                print(f"    {s['t']:6.0f} s  memory {sum(m for _, m in memory.values()):8,.0f} MiB in {len(memory)}"
+                      f" processes; model p99 {percentile(s['model'], 99):6.1f} ms, learner p99 "
+                      f"{percentile(s['learner'], 99):6.1f} ms", flush=True)
+            await sender
+            await conveyor.wait_learned(name, n_events, timeout_s=1800)
+        finally:
+            stop.set()
+            await asyncio.gather(*scorers)
+            sender.cancel()
+    return {"samples": samples, "model": model_tally, "learner": learner_tally, "events": n_events, "args": vars(args)}
+
+
+def table(r: dict) -> str:
+    samples = r["samples"]
+    lines = [f"{r['args']['minutes']:g} minutes, {r['events']:,} events at {r['args']['rate']:,.0f}/s, two callers "
+             "scoring one request at a time (deadline 100 ms).", "",
+             "| t s | memory MiB | processes | model p50 ms | model p99 ms | learner p50 ms | learner p99 ms |",
+             "|---|---|---|---|---|---|---|"]
+    for s in samples:
+        lines.append(f"| {s['t']:.0f} | {sum(m for _, m in s['memory'].values()):,.0f} | {len(s['memory'])} | "
+                     f"{statistics.median(s['model']) if s['model'] else float('nan'):.1f} | "
+                     f"{percentile(s['model'], 99):.1f} | "
+                     f"{statistics.median(s['learner']) if s['learner'] else float('nan'):.1f} | "
+                     f"{percentile(s['learner'], 99):.1f} |")
+    if len(samples) >= 3:
+        first, last = samples[1]["memory"], samples[-1]["memory"]       # the first interval warms up
+        total_first, total_last = sum(m for _, m in first.values()), sum(m for _, m in last.values())
+        growth = total_last / total_first - 1
+        both = [(last[p][1] - first[p][1], first[p][1], last[p][0]) for p in first if p in last]
+        worst = max(both, key=lambda b: b[0] / max(b[1], 1.0))
+        lines += ["", f"Memory from {samples[1]['t']:.0f} s to {samples[-1]['t']:.0f} s: {total_first:,.0f} -> "
+                  f"{total_last:,.0f} MiB ({growth:+.1%}); most grown: {worst[2]!r} {worst[1]:,.0f} -> "
+                  f"{worst[1] + worst[0]:,.0f} MiB ({worst[0] / max(worst[1], 1.0):+.1%}).",
+                  f"Goal: growth <= {GOAL_GROWTH:.0%}: {'met' if growth <= GOAL_GROWTH else 'NOT MET'} "
+                  f"(over {samples[-1]['t'] / 60:.0f} minutes, not yet an hour)."]
+    for label, t in (("deployed model", r["model"]), ("live learner", r["learner"])):
+        lines.append(f"{label}: {t.n:,} requests, availability {t.availability():.4f}, failed {len(t.failed)}, "
+                     f"by {dict(sorted(t.by.items()))}.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--sample-s", type=float, default=30.0)
+    parser.add_argument("--write", type=Path, help="append the table to this file (RELIABILITY.md)")
+    args = parser.parse_args(argv)
+    if not 0 < args.minutes <= 600 or args.rate <= 0 or not 1 <= args.sample_s <= 3600:
+        parser.error("--minutes in (0, 600], --rate above 0, --sample-s in [1, 3600]")
+    _project_on_path()
+    from benchmarks.ingest import Cluster
+    from benchmarks.report import print_errors
+
+    errors: list[str] = []
+    cluster = Cluster()
+    result = None
+    print(f"starting a cluster in {cluster.state} ...", flush=True)
+    try:
+        with cluster.joined(errors) as settings:
+            result = asyncio.run(run(cluster, settings, args))
+    except Exception as exc:
+        import traceback
+
+        errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    if result:
+        text = table(result)
+        print("\n" + text)
+        if args.write:
+            with open(args.write, "a") as f:
+                f.write("\n## Sustained load\n\n`python benchmarks/soak.py`\n\n" + text + "\n")
+            print(f"\nappended to {args.write}")
+    print_errors(errors)
+    return 0 if result and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
