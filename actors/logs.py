@@ -1,4 +1,18 @@
-"""structlog configured once per process: JSON lines with the bound context."""
+"""structlog configured once per process: JSON lines with the bound context; while a
+worker handles a message, every line it logs carries the message's chain.
+
+>>> import io, json, structlog
+>>> from messages.training import TrainModels
+>>> out = io.StringIO()
+>>> configure_logging(stream=out)
+>>> command = TrainModels(config_toml='model = "m"')
+>>> bind_message(command)
+>>> structlog.get_logger().info("training run started")
+>>> line = json.loads(out.getvalue())
+>>> (line["correlation_id"], line["causation_id"]) == (command.correlation_id, command.msg_id)
+True
+>>> unbind_message()
+"""
 
 from __future__ import annotations
 
@@ -21,3 +35,13 @@ def configure_logging(level: str = "info", stream=None) -> None:
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def bind_message(message) -> None:
+    """Log lines from here on (in this task and tasks it starts) carry the message's chain:
+    its ``correlation_id``, and its ``msg_id`` as the ``causation_id`` of what follows."""
+    structlog.contextvars.bind_contextvars(correlation_id=message.correlation_id, causation_id=message.msg_id)
+
+
+def unbind_message() -> None:
+    structlog.contextvars.unbind_contextvars("correlation_id", "causation_id")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from actors.logs import bind_message, unbind_message
 from actors.worker import Worker
 from messages.codec import DecodeFailed, decode, printable
 from storage.base import BatchEffects, Claim, DeadLetter, PartitionLedger
@@ -61,6 +62,7 @@ class PartitionWorker(Worker):
             message = decode(record.value)
             if not isinstance(message, types):
                 raise DecodeFailed(f"a {type(message).__name__} does not belong on topic {self.topic!r}")
+            bind_message(message)      # what is logged while handling it carries its chain
             return message
         except DecodeFailed as exc:
             effects.dead_letters.append(DeadLetter(self.topic, self.partition, record.offset, record.key,
@@ -102,6 +104,7 @@ class PartitionWorker(Worker):
             or time.time() - (self.last_checkpoint_at or self.started_at) >= self.checkpoint_every_s)
         if not records and not due:
             return
+        unbind_message()
         effects = await self.handle(records) if records else BatchEffects()
         next_offset = records[-1].offset + 1 if records else self.offset
         if due:
