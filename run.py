@@ -273,8 +273,9 @@ def features(args) -> int:
                     "has features.")
                 return EXIT_OK
             if args.action == "set":
-                await conveyor.set_feature_spec(args.dataset, spec)
-                say(f"Feature spec of {args.dataset!r} set; batches ingested from now on are prepared with it.")
+                version = await conveyor.set_feature_spec(args.dataset, spec)
+                say(f"Feature spec of {args.dataset!r} set (version {version}); batches ingested from now on are"
+                    " prepared with it.")
                 return EXIT_OK
             found = await conveyor.online_features(args.dataset, args.key)
             if found is None:
@@ -302,8 +303,9 @@ def train(args) -> int:
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
             if args.on_features:
-                await conveyor.set_training_trigger(args.on_features, args.train_config)
-                say(f"Training with {args.train_config} whenever {args.on_features!r} gets new features.")
+                version = await conveyor.set_training_trigger(args.on_features, args.train_config)
+                say(f"Training with {args.train_config} whenever {args.on_features!r} gets new features"
+                    f" (trigger version {version}).")
                 return EXIT_OK
             if args.every:
                 schedule = await conveyor.schedule_training(args.train_config, args.every)
@@ -612,6 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register(commands)
 
+    from client.cli_config import register as register_config   # config
+
+    register_config(commands)
     from client.cli_monitor import register as register_monitor   # monitor
 
     register_monitor(commands)

@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import msgspec
 
 from client.audit import AuditQueries
+from client.configs import ConfigQueries
 from client.data import DataQueries
 from client.errors import ClusterNotRunning, SubmitRefused
 from client.learning import LearningCalls
@@ -57,10 +59,11 @@ def _config_text(config: str | Path) -> str:
     return config
 
 
-class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, MonitoringQueries, LearningCalls):
+class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, MonitoringQueries, LearningCalls,
+               ConfigQueries):
     """A connection to a running cluster. Use ``async with Conveyor.connect(...)``; the data
-    service, lineage, audit, schedule, monitoring and online-learning calls come from client.data,
-    .lineage, .audit, .schedules, .monitoring and .learning."""
+    service, lineage, audit, schedule, monitoring, online-learning and configuration calls come
+    from client.data, .lineage, .audit, .schedules, .monitoring, .learning and .configs."""
 
     def __init__(self, settings: Settings, record: embedded.ClusterRecord) -> None:
         self.settings = embedded.resolve(settings, record)
@@ -108,9 +111,10 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
     # --- preparation --------------------------------------------------------------------
 
-    async def set_feature_spec(self, dataset: str, spec_toml: str) -> None:
+    async def set_feature_spec(self, dataset: str, spec_toml: str) -> int:
         """Register the feature spec of ``dataset`` (checked here: ml.transforms.FeatureSpecError
-        names the step and field); batches ingested from now on are prepared with it."""
+        names the step and field); batches ingested from now on are prepared with it. Its
+        version in the configuration service (the same spec again is the same version)."""
         from actors.batch_parse import validate_dataset_name
         from actors.wiring import signing_key_bytes
         from ml.features import FeatureSpec
@@ -118,7 +122,8 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
         validate_dataset_name(dataset)
         FeatureSpec.from_toml(spec_toml)
-        await PostgresFeatureStore(await self._db(), signing_key_bytes(self.settings)).set_spec(dataset, spec_toml)
+        return await PostgresFeatureStore(await self._db(), signing_key_bytes(self.settings)).set_spec(dataset,
+                                                                                                     spec_toml)
 
     async def define_join(self, name: str, sources: list[str], time_column: str | None = None) -> None:
         """Join the features of ``sources`` (the first is the left side) on entity key, as of
@@ -226,17 +231,17 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         """The trained model of a candidate (its signature verified before unpickling)."""
         return await (await self._models()).load_model(candidate_id)
 
-    async def set_training_trigger(self, dataset: str, config: str | Path) -> None:
-        """Train with ``config`` whenever ``dataset`` gets a new feature batch."""
+    async def set_training_trigger(self, dataset: str, config: str | Path) -> int:
+        """Train with ``config`` whenever ``dataset`` gets a new feature batch; the trigger's
+        version in the configuration service."""
         from actors.batch_parse import validate_dataset_name
         from client.training import check_config
+        from storage.config_store import set_config
 
         validate_dataset_name(dataset)
         text = _config_text(config)
         check_config(text, self.settings.plugins)
-        await (await self._db()).execute(
-            "INSERT INTO training_triggers (dataset, config_toml) VALUES ($1, $2) ON CONFLICT (dataset)"
-            " DO UPDATE SET config_toml = EXCLUDED.config_toml, updated_at = now()", dataset, text)
+        return await set_config(await self._db(), "training_trigger", dataset, text)
 
     async def schedule_training(self, config: str | Path, every: str) -> str:
         """Train with ``config`` whenever the cron expression ``every`` is due; the schedule id."""
@@ -253,10 +258,20 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         plan = check_config(text, self.settings.plugins)
         command = TrainModels(config_toml=text)
         schedule_id = f"train-{plan.config.model[:40]}-{command.msg_id[:8]}"
-        await (await self._db()).execute(
+        await self._schedule_change(
+            "schedule.added", schedule_id, {"cron": every, "topic": "train", "model": plan.config.model},
             "INSERT INTO schedules (schedule_id, cron, topic, command, next_run_at) VALUES ($1, $2, $3, $4, $5)",
             schedule_id, every, "train", encode(command), next_run(every, dt.datetime.now(dt.timezone.utc)))
         return schedule_id
+
+    async def _schedule_change(self, action: str, schedule_id: str, detail: dict, sql: str, *args) -> bool:
+        """Change the schedules and record it in the audit log, in one transaction; whether a row changed."""
+        async with (await self._db()).acquire() as conn, conn.transaction():
+            changed = (await conn.execute(sql, *args)).endswith(" 1")
+            if changed:
+                await conn.execute("INSERT INTO audit_log (actor, action, subject, detail) VALUES ('client', $1, $2,"
+                                   " $3::jsonb)", action, schedule_id, json.dumps(detail))
+        return changed
 
     async def _models(self):
         from actors.wiring import signing_key_bytes
@@ -461,7 +476,8 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
                               label_column=label)
         schedule_id = f"ingest-{dataset[:40]}-{command.msg_id[:8]}"
         first = next_run(every, dt.datetime.now(dt.timezone.utc))
-        await (await self._db()).execute(
+        await self._schedule_change(
+            "schedule.added", schedule_id, {"cron": every, "topic": "ingest", "dataset": dataset, "path": absolute},
             "INSERT INTO schedules (schedule_id, cron, topic, command, next_run_at) VALUES ($1, $2, $3, $4, $5)",
             schedule_id, every, "ingest", encode(command), first)
         return schedule_id
@@ -472,8 +488,8 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         return [dict(r) for r in rows]
 
     async def remove_schedule(self, schedule_id: str) -> bool:
-        done = await (await self._db()).execute("DELETE FROM schedules WHERE schedule_id = $1", schedule_id)
-        return done.endswith(" 1")
+        return await self._schedule_change("schedule.removed", schedule_id, {},
+                                           "DELETE FROM schedules WHERE schedule_id = $1", schedule_id)
 
     async def ingest_progress(self, request_id: str):
         from client.ingestion import ingest_progress

@@ -44,10 +44,11 @@ class PostgresFeatureStore:
         self._pool = pool
         self._key = signing_key
 
-    async def set_spec(self, dataset: str, spec_toml: str) -> None:
-        await self._pool.execute(
-            "INSERT INTO feature_specs (dataset, spec_toml) VALUES ($1, $2) ON CONFLICT (dataset)"
-            " DO UPDATE SET spec_toml = EXCLUDED.spec_toml, updated_at = now()", dataset, spec_toml)
+    async def set_spec(self, dataset: str, spec_toml: str, actor: str = "client") -> int:
+        """The dataset's current spec, kept as a new version by the configuration service; the version."""
+        from storage.config_store import set_config
+
+        return await set_config(self._pool, "feature_spec", dataset, spec_toml, actor)
 
     async def spec(self, dataset: str) -> str | None:
         return await self._pool.fetchval("SELECT spec_toml FROM feature_specs WHERE dataset = $1", dataset)
