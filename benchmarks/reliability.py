@@ -18,6 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 NOT_COVERED = """
+## Known
+
+- The embedded broker keeps every message in memory (Tansu's memory storage engine): it
+  grows with the traffic for as long as it runs and is the largest single part of the
+  soak's memory growth (an external Kafka keeps what its retention settings say; not
+  measured here).
+- A hung (frozen) actor is found after three missed heartbeats, each a ping that waits
+  twice the 0.5 s interval: about 4.5 s, then it is killed and restarted.
+- A learner partition's restart includes importing River, restoring its checkpoint and
+  replaying its journal: several seconds more than Ray's own restart of an actor.
+
 ## Not covered yet
 
 - Restarts of the embedded PostgreSQL, Redis and broker processes during a run.

@@ -139,11 +139,10 @@ def table(r: dict) -> str:
         first, last = samples[1]["memory"], samples[-1]["memory"]       # the first interval warms up
         total_first, total_last = sum(m for _, m in first.values()), sum(m for _, m in last.values())
         growth = total_last / total_first - 1
-        both = [(last[p][1] - first[p][1], first[p][1], last[p][0]) for p in first if p in last]
-        worst = max(both, key=lambda b: b[0] / max(b[1], 1.0))
+        both = sorted(((last[p][1] - first[p][1], first[p][1], last[p][0]) for p in first if p in last), reverse=True)
         lines += ["", f"Memory from {samples[1]['t']:.0f} s to {samples[-1]['t']:.0f} s: {total_first:,.0f} -> "
-                  f"{total_last:,.0f} MiB ({growth:+.1%}); most grown: {worst[2]!r} {worst[1]:,.0f} -> "
-                  f"{worst[1] + worst[0]:,.0f} MiB ({worst[0] / max(worst[1], 1.0):+.1%}).",
+                  f"{total_last:,.0f} MiB ({growth:+.1%}); grown most: " + "; ".join(
+                      f"{what!r} {before:,.0f} -> {before + grown:,.0f} MiB" for grown, before, what in both[:5]) + ".",
                   f"Goal: growth <= {GOAL_GROWTH:.0%}: {'met' if growth <= GOAL_GROWTH else 'NOT MET'} "
                   f"(over {samples[-1]['t'] / 60:.0f} minutes, not yet an hour)."]
     for label, t in (("deployed model", r["model"]), ("live learner", r["learner"])):
