@@ -32,12 +32,13 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
         first = known.get(learner, 0)
         order = [first, *(p for p in range(n_partitions) if p != first)]
     reason = answer = None
-    partition = order[0]
-    for partition in order:
+    partition, at, renewed = order[0], 0, set()
+    while at < len(order):
+        partition = order[at]
         name = f"root.learn.learner-{partition}"
         handle = router._handle(name)
         if handle is None:
-            reason = f"{name} is not running"
+            reason, at = f"{name} is not running", at + 1
             continue
         try:
             left = fallback_at_s(deadline_ms / 1000.0) - (time.perf_counter() - began)
@@ -54,12 +55,16 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
         except Exception as exc:
             cause = _cause(exc)
             if type(cause).__name__ == "LearnerUnknown" and partition != order[-1]:
-                reason = cause.reason
+                reason, at = cause.reason, at + 1
                 continue
             if hasattr(cause, "field") and hasattr(cause, "reason"):
                 raise ScoringRefused(cause.field, cause.reason) from None
             router._handles.pop(name, None)
             reason = f"{name} failed: {type(cause).__name__}"
+            if partition not in renewed and _gone(exc):    # a handle from before the partition restarted:
+                renewed.add(partition)                     # ask the one running under its name now
+                continue
+            at += 1
     if answer is None:
         raw = await router._redis.get(baseline_key(router.settings.cluster_name, learner, partition))
         if raw is None:
@@ -71,3 +76,10 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
                          latency_ms=(time.perf_counter() - began) * 1000.0, reason=reason)
     router._record(result, entity_key)
     return result
+
+
+def _gone(exc: BaseException) -> bool:
+    """Whether a Ray call failed because the actor behind the handle is gone (died or restarting)."""
+    from actors.remote import ActorGone
+
+    return isinstance(exc, ActorGone)

@@ -239,6 +239,23 @@ async def test_the_live_learner_serves_while_it_learns_and_its_baseline_answers_
         await conveyor.score_online(name, {"colour": "red"}, deadline_ms=2000)   # nothing numeric to use
 
 
+async def test_after_its_partition_restarts_a_callers_next_answer_comes_from_the_new_partition(conveyor):
+    """The caller's cached handle names the partition that was killed: the next request is
+    answered by the restarted partition, not by the baseline."""
+    name, stream, key = unique("restart"), unique("restartstream"), "restart-entity"
+    await conveyor.create_learner(learner_toml(name, stream, 'label = "label"'))
+    await conveyor.submit_many(phishing_events(stream, key)[:400])
+    await conveyor.wait_learned(name, 400, timeout_s=60)
+    x = PHISHING[0][0]
+    assert (await conveyor.score_online(name, x, entity_key=key, deadline_ms=2000)).answered_by == "online"
+    partition, before = await learner_actor(conveyor, key)
+    os.kill(before.pid, signal.SIGKILL)
+    await eventually(lambda: _restarted(conveyor, partition, before), timeout_s=60, what="learner restarted")
+    await conveyor.wait_learned(name, 400, timeout_s=60)           # restored and answering again
+    again = await conveyor.score_online(name, x, entity_key=key, deadline_ms=2000)
+    assert (again.answered_by, again.fallback) == ("online", False), again.reason
+
+
 async def test_bad_learner_configs_and_labels_are_refused_before_anything_is_stored(conveyor, db):
     from client.learning import LearnerNotFound, LearnerRefused
 
