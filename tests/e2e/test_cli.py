@@ -195,6 +195,7 @@ def test_status_and_stop_without_a_cluster():
     ["models", "list"], ["score", "m", "--features", "{}"], ["features", "get", "d", "k"], ["features", "join", "j", "a"],
     ["learners", "list"], ["monitor"], ["audit"], ["data", "batches"], ["lineage", "m", "1"], ["schedule", "list"],
     ["batch-score", "m"], ["restore", "m"], ["ingest", "d", "/dev/null"], ["models", "deploy", "m"],
+    ["config", "list"], ["config", "history", "feature_spec", "d"],
 ])
 def test_a_command_without_a_cluster_exits_1_saying_so_without_a_traceback(args):
     cli = CliCluster.fresh()
