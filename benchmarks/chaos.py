@@ -101,10 +101,9 @@ async def run(settings, state: Path, args) -> dict:
     from actors.remote import RayRuntime
     from client.connection import Conveyor
     from tests.chaos.harness import (
-        STREAM_TARGETS, ScoringTally, inject, keep_scoring, plan_faults, recovery_summary, replica_pid,
-        send_at_rate, tree_pid,
+        STREAM_TARGETS, ScoringTally, agrawal_events, inject, keep_scoring, plan_faults, recovery_summary,
+        reference_scores, replica_pid, send_at_rate, tree_pid,
     )
-    from tests.chaos.test_stream_chaos import agrawal_events, reference_scores
 
     async with Conveyor.connect(settings) as conveyor:
         print("  training and deploying a model ...", flush=True)
@@ -235,20 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.events < 100 or args.rate <= 0 or args.faults < 0 or not 0 < args.freeze_s <= 60:
         parser.error("--events at least 100, --rate above 0, --faults 0 or more, --freeze-s in (0, 60]")
     _project_on_path()
-    from benchmarks.ingest import Cluster
+    from benchmarks.ingest import on_fresh_cluster
     from benchmarks.report import print_errors
 
     errors: list[str] = []
-    cluster = Cluster()
-    result = None
-    print(f"starting a cluster in {cluster.state} ...", flush=True)
-    try:
-        with cluster.joined(errors) as settings:
-            result = asyncio.run(run(settings, cluster.state, args))
-    except Exception as exc:
-        import traceback
-
-        errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    result = on_fresh_cluster(lambda cluster, settings: run(settings, cluster.state, args), errors)
     if result:
         text = table(result)
         print("\n" + text)

@@ -240,6 +240,23 @@ class Cluster:
         return problems
 
 
+def on_fresh_cluster(work, errors: list[str], **env: str):
+    """``asyncio.run(work(cluster, settings))`` on a fresh cluster of our own (``env`` added to
+    its environment and to the settings this process uses); None when anything failed (the
+    error, with its traceback, in ``errors``). The cluster is always stopped."""
+    import traceback
+
+    cluster = Cluster()
+    cluster.env.update(env)
+    print(f"starting a cluster in {cluster.state} ...", flush=True)
+    try:
+        with cluster.joined(errors, **env) as settings:
+            return asyncio.run(work(cluster, settings))
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        return None
+
+
 def actors_of(status: dict) -> dict[str, dict]:
     out, stack = {}, [status.get("tree")] if status.get("tree") else []
     while stack:

@@ -124,20 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=250, help="requests per block (default 250)")
     args = parser.parse_args(argv)
     _project_on_path()
-    from benchmarks.ingest import Cluster
+    from benchmarks.ingest import on_fresh_cluster
     from benchmarks.report import print_errors
 
     errors: list[str] = []
-    cluster = Cluster()
-    result = None
-    print(f"starting a cluster in {cluster.state} ...", flush=True)
-    try:
-        with cluster.joined(errors):
-            result = asyncio.run(measure(cluster, args.requests, args.block))
-    except Exception as exc:
-        import traceback
-
-        errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    result = on_fresh_cluster(lambda cluster, settings: measure(cluster, args.requests, args.block), errors)
     if result:
         report(result)
     print_errors(errors)

@@ -28,7 +28,6 @@ of the results into a scratch table of the same server. Goal >= 0.5 of the floor
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import time
@@ -206,21 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args(argv)
     _project_on_path()
-    from benchmarks.ingest import Cluster
+    from benchmarks.ingest import on_fresh_cluster
     from benchmarks.report import print_errors
 
     errors: list[str] = []
-    cluster = Cluster()
-    cluster.env["CONVEYOR_PLUGINS"] = PLUGINS
-    result = None
-    print(f"starting a cluster in {cluster.state} ...", flush=True)
-    try:
-        with cluster.joined(errors):
-            result = asyncio.run(measure(cluster, args.requests, args.rows, errors))
-    except Exception as exc:
-        import traceback
-
-        errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    result = on_fresh_cluster(lambda cluster, settings: measure(cluster, args.requests, args.rows, errors), errors,
+                              CONVEYOR_PLUGINS=PLUGINS)
     if result:
         report(result, args.requests)
     print_errors(errors)

@@ -39,29 +39,15 @@ def _project_on_path() -> None:
 
 
 def memory_by_process(cluster) -> dict[int, tuple[str, float]]:
-    """{pid: (what, MiB)} of every process of the cluster (USS, RSS where USS is not readable)."""
+    """{pid: (what, MiB)} of every process of the cluster (PostgreSQL, Redis, the broker, Ray, actors)."""
     import psutil
 
-    from benchmarks.startup import _processes_marked
+    from benchmarks.startup import cluster_processes, process_mib
 
-    procs: dict[int, psutil.Process] = {}
-    for service in cluster.services.values():
-        for pid in service.get("pids", []):
-            try:
-                proc = psutil.Process(pid)
-                procs.update({p.pid: p for p in [proc, *proc.children(recursive=True)]})
-            except psutil.Error:
-                continue
-    for proc in _processes_marked([str(cluster.state), cluster.work_dir]):
-        procs[proc.pid] = proc
     out = {}
-    for pid, proc in procs.items():
+    for pid, proc in cluster_processes(cluster.services, [str(cluster.state), cluster.work_dir]).items():
         try:
-            try:
-                used = proc.memory_full_info().uss
-            except (psutil.AccessDenied, AttributeError):
-                used = proc.memory_info().rss
-            out[pid] = (" ".join(proc.cmdline())[:60] or proc.name(), used / 2**20)
+            out[pid] = (" ".join(proc.cmdline())[:60].strip() or proc.name(), process_mib(proc))
         except psutil.Error:
             continue
     return out
@@ -75,8 +61,7 @@ def percentile(values: list[float], q: float) -> float:
 async def run(cluster, settings, args) -> dict:
     from benchmarks.chaos import DEADLINE_MS, deploy_model
     from client.connection import Conveyor
-    from tests.chaos.harness import ScoringTally, keep_scoring, send_at_rate
-    from tests.chaos.test_stream_chaos import agrawal_events
+    from tests.chaos.harness import ScoringTally, agrawal_events, keep_scoring, send_at_rate
 
     n_events = int(args.minutes * 60 * args.rate)
     async with Conveyor.connect(settings) as conveyor:
@@ -161,20 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.minutes <= 600 or args.rate <= 0 or not 1 <= args.sample_s <= 3600:
         parser.error("--minutes in (0, 600], --rate above 0, --sample-s in [1, 3600]")
     _project_on_path()
-    from benchmarks.ingest import Cluster
+    from benchmarks.ingest import on_fresh_cluster
     from benchmarks.report import print_errors
 
     errors: list[str] = []
-    cluster = Cluster()
-    result = None
-    print(f"starting a cluster in {cluster.state} ...", flush=True)
-    try:
-        with cluster.joined(errors) as settings:
-            result = asyncio.run(run(cluster, settings, args))
-    except Exception as exc:
-        import traceback
-
-        errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    result = on_fresh_cluster(lambda cluster, settings: run(cluster, settings, args), errors)
     if result:
         text = table(result)
         print("\n" + text)

@@ -82,42 +82,51 @@ def _processes_marked(marks: list[str]) -> list:
     return found
 
 
-def cluster_memory_mib(services: dict[str, dict], marks: list[str]) -> tuple[float, int]:
-    """Sum of USS (RSS as fallback) over the recorded pids, their descendants and every
-    process mentioning one of ``marks``; returns (MiB, number of processes)."""
+def cluster_processes(services: dict[str, dict], marks: list[str]) -> dict:
+    """{pid: psutil.Process} of a cluster: the recorded pids, their descendants and every
+    process mentioning one of ``marks`` (not this process or its children)."""
     import psutil
 
     mine = _own_tree()
     procs: dict[int, psutil.Process] = {}
+    roots = []
     for service in services.values():
         for pid in service.get("pids", []):
             try:
-                proc = psutil.Process(pid)
-                for p in [proc, *proc.children(recursive=True)]:
-                    procs[p.pid] = p
+                roots.append(psutil.Process(pid))
             except psutil.Error:
                 continue
-    for proc in _processes_marked(marks):
+    for proc in [*roots, *_processes_marked(marks)]:
         procs[proc.pid] = proc
         try:
-            for p in proc.children(recursive=True):
-                procs[p.pid] = p
+            procs.update((p.pid, p) for p in proc.children(recursive=True))
         except psutil.Error:
             pass
-    total = 0
-    counted = 0
-    for pid, proc in procs.items():
-        if pid in mine:
-            continue
+    return {pid: proc for pid, proc in procs.items() if pid not in mine}
+
+
+def process_mib(proc) -> float:
+    """A process's own memory (USS; RSS where USS is not readable) in MiB (raises psutil.Error when gone)."""
+    import psutil
+
+    try:
+        return proc.memory_full_info().uss / 2**20
+    except (psutil.AccessDenied, AttributeError):
+        return proc.memory_info().rss / 2**20
+
+
+def cluster_memory_mib(services: dict[str, dict], marks: list[str]) -> tuple[float, int]:
+    """Sum of USS (RSS as fallback) over the cluster's processes; returns (MiB, number of processes)."""
+    import psutil
+
+    total, counted = 0.0, 0
+    for proc in cluster_processes(services, marks).values():
         try:
-            try:
-                total += proc.memory_full_info().uss
-            except (psutil.AccessDenied, AttributeError):
-                total += proc.memory_info().rss
+            total += process_mib(proc)
             counted += 1
         except psutil.Error:
             continue
-    return total / 2**20, counted
+    return total, counted
 
 
 def _json_line(stdout: str) -> dict:

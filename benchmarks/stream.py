@@ -18,7 +18,6 @@ with nothing around it. Goal: >= 0.5 of the floor with one partition.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -70,19 +69,11 @@ async def through_conveyor(settings, rows: list[tuple[dict, bool]]) -> dict:
 
 
 def run_one(partitions: int, rows, errors: list[str]) -> dict | None:
-    from benchmarks.ingest import Cluster
+    from benchmarks.ingest import on_fresh_cluster
 
-    cluster = Cluster()
-    cluster.env["CONVEYOR_TOPIC_PARTITIONS"] = str(partitions)
-    print(f"starting a cluster with {partitions} partition(s) in {cluster.state} ...", flush=True)
-    try:
-        with cluster.joined(errors, CONVEYOR_TOPIC_PARTITIONS=str(partitions)) as settings:
-            return asyncio.run(through_conveyor(settings, rows))
-    except Exception as exc:
-        import traceback
-
-        errors.append(f"{partitions} partition(s): {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        return None
+    print(f"{partitions} partition(s):", flush=True)
+    return on_fresh_cluster(lambda cluster, settings: through_conveyor(settings, rows), errors,
+                            CONVEYOR_TOPIC_PARTITIONS=str(partitions))
 
 
 def child(partitions: int, n_events: int) -> int:

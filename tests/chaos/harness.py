@@ -198,3 +198,34 @@ def recovery_summary(results: list[FaultResult]) -> dict:
         out[action] = {"n": total, "recovered": len(times),
                        "p50_s": statistics.median(times) if times else None, "max_s": max(times) if times else None}
     return out
+
+
+def agrawal_events(stream: str, n: int, n_entities: int = 50, seed: int = 11):
+    """``n`` events of River's seeded Agrawal stream (labels in the events), spread over entities."""
+    from river.datasets import synth
+
+    from messages.stream import StreamEvent
+
+    rows = list(synth.Agrawal(classification_function=2, seed=seed).take(n))
+    return [StreamEvent(stream=stream, entity_key=f"e{i % n_entities}", values={**x, "label": bool(y)})
+            for i, (x, y) in enumerate(rows)]
+
+
+def reference_scores(events, n_partitions: int) -> dict[int, dict]:
+    """River alone over each partition's events, in the order they were sent."""
+    from river import evaluate, linear_model, metrics, preprocessing
+
+    from client.learning import partition_of
+
+    out = {}
+    for p in range(n_partitions):
+        mine = [({k: v for k, v in e.values.items() if k != "label"}, e.values["label"]) for e in events
+                if partition_of(e.entity_key, n_partitions) == p]
+        if not mine:
+            continue
+        accuracy = evaluate.progressive_val_score(
+            mine, preprocessing.StandardScaler() | linear_model.LogisticRegression(), metrics.Accuracy()).get()
+        auc = evaluate.progressive_val_score(
+            mine, preprocessing.StandardScaler() | linear_model.LogisticRegression(), metrics.ROCAUC()).get()
+        out[p] = {"n": len(mine), "scores": {"accuracy": accuracy, "roc_auc": auc}}
+    return out

@@ -14,7 +14,8 @@ import uuid
 import pytest
 
 from tests.chaos.harness import (
-    STREAM_TARGETS, ScoringTally, inject, keep_scoring, plan_faults, recovery_summary, send_at_rate, tree_pid,
+    STREAM_TARGETS, ScoringTally, agrawal_events, inject, keep_scoring, plan_faults, recovery_summary,
+    reference_scores, send_at_rate, tree_pid,
 )
 from tests.support.waiting import eventually
 
@@ -26,43 +27,13 @@ N_FAULTS = 6
 DURATION_S = 20.0
 
 
-def agrawal_events(stream: str, n: int, n_entities: int = 50):
-    from river.datasets import synth
-
-    from messages.stream import StreamEvent
-
-    rows = list(synth.Agrawal(classification_function=2, seed=SEED).take(n))
-    return [StreamEvent(stream=stream, entity_key=f"e{i % n_entities}", values={**x, "label": bool(y)})
-            for i, (x, y) in enumerate(rows)]
-
-
-def reference_scores(events, n_partitions: int) -> dict[int, dict]:
-    """River alone over each partition's events, in the order they were sent."""
-    from river import evaluate, linear_model, metrics, preprocessing
-
-    from client.learning import partition_of
-
-    out = {}
-    for p in range(n_partitions):
-        mine = [({k: v for k, v in e.values.items() if k != "label"}, e.values["label"]) for e in events
-                if partition_of(e.entity_key, n_partitions) == p]
-        if not mine:
-            continue
-        accuracy = evaluate.progressive_val_score(
-            mine, preprocessing.StandardScaler() | linear_model.LogisticRegression(), metrics.Accuracy()).get()
-        auc = evaluate.progressive_val_score(
-            mine, preprocessing.StandardScaler() | linear_model.LogisticRegression(), metrics.ROCAUC()).get()
-        out[p] = {"n": len(mine), "scores": {"accuracy": accuracy, "roc_auc": auc}}
-    return out
-
-
 async def test_kills_and_freezes_while_streaming_lose_and_duplicate_nothing(conveyor, db):
     suffix = uuid.uuid4().hex[:8]
     name, stream = f"chaos-{suffix}", f"chaosstream-{suffix}"
     await conveyor.create_learner(f'name = "{name}"\nstream = "{stream}"\nlabel = "label"\n'
                                   '[model]\nalgorithm = "river.logistic_regression"\n', timeout_s=60)
     n_partitions = await conveyor.learner_partitions()
-    events = agrawal_events(stream, N_EVENTS)
+    events = agrawal_events(stream, N_EVENTS, seed=SEED)
     features = [{k: v for k, v in e.values.items() if k != "label"} for e in events]
     status = await conveyor.status()
     present = {a.id for a in status.actors()}
