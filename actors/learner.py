@@ -56,6 +56,7 @@ class LearnerWorker(Worker):
         self._checkpoint_steps: collections.deque[int] = collections.deque(maxlen=KEEP_CHECKPOINTS)
         self.pool = self.ledger = self.claim = self._redis = None
         self.events = self.observations = None
+        self._river: asyncio.Future | None = None
 
     # --- start: restore, replay -----------------------------------------------------------------
 
@@ -66,13 +67,16 @@ class LearnerWorker(Worker):
         from ml.online_learning import import_river
 
         import_plugins(self.settings.plugins)      # a learner may use a user's own algorithm
-        await asyncio.to_thread(import_river)      # not in the loop when the first learner comes
+        # River is imported in a thread meanwhile, never in the loop (a second on a quiet machine):
+        # awaited only where a model is built or unpickled.
+        self._river = asyncio.ensure_future(asyncio.to_thread(import_river))
         self.pool = await pool_for(self.settings, max_size=2)
         self.ledger = ledger_for(self.settings, self.pool)
         self._redis = connect_redis(self.settings.redis_url)
         self.claim = await self.ledger.claim(self.consumer, "events", self.partition)
         checkpoint = await self.ledger.latest_checkpoint(self.owner)
         if checkpoint is not None:
+            await self._river
             state = pickle.loads(checkpoint.state)    # signature verified by the ledger
             if checkpoint.generation == self.claim.generation:
                 self.learning = state
@@ -111,6 +115,7 @@ class LearnerWorker(Worker):
 
         missing = [(n, r) for n, r in revisions.items() if (n, r) not in self._configs]
         if missing:
+            await self._river
             rows = await self.pool.fetch(
                 "SELECT name, revision, config FROM learners WHERE (name, revision) IN"
                 " (SELECT * FROM unnest($1::text[], $2::int[]))", [n for n, _ in missing], [r for _, r in missing])
