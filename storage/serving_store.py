@@ -4,11 +4,14 @@ answers as production, which is the previous one, a weighted canary, the replica
 every live version, and the baseline a caller falls back on).
 
 Keys: ``conveyor:<cluster>:serve:artifact:<model>:<version>`` (signature + artifact),
-``conveyor:<cluster>:serve:routes:<model>`` (msgpack :class:`Routes`).
+``conveyor:<cluster>:serve:routes`` (a hash of model -> msgpack :class:`Routes`),
+``conveyor:<cluster>:serve:cache:<model>:<version>`` (batch predictions: a hash of entity
+key -> msgpack (score, label, stale after)).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -46,19 +49,13 @@ class Routes(msgspec.Struct, kw_only=True):
 
 
 _SIG_BYTES = 32
-_SET_MANY_WITH_TTL = """
-local ttl = ARGV[#ARGV]
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i], 'EX', ttl)
-end
-return #KEYS
-"""
 
 
 class RedisServingStore:
     def __init__(self, client, cluster: str, signing_key: bytes) -> None:
         self._client = client
         self._prefix = f"conveyor:{cluster}:serve:"
+        self._routes_key = f"{self._prefix}routes"
         self._key = signing_key
         self._encode = msgspec.msgpack.Encoder()
         self._decode_routes = msgspec.msgpack.Decoder(Routes)
@@ -90,34 +87,40 @@ class RedisServingStore:
         """Store ``routes`` with the next revision (callers compare revisions to refresh)."""
         current = await self.routes(routes.model)
         routes = msgspec.structs.replace(routes, revision=(current.revision if current else 0) + 1)
-        await self._client.set(f"{self._prefix}routes:{routes.model}", self._encode.encode(routes))
+        await self._client.hset(self._routes_key, routes.model, self._encode.encode(routes))
         return routes
 
     async def routes(self, model: str) -> Routes | None:
-        raw = await self._client.get(f"{self._prefix}routes:{model}")
+        raw = await self._client.hget(self._routes_key, model)
         return None if raw is None else self._decode_routes.decode(raw)
 
     async def all_routes(self) -> list[Routes]:
-        out = []
-        async for key in self._client.scan_iter(match=f"{self._prefix}routes:*", count=100):
-            raw = await self._client.get(key)
-            if raw is not None:
-                out.append(self._decode_routes.decode(raw))
-        return out
+        """Every model's routes, in one round trip (read every half second by the deployment
+        manager and the fallback, so never a walk of the keyspace, which holds a key per
+        entity of every dataset's online store)."""
+        return [self._decode_routes.decode(raw) for raw in (await self._client.hgetall(self._routes_key)).values()]
 
-    def prediction_key(self, model: str, version: int, entity_key: str) -> str:
-        return f"{self._prefix}cache:{model}:{version}:{entity_key}"
+    def predictions_key(self, model: str, version: int) -> str:
+        return f"{self._prefix}cache:{model}:{version}"
 
     async def put_predictions(self, model: str, version: int, items: list[tuple[str, Any]], ttl_s: int,
                               chunk: int = 5000) -> None:
-        """(entity key, (score, label)) of many rows in the prediction cache, with a TTL: one
-        server-side script call per chunk (a command each costs ~40 µs of client time)."""
-        for start in range(0, len(items), chunk):
-            part = items[start:start + chunk]
-            await self._client.eval(_SET_MANY_WITH_TTL, len(part),
-                                    *(self.prediction_key(model, version, key) for key, _ in part),
-                                    *(self._encode.encode(value) for _, value in part), ttl_s)
+        """(entity key, (score, label)) of many rows in the prediction cache, fresh for
+        ``ttl_s``: one hash per version, a field per entity holding its answer and when it
+        goes stale (a key per entity with its own TTL cost Redis ~2.5x more per row); the
+        hash itself expires ``ttl_s`` after its last write."""
+        key, stale_at = self.predictions_key(model, version), time.time() + ttl_s
+        async with self._client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(items), chunk):
+                pipe.hset(key, mapping={entity: self._encode.encode((*value, stale_at))
+                                        for entity, value in items[start:start + chunk]})
+            pipe.expire(key, ttl_s)
+            await pipe.execute()
 
     async def prediction(self, model: str, version: int, entity_key: str) -> Any:
-        raw = await self._client.get(self.prediction_key(model, version, entity_key))
-        return None if raw is None else msgspec.msgpack.decode(raw)
+        """The cached (score, label) of an entity, or None when there is none or it is stale."""
+        raw = await self._client.hget(self.predictions_key(model, version), entity_key)
+        if raw is None:
+            return None
+        *value, stale_at = msgspec.msgpack.decode(raw)
+        return value if time.time() < stale_at else None

@@ -7,6 +7,7 @@ import uuid
 import numpy as np
 import pytest
 
+from storage.redis_store import connect_redis
 from tests.support.datasets import NUMERIC_SPEC, cancer_csv
 
 
@@ -49,3 +50,11 @@ async def synthetic(conveyor, db, tmp_path_factory):
     await eventually(lambda: db.fetchval("SELECT count(*) = 20000 FROM features WHERE feature_set_id = $1", fsid),
                      timeout_s=120, what="20,000 feature rows")
     return dataset, fsid
+
+
+@pytest.fixture
+async def redis(settings):
+    """A client of the session cluster's Redis."""
+    client = connect_redis(settings.redis_url)
+    yield client
+    await client.aclose()

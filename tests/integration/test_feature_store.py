@@ -10,18 +10,10 @@ import numpy as np
 import pytest
 
 from storage.feature_store import OnlineVector, RedisOnlineStore
-from storage.redis_store import connect_redis
 
 pytestmark = pytest.mark.integration
 
 KEYS = ["e1", "é:ü/ключ", "a b", "with:colons:", "x" * 300, "0", "", "7"]
-
-
-@pytest.fixture
-async def redis(settings):
-    client = connect_redis(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_online_vectors_are_read_back_by_key_with_their_ttl_across_chunks(settings, redis):
