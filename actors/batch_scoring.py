@@ -15,6 +15,8 @@ batch scorers, one per partition of ``score.tasks``; ``scores.ready`` announces 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from actors.partition_worker import PartitionWorker
 from messages.codec import encode, printable
 from messages.serving import ScoreBatch, ScorePartition, ScoresReady
 from storage.base import BatchEffects
+from storage.float_arrays import float8_matrix
 from storage.kafka import Record
 from storage.settings import Settings
 
@@ -38,6 +41,38 @@ def predict_rows(model, task: str, vectors: np.ndarray) -> tuple[list[float | No
         scores = proba[:, 1] if len(classes) == 2 else proba[np.arange(len(proba)), best]
         return scores.tolist(), [str(c) for c in classes[best].tolist()]
     return np.asarray(model.predict(vectors), dtype=float).tolist(), [None] * len(vectors)
+
+
+def import_model_libraries() -> None:
+    """The scikit-learn modules the registry's batch algorithms come from.
+
+    >>> import_model_libraries()
+    """
+    import sklearn.cluster  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.tree  # noqa: F401
+
+
+class PhaseClock:
+    """Seconds spent per named phase, summed over laps.
+
+    >>> clock = PhaseClock()
+    >>> clock.lap("fetch"); clock.lap("fetch")
+    >>> list(clock.seconds())
+    ['fetch']
+    """
+
+    def __init__(self) -> None:
+        self._last, self._spent = time.perf_counter(), {}
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self._spent[phase] = self._spent.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def seconds(self) -> dict[str, float]:
+        return {phase: round(spent, 4) for phase, spent in self._spent.items()}
 
 
 class BatchScoreCoordinator(PartitionWorker):
@@ -125,6 +160,7 @@ class BatchScorer(PartitionWorker):
         super().__init__(settings, name, topic, partition)
         self._models: dict[str, tuple[object, str]] = {}
         self._redis = None
+        self._warming: asyncio.Future | None = None
 
     async def open(self) -> None:
         from actors.wiring import import_plugins, signing_key_bytes
@@ -133,6 +169,9 @@ class BatchScorer(PartitionWorker):
         from storage.serving_store import RedisServingStore
 
         import_plugins(self.settings.plugins)
+        # scikit-learn is imported while nobody waits (about a second here), not when the
+        # first job's model is unpickled
+        self._warming = asyncio.ensure_future(asyncio.to_thread(import_model_libraries))
         self._redis = connect_redis(self.settings.redis_url)
         self.store = PostgresModelStore(self.pool, signing_key_bytes(self.settings))
         self.cache = RedisServingStore(self._redis, self.settings.cluster_name, signing_key_bytes(self.settings))
@@ -152,6 +191,9 @@ class BatchScorer(PartitionWorker):
 
     async def _model(self, candidate_id: str):
         if candidate_id not in self._models:
+            if self._warming is not None:
+                with contextlib.suppress(Exception):     # failed: the load imports what it needs
+                    await self._warming
             task = await self.pool.fetchval("SELECT r.task FROM candidates c JOIN training_runs r USING (run_id)"
                                             " WHERE c.candidate_id = $1", candidate_id)
             self._models[candidate_id] = (await self.store.load_model(candidate_id), task)
@@ -163,15 +205,15 @@ class BatchScorer(PartitionWorker):
         if progress is None or progress["done"]:
             return                                  # a replay of a finished partition
         model, kind = await self._model(task.candidate_id)
-        rows = await self.pool.fetch(   # this partition's rows: every n-th line, in a stable order
-            "SELECT batch_id, line_no, entity_key, vector FROM features WHERE feature_set_id = $1"
-            " AND line_no % $2 = $3 ORDER BY batch_id, line_no OFFSET $4", task.feature_set_id, task.n_partitions,
-            task.partition, progress["rows_done"])
-        done, chunk = progress["rows_done"], self.settings.batch_score_chunk
-        for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            vectors = np.asarray([r["vector"] for r in part], dtype=float)
+        clock = PhaseClock()
+        n_features = await self.pool.fetchval("SELECT cardinality(feature_names) FROM feature_sets"
+                                              " WHERE feature_set_id = $1", task.feature_set_id)
+        done = progress["rows_done"]
+        async for part in self._chunks(task, done, clock):
+            vectors = float8_matrix([r["vector"] for r in part], n_features)
+            clock.lap("decode")
             scores, labels = await asyncio.to_thread(predict_rows, model, kind, vectors)
+            clock.lap("predict")
             done += len(part)
             results = [(task.job_id, r["batch_id"], r["line_no"], r["entity_key"], s, lab)
                        for r, s, lab in zip(part, scores, labels)]
@@ -182,10 +224,38 @@ class BatchScorer(PartitionWorker):
                 await conn.execute("UPDATE score_job_progress SET rows_done = $3, updated_at = now()"
                                    " WHERE job_id = $1 AND partition = $2", task.job_id, task.partition, done)
 
+            clock.lap("results")
             await self.ledger.commit(self.claim, offset, BatchEffects(writes=[write]))   # fenced, offset unmoved
+            clock.lap("store")
             await self._cache(task, results)
+            clock.lap("cache")
             self.n_processed += len(part)
         await self.ledger.commit(self.claim, offset, BatchEffects(writes=[lambda conn: self._finish(conn, task)]))
+        clock.lap("finish")
+        self.log.info("batch scoring partition done", job=task.job_id, partition=task.partition,
+                      rows=done - progress["rows_done"], seconds=clock.seconds())
+
+    async def _chunks(self, task: ScorePartition, rows_done: int, clock: PhaseClock):
+        """This partition's rows not yet scored (every n-th line, in a stable order), a chunk
+        at a time; the next chunk is read while the caller works on this one."""
+        chunk, select = self.settings.batch_score_chunk, (
+            "SELECT batch_id, line_no, entity_key, array_send(vector) AS vector FROM features"
+            " WHERE feature_set_id = $1 AND line_no % $2 = $3")
+        where = (task.feature_set_id, task.n_partitions, task.partition)
+        reading = asyncio.ensure_future(self.pool.fetch(
+            f"{select} ORDER BY batch_id, line_no OFFSET $4 LIMIT $5", *where, rows_done, chunk))
+        try:
+            while reading is not None:
+                rows = await reading
+                clock.lap("fetch")
+                reading = None if len(rows) < chunk else asyncio.ensure_future(self.pool.fetch(
+                    f"{select} AND (batch_id, line_no) > ($4, $5) ORDER BY batch_id, line_no LIMIT $6", *where,
+                    rows[-1]["batch_id"], rows[-1]["line_no"], chunk))
+                if rows:
+                    yield rows
+        finally:
+            if reading is not None:
+                reading.cancel()
 
     async def _cache(self, task: ScorePartition, results: list[tuple]) -> None:
         """The chunk's predictions in the prediction cache (online callers are answered from it)."""

@@ -22,7 +22,8 @@ Stalled primary: a version whose predict sleeps 1 s is deployed over the first o
 
 Batch: ``client.batch_score`` of every row (submit -> scores.ready) beside the floor:
 the same model's predict_proba over the same rows in this process plus one asyncpg COPY
-of the results into a scratch table of the same server. Goal >= 0.5 of the floor.
+of the results into a scratch table of the same server made like ``batch_scores`` (the
+same primary key, logged). Goal >= 0.5 of the floor.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ async def measure(cluster, n_requests: int, n_rows: int, errors: list[str]) -> d
 
 
 async def batch_floor(conveyor, fsid: str, model) -> float:
-    """predict_proba over the same rows here + one COPY of the results into a scratch table."""
+    """predict_proba over the same rows here + one COPY of the results into a scratch table
+    made like ``batch_scores`` (its primary key, and logged like it)."""
     import numpy as np
 
     db = await conveyor._db()
@@ -167,7 +169,7 @@ async def batch_floor(conveyor, fsid: str, model) -> float:
                           " ORDER BY batch_id, line_no", fsid)
     X = np.asarray([r["vector"] for r in rows], dtype=float)
     async with db.acquire() as conn:
-        await conn.execute("CREATE TEMP TABLE bench_scores (LIKE batch_scores)")
+        await conn.execute("CREATE TABLE bench_scores (LIKE batch_scores INCLUDING ALL)")   # same keys, logged
         began = time.perf_counter()
         proba = model.predict_proba(X)
         labels = model.classes_[proba.argmax(axis=1)]

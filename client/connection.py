@@ -414,7 +414,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
         from client.scoring import ScoringFailed
 
-        deadline, last = _time.monotonic() + timeout_s, None
+        deadline, last, pause = _time.monotonic() + timeout_s, None, 0.02
         while _time.monotonic() < deadline:
             found = await self.batch_score_progress(job_id)
             if found is not None and found != last and on_progress is not None:
@@ -424,7 +424,8 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
                 raise ScoringFailed(f"batch scoring job {job_id} failed: {found['error']}")
             if found is not None and found["state"] == "done":
                 return found
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(pause)
+            pause = min(0.2, pause * 1.5)        # a short job is seen done soon, a long one polled gently
         raise TimeoutError(f"batch scoring job {job_id} not done after {timeout_s:.0f} s")
 
     async def batch_scores(self, job_id: str) -> list[dict]:
