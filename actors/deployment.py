@@ -100,7 +100,7 @@ class DeploymentManager(Worker):
         handle = RayRuntime(self.settings.cluster_name).lookup(name)
         if handle is not None:
             try:
-                await asyncio.wait_for(self.compute.call(handle, "stats"), timeout=2.0)
+                await asyncio.wait_for(handle.stats.remote(), timeout=2.0)
                 self._missed.pop(name, None)
                 return
             except ActorGone:
@@ -117,9 +117,9 @@ class DeploymentManager(Worker):
         self.log.info("replica restarted", replica=name)
 
     async def _start_replica(self, model: str, version: int, name: str):
-        handle = await self.compute.host(name, "actors.serving:ModelReplica", self.settings, model, version,
-                                         detached=True)
-        await asyncio.wait_for(self.compute.call(handle, "load"), timeout=60)
+        handle = await self.compute.start(name, "actors.remote:ReplicaHost", "actors.serving:ModelReplica",
+                                          self.settings, model, version, detached=True)
+        await asyncio.wait_for(handle.load.remote(), timeout=60)
         return handle
 
     # --- requests --------------------------------------------------------------------------

@@ -3,7 +3,8 @@ actor that answers when a version is late ("better wrong than late").
 
 - :class:`ServedModel` turns a request (raw features, or an entity key whose vector is
   read from the online store) into a prediction, with the feature set's own code.
-- :class:`ModelReplica`, hosted by its own actor: one copy of one deployed version.
+- :class:`ModelReplica`, hosted by its own actor (``actors.remote.ReplicaHost``): one copy of one
+  deployed version.
 - :class:`DeploymentManager` (``root.serve``): deploys a version (artifact verified and
   copied to Redis, replicas started and warmed by a health prediction, then the routes
   moved), rolls back, and keeps every live version's replicas running (a reconcile
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,6 @@ from ml.errors import FieldError
 from storage.settings import Settings
 
 MAX_FEATURES = 4096
-#: A model whose health prediction took longer than this predicts in a thread.
-INLINE_PREDICT_S = 0.005
 
 
 class ScoringError(FieldError):
@@ -88,19 +86,24 @@ class ServedModel:
         self.model, self.fitted, self.online, self.dataset = model, fitted, online, dataset
         self.task, self.version = task, version
 
-    async def vector(self, request: dict) -> np.ndarray:
+    def vector_of(self, features: dict, entity_key: str | None = None) -> np.ndarray:
+        """The vector of a request's raw features, by the feature set's own code."""
         from ml.quality import QuarantineError
 
+        row = check_features(features)
+        key = self.fitted.spec.key
+        if key is not None and row.get(key) is None:   # the entity key names a row; it is no feature
+            row = {**row, key: entity_key or "request"}
+        try:
+            return np.asarray(self.fitted.transform_one(row), dtype=float)
+        except QuarantineError as exc:
+            raise ScoringError("features", str(exc)) from None
+
+    async def vector(self, request: dict) -> np.ndarray:
+        """The request's vector: from its features, else the online store's by its entity key."""
         features, entity_key = request.get("features"), request.get("entity_key")
         if features is not None:
-            row = check_features(features)
-            key = self.fitted.spec.key
-            if key is not None and row.get(key) is None:   # the entity key names a row; it is no feature
-                row = {**row, key: entity_key or "request"}
-            try:
-                return np.asarray(self.fitted.transform_one(row), dtype=float)
-            except QuarantineError as exc:
-                raise ScoringError("features", str(exc)) from None
+            return self.vector_of(features, entity_key)
         if entity_key is None:
             raise ScoringError("features", "give features or an entity_key")
         found = await self.online.get(self.dataset, entity_key)
@@ -109,17 +112,16 @@ class ServedModel:
                                              f"{self.dataset!r}; pass them as features")
         return np.asarray(found.vector, dtype=float)
 
-    async def score(self, request: dict, in_thread: bool = False) -> dict:
-        """The answer to one request; ``in_thread`` runs the prediction off the event loop (a
-        replica keeps answering its health checks even when its model is slow)."""
-        vector = await self.vector(request)
+    def answer(self, vector: np.ndarray) -> dict:
+        """The prediction for one vector, as every scorer answers it."""
         if vector.shape[0] != self.fitted.n_features:
             raise ScoringError("features", f"{vector.shape[0]} values; the model takes {self.fitted.n_features}")
-        if in_thread:
-            score, label = await asyncio.to_thread(prediction, self.model, self.task, vector)
-        else:
-            score, label = prediction(self.model, self.task, vector)
+        score, label = prediction(self.model, self.task, vector)
         return {"score": score, "label": label, "version": self.version}
+
+    async def score(self, request: dict) -> dict:
+        """The answer to one request."""
+        return self.answer(await self.vector(request))
 
 
 async def load_served(settings: Settings, redis, model: str, version: int) -> ServedModel:
@@ -146,14 +148,15 @@ async def load_served(settings: Settings, redis, model: str, version: int) -> Se
 
 
 class ModelReplica:
-    """One copy of one deployed version (hosted by its own actor)."""
+    """One copy of one deployed version, hosted by its own ``actors.remote.ReplicaHost``:
+    requests are answered on the host's request thread (:meth:`score_now`); what needs I/O
+    is a coroutine the host runs on its own event loop."""
 
     def __init__(self, settings: Settings, model: str, version: int) -> None:
         self.settings, self.model, self.version = settings, model, version
         self.served: ServedModel | None = None
         self._redis = None
         self.n_scored = 0
-        self.in_thread = True
 
     def describe(self) -> str:
         return f"replica {self.model} v{self.version}"
@@ -166,19 +169,22 @@ class ModelReplica:
         served = await load_served(self.settings, self._redis, self.model, self.version)
         zeros = np.zeros(served.fitted.n_features)
         await asyncio.to_thread(prediction, served.model, served.task, zeros)      # the first call warms caches
-        began = time.perf_counter()
-        score, _ = prediction(served.model, served.task, zeros)    # timed on the loop: no thread hop in it
-        # A fast model predicts on the event loop (a thread hop costs more than its work); a slow
-        # one in a thread, so the replica keeps answering its health checks meanwhile.
-        self.in_thread = time.perf_counter() - began > INLINE_PREDICT_S
+        score, _ = prediction(served.model, served.task, zeros)
         self.served = served        # answers from now on
         return {"healthy": True, "score": score}
 
-    async def score(self, request: dict) -> dict:
+    def score_now(self, request: dict, run) -> dict:
+        """The answer to one request; ``run(coroutine)`` runs the online store's read of an
+        entity's features to its end."""
         if self.served is None:   # not the caller's fault: the router asks another replica or the fallback
             raise RuntimeError(f"{self.model} v{self.version} is still loading")
         self.n_scored += 1
-        return await self.served.score(request, in_thread=self.in_thread)
+        features = request.get("features") if isinstance(request, dict) else None
+        if features is not None:
+            vector = self.served.vector_of(features, request.get("entity_key"))
+        else:
+            vector = run(self.served.vector(request if isinstance(request, dict) else {}))
+        return self.served.answer(vector)
 
     def stats(self) -> dict:
         return {"n_scored": self.n_scored, "loaded": self.served is not None}

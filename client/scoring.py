@@ -98,7 +98,7 @@ class Router:
                 for name in info.replicas:
                     handle = self._handle(name)
                     if handle is not None:
-                        self._warm(handle.call.remote("stats"))
+                        self._warm(handle.stats.remote())
         self._routes[model] = (time.monotonic(), routes)
         return routes
 
@@ -207,7 +207,7 @@ class Router:
                 reason = f"replica {name} is not running"
                 continue
             try:
-                answer = await asyncio.wait_for(handle.call.remote("score", request), timeout=left)
+                answer = await asyncio.wait_for(handle.score.remote(request), timeout=left)
                 return {**answer, "answered_by": "primary"}, None
             except asyncio.TimeoutError:
                 return None, f"v{version} did not answer within {until_s * 1000:.0f} ms"

@@ -84,7 +84,7 @@ async def replica_pid(runtime, name: str) -> tuple[int | None, str]:
         return None, ""
     try:
         pid = await runtime.call(handle, "pid", 2.0)
-        loaded = (await runtime.call(handle, "call", 2.0, "stats"))["loaded"]
+        loaded = (await runtime.call(handle, "stats", 2.0))["loaded"]
     except Exception:
         return None, ""
     return pid, "running" if loaded else "starting"

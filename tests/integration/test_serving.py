@@ -122,7 +122,7 @@ async def test_a_killed_replica_fails_no_request_and_is_restarted(conveyor, sett
             handle = runtime.lookup(name)
             try:
                 return (handle is not None and await runtime.call(handle, "pid", 2) != old_pid
-                        and (await runtime.call(handle, "call", 2, "stats"))["loaded"])
+                        and (await runtime.call(handle, "stats", 2))["loaded"])
             except Exception:
                 return False
 
@@ -135,7 +135,7 @@ async def test_a_killed_replica_fails_no_request_and_is_restarted(conveyor, sett
     assert results[-1].answered_by == "primary"
 
 
-async def test_a_late_version_is_answered_by_the_fallback_within_the_deadline(conveyor, trained, cancer):
+async def test_a_late_version_is_answered_by_the_fallback_within_the_deadline(conveyor, settings, trained, cancer):
     dataset, _ = cancer
     slow_model = f"slow-{uuid.uuid4().hex[:8]}"
     fast = '[[candidates]]\nname = "lr"\nalgorithm = "sklearn.logistic_regression"\nparams = { max_iter = 5000 }\n'
@@ -154,6 +154,18 @@ async def test_a_late_version_is_answered_by_the_fallback_within_the_deadline(co
         assert answer.latency_ms <= deadline_ms and "did not answer" in answer.reason
     by_previous = await conveyor.score(slow_model, ROWS[0][1], version=1, deadline_ms=1000)
     assert by_previous.score == answers[0].score and not by_previous.fallback
+
+    # the slow replica still works through those requests (2 s each), yet its health check
+    # answers at once, so the deployment manager never takes it for hung and restarts it
+    from actors.remote import RayRuntime
+
+    runtime = RayRuntime(settings.cluster_name)
+    replica = runtime.lookup(f"serve.{slow_model}.v2.r0")
+    pid = await runtime.call(replica, "pid", 5)
+    for _ in range(3):     # within the 2 s the deployment manager's health check allows
+        assert (await runtime.call(replica, "stats", 2.0))["loaded"]
+        await asyncio.sleep(1.0)
+    assert await runtime.call(runtime.lookup(f"serve.{slow_model}.v2.r0"), "pid", 5) == pid
 
 
 async def test_bad_requests_are_refused_typed_and_never_take_down_a_replica(conveyor, settings, trained):
