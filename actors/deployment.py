@@ -166,6 +166,7 @@ class DeploymentManager(Worker):
             routes.canary, routes.canary_weight = version, float(canary_weight)
         else:
             routes.previous, routes.production = previous, version
+            routes.demoted = [v for v in routes.demoted if v != version]
             if routes.canary == version:
                 routes.canary, routes.canary_weight = None, 0.0
         routes.baseline = await self._baseline(candidate["feature_set_id"], routes.task)
@@ -191,6 +192,7 @@ class DeploymentManager(Worker):
                 raise DeployRefused("model", f"{model!r} has no previous version to roll back to")
             back, current = routes.previous, routes.production
             routes.production, routes.previous = back, current
+            routes.demoted = sorted({v for v in routes.demoted if v != back} | {current})
             info = routes.versions[back]
             event = ModelDeployed(model=model, version=back, candidate_id=info.candidate_id, previous_version=current,
                                   replicas=len(info.replicas), rollback=True,

@@ -362,14 +362,14 @@ class Monitor(PartitionWorker):
 
     async def _roll_back(self, routes, key, why: str) -> int | None:
         """Production back to the previous version when ``key`` is production, the previous one is
-        live and was not itself rolled back from, and the model was not rolled back within the
-        window; the version production moved to, else None."""
+        live and was not itself rolled back from (by the monitor or by an operator), and the
+        model was not rolled back within the window; the version production moved to, else None."""
         model, version = key
         demoted = self.tracker.extra.setdefault("demoted", [])
         last = self.tracker.extra.setdefault("rolled_back_at", {})
         if (not self.settings.auto_rollback or routes is None or routes.production != version
                 or routes.previous is None or routes.previous not in routes.versions
-                or [model, routes.previous] in demoted
+                or [model, routes.previous] in demoted or routes.previous in routes.demoted
                 or time.time() - last.get(model, 0.0) < self.settings.monitor_window_s):
             return None
         try:

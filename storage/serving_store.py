@@ -46,6 +46,9 @@ class Routes(msgspec.Struct, kw_only=True):
     n_features: int = 0
     feature_names: list[str] = []
     raw_columns: list[str] = []            # the inputs a request's features must name
+    #: Versions production was rolled back from (by an operator or the monitor): never rolled
+    #: back to automatically; deploying one to production again takes it off.
+    demoted: list[int] = []
 
 
 _SIG_BYTES = 32

@@ -79,6 +79,15 @@ async def test_no_rollback_to_a_version_rolled_back_from_nor_of_a_version_not_in
     assert alert.rolled_back_to is None and m2.rollbacks == []
 
 
+async def test_no_rollback_to_a_version_an_operator_rolled_back_from():
+    m = monitor(latency_objective_ms=50)
+    serve(m, 100, 80.0, version=1)
+    manual = routes(production=1, previous=2)
+    manual.demoted = [2]                          # an operator rolled production back from v2 to v1
+    [alert] = await evaluate(m, ("m", 1), manual)
+    assert alert.kind == "latency" and alert.rolled_back_to is None and m.rollbacks == []
+
+
 async def test_auto_rollback_off_still_alerts():
     m = monitor(latency_objective_ms=50, auto_rollback="false")
     serve(m, 100, 80.0)
