@@ -120,6 +120,11 @@ class Supervisor:
 
         if child.handle is None:
             return "crashed", child.error or "not running"
+        pid = child.last_beat.get("pid")
+        # A worker's exited process is seen at once (a ping would hang ~1 s first); a
+        # supervisor child is restarted in place by Ray, and re-adopts its children.
+        if not child.is_supervisor and self.runtime.process_gone(pid, child.last_beat.get("node_id")):
+            return "crashed", f"its process {pid} exited"
         try:
             beat = await self.runtime.call(child.handle, "ping", self.flags.heartbeat_interval_s * 2)
         except (asyncio.TimeoutError, ActorUnavailable):
