@@ -30,21 +30,6 @@ def load_class(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def process_exited(pid: int) -> bool:
-    """Whether process ``pid`` of this machine has exited: no such process, or a zombie.
-
-    >>> process_exited(os.getpid())
-    False
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except FileNotFoundError:
-        return True
-    except OSError:                 # no /proc here: cannot tell, so not gone
-        return False
-
-
 def connect(address: str, namespace: str) -> None:
     """Join the cluster at ``address`` as a driver (idempotent within a process).
 
@@ -150,9 +135,11 @@ class RayRuntime:
     def process_gone(self, pid: int | None, node_id: str | None) -> bool:
         """Whether an actor's process on this node has exited (gone, or a zombie not yet
         reaped): seen at once here, where Ray reports a killed actor only ~1.3 s later."""
+        from storage.processes import alive
+
         if not pid or not node_id or node_id != self.node_id():
             return False
-        return process_exited(pid)
+        return not alive(pid)
 
     def named_below(self, prefix: str) -> list[tuple[str, Any]]:
         """(name, handle) of every live named actor of this namespace under ``prefix.``."""
