@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,15 @@ MAX_FEATURES = 4096
 
 class ScoringError(FieldError):
     """A request that cannot be scored; ``field`` names what is wrong. Travels through Ray."""
+
+
+class RequestExpired(RuntimeError):
+    """A request taken up after its caller had stopped waiting; nobody reads the answer."""
+
+
+#: How long past a request's ``answer_by`` a replica still answers it (clocks of two
+#: machines may disagree by this much before a waiting caller loses an answer).
+EXPIRY_GRACE_S = 1.0
 
 
 
@@ -156,7 +166,7 @@ class ModelReplica:
         self.settings, self.model, self.version = settings, model, version
         self.served: ServedModel | None = None
         self._redis = None
-        self.n_scored = 0
+        self.n_scored = self.n_expired = 0
 
     def describe(self) -> str:
         return f"replica {self.model} v{self.version}"
@@ -175,19 +185,28 @@ class ModelReplica:
 
     def score_now(self, request: dict, run) -> dict:
         """The answer to one request; ``run(coroutine)`` runs the online store's read of an
-        entity's features to its end."""
+        entity's features to its end. A request whose caller stopped waiting for it more
+        than ``EXPIRY_GRACE_S`` ago (its ``answer_by``, wall clock) is dropped unanswered:
+        a replica that stalled works through what queued meanwhile without predicting."""
         if self.served is None:   # not the caller's fault: the router asks another replica or the fallback
             raise RuntimeError(f"{self.model} v{self.version} is still loading")
+        if not isinstance(request, dict):
+            raise ScoringError("features", "a request is a mapping of features or an entity_key")
+        answer_by = request.get("answer_by")
+        if isinstance(answer_by, (int, float)) and time.time() > answer_by + EXPIRY_GRACE_S:
+            self.n_expired += 1
+            raise RequestExpired(f"{self.model} v{self.version}: the caller stopped waiting "
+                                 f"{time.time() - answer_by:.1f} s ago")
         self.n_scored += 1
-        features = request.get("features") if isinstance(request, dict) else None
+        features = request.get("features")
         if features is not None:
             vector = self.served.vector_of(features, request.get("entity_key"))
         else:
-            vector = run(self.served.vector(request if isinstance(request, dict) else {}))
+            vector = run(self.served.vector(request))
         return self.served.answer(vector)
 
     def stats(self) -> dict:
-        return {"n_scored": self.n_scored, "loaded": self.served is not None}
+        return {"n_scored": self.n_scored, "n_expired": self.n_expired, "loaded": self.served is not None}
 
 
 class FallbackScorer(Worker):

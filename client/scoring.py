@@ -207,7 +207,8 @@ class Router:
                 reason = f"replica {name} is not running"
                 continue
             try:
-                answer = await asyncio.wait_for(handle.score.remote(request), timeout=left)
+                answer = await asyncio.wait_for(handle.score.remote({**request, "answer_by": time.time() + left}),
+                                                timeout=left)
                 return {**answer, "answered_by": "primary"}, None
             except asyncio.TimeoutError:
                 return None, f"v{version} did not answer within {until_s * 1000:.0f} ms"

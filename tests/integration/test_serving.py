@@ -167,6 +167,14 @@ async def test_a_late_version_is_answered_by_the_fallback_within_the_deadline(co
         await asyncio.sleep(1.0)
     assert await runtime.call(runtime.lookup(f"serve.{slow_model}.v2.r0"), "pid", 5) == pid
 
+    # what queued while it predicted and was given up by its caller is dropped, not predicted
+    from tests.support.waiting import eventually
+
+    async def dropped_expired():
+        return (await runtime.call(replica, "stats", 2.0))["n_expired"] >= 1
+
+    await eventually(dropped_expired, timeout_s=20, what="a queued request past its caller's deadline dropped")
+
 
 async def test_bad_requests_are_refused_typed_and_never_take_down_a_replica(conveyor, settings, trained):
     from actors.remote import RayRuntime
