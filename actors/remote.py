@@ -141,6 +141,12 @@ class RayRuntime:
             return False
         return not alive(pid)
 
+    def process_stopped(self, pid: int | None, node_id: str | None) -> bool:
+        """Whether an actor's process on this node is stopped by a signal (frozen)."""
+        from storage.processes import stopped
+
+        return bool(pid and node_id and node_id == self.node_id() and stopped(pid))
+
     def named_below(self, prefix: str) -> list[tuple[str, Any]]:
         """(name, handle) of every live named actor of this namespace under ``prefix.``."""
         found = []

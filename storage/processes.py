@@ -57,6 +57,17 @@ def alive(pid: int | None) -> bool:
         return False
 
 
+def stopped(pid: int | None) -> bool:
+    """Whether ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP): it runs nothing until it
+    is continued. A process stopped by a debugger is not counted."""
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False
+
+
 def with_descendants(pids: Iterable[int]) -> list[psutil.Process]:
     """The processes ``pids`` and all their descendants that are still alive."""
     found: dict[int, psutil.Process] = {}

@@ -130,6 +130,8 @@ class Supervisor:
         except (asyncio.TimeoutError, ActorUnavailable):
             # Ray restarts supervisors itself: give it time before calling one hung.
             child.missed_heartbeats += 1
+            if not child.is_supervisor and self.runtime.process_stopped(pid, child.last_beat.get("node_id")):
+                return "hung", f"missed a heartbeat; its process {pid} is stopped by a signal"
             allowed = self.flags.max_missed_heartbeats
             if child.is_supervisor:
                 allowed = max(allowed, int(SUPERVISOR_GRACE_S / self.flags.heartbeat_interval_s))
