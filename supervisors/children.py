@@ -20,6 +20,7 @@ class ChildRecord:
     last_beat: dict[str, Any] = field(default_factory=dict)
     last_beat_at: float = 0.0
     last_restart_s: float | None = None
+    spawned_s: float | None = None        # how long the last start waited for the actor's name
     restarting: bool = False
     error: str = ""
 

@@ -190,6 +190,8 @@ class Supervisor:
             await self._memory.save(target.spec.id, target.n_restarts, [])
             if started:
                 target.last_restart_s = round(time.monotonic() - detected, 3)
+                self.log.info("child restarted", child=target.name, restart_s=target.last_restart_s,
+                              spawned_s=target.spawned_s)
                 await self._signal(ActorRestarted(supervisor=self.name, child_id=target.name,
                                                   n_restarts=target.n_restarts, restart_s=target.last_restart_s))
 
@@ -223,6 +225,7 @@ class Supervisor:
         spec = child.spec
         child.state, child.last_beat = "starting", {}
         try:
+            began = time.monotonic()
             if isinstance(spec, ChildSpec):
                 child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
                                                                dict(spec.args), spec.num_cpus)
@@ -232,6 +235,7 @@ class Supervisor:
                     await SupervisionMemory(self._redis, self.settings.cluster_name, child.name).forget()
                 child.handle = await self.runtime.spawn_supervisor(
                     self.runtime.actor_class(Supervisor), child.name, spec, self.settings, child.name)
+            child.spawned_s = round(time.monotonic() - began, 3)    # until Ray took the actor's name
             deadline = time.monotonic() + self.flags.start_timeout_s
             beat = await self.runtime.call(child.handle, "ping", self.flags.start_timeout_s)
             while beat.get("state") not in (HEALTHY, "failed", ESCALATED) and time.monotonic() < deadline:
