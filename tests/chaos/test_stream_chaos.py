@@ -66,8 +66,14 @@ async def test_kills_and_freezes_while_streaming_lose_and_duplicate_nothing(conv
 
     assert [r.error for r in results if r.error] == []
     assert all(r.restarted for r in results if r.fault.action == "kill")
-    stored = await db.fetchrow("SELECT count(*) AS n, count(DISTINCT (partition, source_offset)) AS offsets"
-                               " FROM raw_events WHERE stream = $1", stream)
+    # the raw store is its own consumer of `events`: a restarted ingestion worker may still be
+    # catching up when the learner is done
+    async def all_stored():
+        got = await db.fetchrow("SELECT count(*) AS n, count(DISTINCT (partition, source_offset)) AS offsets"
+                                " FROM raw_events WHERE stream = $1", stream)
+        return got if got["n"] >= N_EVENTS else None
+
+    stored = await eventually(all_stored, timeout_s=120, what="every event in the raw store")
     assert (stored["n"], stored["offsets"]) == (N_EVENTS, N_EVENTS)           # none lost, none twice
     reference = reference_scores(events, n_partitions)
     for p, expected in reference.items():
