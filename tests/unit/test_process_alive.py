@@ -9,43 +9,34 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from storage.processes import alive, stopped
+import pytest
+
+from storage.processes import alive, stopped, wait_until
 
 
-def test_a_running_process_has_not_exited_and_a_killed_one_has_even_before_it_is_reaped():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        assert alive(child.pid)
-        os.kill(child.pid, signal.SIGKILL)
-        for _ in range(200):                      # the kernel makes it a zombie: not reaped by us yet
-            if not alive(child.pid):
-                break
-            time.sleep(0.01)
-        assert not alive(child.pid)
-    finally:
-        child.kill()
-        child.wait()
+@pytest.fixture
+def child():
+    """A sleeping process of our own, always killed and reaped."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_a_running_process_has_not_exited_and_a_killed_one_has_even_before_it_is_reaped(child):
+    assert alive(child.pid)
+    os.kill(child.pid, signal.SIGKILL)
+    # the kernel makes it a zombie, not reaped by us yet
+    wait_until(lambda: not alive(child.pid), timeout_s=2, what="the killed process seen as exited")
+    child.wait()
     assert not alive(child.pid)              # reaped: no such process
 
 
-def test_a_stopped_process_has_not_exited_and_is_stopped_until_continued():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        assert not stopped(child.pid)
-        os.kill(child.pid, signal.SIGSTOP)
-        for _ in range(200):
-            if stopped(child.pid):
-                break
-            time.sleep(0.01)
-        assert stopped(child.pid) and alive(child.pid)     # frozen is hung, not gone
-        os.kill(child.pid, signal.SIGCONT)
-        for _ in range(200):
-            if not stopped(child.pid):
-                break
-            time.sleep(0.01)
-        assert not stopped(child.pid)
-    finally:
-        child.kill()
-        child.wait()
+def test_a_stopped_process_has_not_exited_and_is_stopped_until_continued(child):
+    assert not stopped(child.pid)
+    os.kill(child.pid, signal.SIGSTOP)
+    wait_until(lambda: stopped(child.pid), timeout_s=2, what="the process seen as stopped")
+    assert alive(child.pid)                  # frozen is hung, not gone
+    os.kill(child.pid, signal.SIGCONT)
+    wait_until(lambda: not stopped(child.pid), timeout_s=2, what="the process seen as continued")
