@@ -29,7 +29,7 @@ __all__ = ["COLUMNS", "encode_vector_rows"]
 COLUMNS = ("feature_set_id", "batch_id", "line_no", "vector", "entity_key", "label")
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)
-_FLOAT8_OID = 701
+FLOAT8_OID = 701
 _NULL = struct.pack(">i", -1)
 _INT4 = struct.Struct(">i")
 
@@ -47,9 +47,9 @@ def _fixed_part(feature_set_id: str, batch_id: str, n_features: int) -> tuple[np
     vector's length and array header."""
     head = struct.pack(">h", len(COLUMNS)) + _text(feature_set_id) + _text(batch_id) + _INT4.pack(4)
     if n_features:
-        array_header = struct.pack(">iiiii", 1, 0, _FLOAT8_OID, n_features, 1)
+        array_header = struct.pack(">iiiii", 1, 0, FLOAT8_OID, n_features, 1)
     else:   # an empty array has no dimensions
-        array_header = struct.pack(">iii", 0, 0, _FLOAT8_OID)
+        array_header = struct.pack(">iii", 0, 0, FLOAT8_OID)
     vector_head = _INT4.pack(len(array_header) + 12 * n_features) + array_header
     dtype = np.dtype([("head", "u1", (len(head),)), ("line", ">i4"), ("vector_head", "u1", (len(vector_head),)),
                       ("elements", [("size", ">i4"), ("value", ">f8")], (n_features,)), ("key_size", ">i4")])

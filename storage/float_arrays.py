@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_FLOAT8_OID = 701
+from storage.copy_binary import FLOAT8_OID
+
 _HEAD = struct.Struct(">iiiii")         # ndim, has nulls, element oid, length, lower bound
 
 
@@ -39,14 +40,14 @@ def float8_matrix(blobs: Sequence[bytes], n_features: int) -> np.ndarray:
     if all(len(b) == dtype.itemsize for b in blobs):
         rows = np.frombuffer(b"".join(blobs), dtype=dtype)
         if not len(rows) or ((rows["ndim"] == 1).all() and (rows["nulls"] == 0).all()
-                             and (rows["oid"] == _FLOAT8_OID).all() and (rows["length"] == n_features).all()):
+                             and (rows["oid"] == FLOAT8_OID).all() and (rows["length"] == n_features).all()):
             return rows["items"]["value"].astype(float).reshape(len(rows), n_features)
     return np.array([_one(b, n_features) for b in blobs], dtype=float).reshape(len(blobs), n_features)
 
 
 def _one(blob: bytes, n_features: int) -> list[float]:
     ndim, _, oid, length, _ = _HEAD.unpack_from(blob, 0)
-    if ndim != 1 or oid != _FLOAT8_OID or length != n_features:
+    if ndim != 1 or oid != FLOAT8_OID or length != n_features:
         raise ValueError(f"vector: expected {n_features} float8 values, found a {ndim}-dimensional array of "
                          f"{length} values of type {oid}")
     values, at = [], _HEAD.size
