@@ -95,7 +95,12 @@ def cluster_start(args) -> int:
     if record is not None and any(embedded.service_alive(s) for s in record.services.values() if s.embedded):
         say(f"A cluster is already running in {settings.state_path}; `python run.py cluster status` shows it.")
         return EXIT_FAILED
-    start_cluster(settings)
+    from supervisors.tree import TreeStartTimeout
+
+    try:
+        start_cluster(settings)
+    except TreeStartTimeout:   # said, and what was started is stopped
+        return EXIT_FAILED
     say("  status: python run.py cluster status   stop: python run.py cluster stop")
     return EXIT_OK
 

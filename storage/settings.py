@@ -89,6 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     restart_period_s: Positive = 30.0
     backoff_base_s: Annotated[float, msgspec.Meta(ge=0, le=3_600)] = 0.05
     backoff_max_s: Positive = 5.0
+    #: A child not running this long after its start is restarted; `cluster start` gives up
+    #: when no further actor came up for this long (or after three times it in all).
     start_timeout_s: Positive = 60.0
     #: Modules every training process imports first (comma-separated), e.g. to register the
     #: user's own algorithms with ml.algorithms.register_algorithm; they must be importable

@@ -67,17 +67,26 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
                                                           trigger, serve, fallback, scores, monitor, score_batch, learn))
 
 
+class TreeStartTimeout(TimeoutError):
+    """The supervision tree stopped coming up: no actor started for the start timeout."""
+
+
 async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float, progress=lambda s: None):
     """Start (or re-adopt) the named root supervisor of ``spec`` and wait until its
-    whole tree reports running; returns the handle."""
+    whole tree reports running; returns the handle.
+
+    A start that keeps progressing is given time: it fails (``TreeStartTimeout``) only when
+    no further actor came up for ``timeout_s``, or after three times ``timeout_s`` in all.
+    On a loaded machine each actor's process start can take several times its usual second."""
     from actors.remote import RayRuntime
     from supervisors.supervisor import Supervisor
 
     runtime = RayRuntime(settings.cluster_name)
     handle = runtime.lookup(spec.id) or await runtime.spawn_supervisor(
         runtime.actor_class(Supervisor), spec.id, spec, settings, spec.id)
-    deadline = time.monotonic() + timeout_s
-    last = ""
+    began = time.monotonic()
+    deadline, most_running = began + timeout_s, -1
+    last, status = "", None
     while time.monotonic() < deadline:
         try:
             status = await runtime.call(handle, "status", 5.0)
@@ -89,14 +98,32 @@ async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float,
             last = summary
         if tree_healthy(status):
             return handle
+        running = sum(1 for node in walk(status) if node["state"] == "running")
+        if running > most_running:
+            most_running = running
+            deadline = min(time.monotonic() + timeout_s, began + 3 * timeout_s)
         await asyncio.sleep(0.1)
-    raise TimeoutError(f"supervision tree not healthy after {timeout_s:.0f} s: {last}")
+    waiting = "; ".join(not_running(status)) if status else "the root supervisor never answered"
+    raise TreeStartTimeout(f"supervision tree not healthy after {time.monotonic() - began:.0f} s "
+                           f"(no progress for {timeout_s:g} s, or 3 times that in all): {last}; "
+                           f"not running: {waiting}")
 
 
 def walk(status: dict):
     yield status
     for child in status.get("children", []):
         yield from walk(child)
+
+
+def not_running(status: dict) -> list[str]:
+    """``name (state: error)`` of each actor that is not running.
+
+    >>> not_running({"id": "root", "state": "running", "children": [
+    ...     {"id": "root.serve", "state": "starting", "error": ""}, {"id": "root.monitor", "state": "running"}]})
+    ['root.serve (starting)']
+    """
+    return [f"{n['id']} ({n['state']}{': ' + n['error'][:200] if n.get('error') else ''})"
+            for n in walk(status) if n["state"] != "running"]
 
 
 def tree_healthy(status: dict) -> bool:

@@ -173,6 +173,21 @@ def test_bad_environment_value_stops_start(name, value):
         cli.discard()
 
 
+def test_a_start_that_stops_progressing_names_the_actors_not_running_and_leaves_nothing():
+    cli = CliCluster.small(CONVEYOR_START_TIMEOUT_S="0.3")   # no actor process starts that fast
+    try:
+        done = cli.run("cluster", "start", timeout=120)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        said = done.stdout + done.stderr
+        assert "Start failed: supervision tree not healthy" in said and "no progress for 0.3 s" in said
+        assert "not running: root." in said
+        assert not (cli.state_dir / "cluster.json").exists()
+        assert cli.processes() == []
+    finally:
+        cli.discard()
+
+
 def test_missing_config_file_is_an_error():
     cli = CliCluster.fresh()
     done = cli.run("--config", "/nonexistent/conveyor.toml", "cluster", "status", timeout=60)

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 import supervisors.intensity
 import supervisors.spec
 import supervisors.strategy
+import supervisors.tree
 from supervisors.intensity import backoff_delay, record_restart
 from supervisors.spec import ChildSpec, Restart, Strategy, SupervisorFlags, SupervisorSpec
 from supervisors.strategy import should_restart, to_restart
+from supervisors.tree import not_running, summarize, tree_healthy
 
 ORDER = ["a", "b", "c", "d"]
 
@@ -324,10 +326,36 @@ def test_supervisor_spec_round_trips_through_msgspec():
     assert msgspec.json.decode(msgspec.json.encode(tree), type=SupervisorSpec) == tree
 
 
+# --- the tree's status, as the start reports it ----------------------------------------------
+
+
+def _status(scorer_state: str, error: str = "") -> dict:
+    return {"id": "root", "state": "running", "children": [
+        {"id": "root.outbox", "state": "running"},
+        {"id": "root.score-batch", "state": "running", "children": [
+            {"id": "root.score-batch.coordinator", "state": "running"},
+            {"id": "root.score-batch.scorer-0", "state": scorer_state, "error": error}]}]}
+
+
+def test_a_start_that_runs_late_names_the_actors_still_waiting_and_why():
+    status = _status("failed", "ConnectionRefusedError: " + "x" * 500)
+    assert summarize(status) == "4/5 actors running"
+    assert not tree_healthy(status)
+    [late] = not_running(status)
+    assert late.startswith("root.score-batch.scorer-0 (failed: ConnectionRefusedError: ")
+    assert len(late) < 260     # a long error is cut, not pasted whole into the message
+
+
+def test_a_healthy_tree_has_nobody_waiting():
+    status = _status("running")
+    assert tree_healthy(status) and not_running(status) == [] and summarize(status) == "5/5 actors running"
+
+
 # --- doctests -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [supervisors.spec, supervisors.strategy, supervisors.intensity],
+@pytest.mark.parametrize("module", [supervisors.spec, supervisors.strategy, supervisors.intensity,
+                                     supervisors.tree],
                          ids=lambda m: m.__name__)
 def test_module_doctests_pass(module):
     result = doctest.testmod(module)
