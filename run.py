@@ -569,8 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--replicas", type=int, help="replicas of the version (default 2)")
     deploy.add_argument("--canary", type=float, metavar="SHARE", help="a weighted canary, e.g. 0.1")
     deploy.set_defaults(run=models)
-    rollback = model_actions.add_parser("rollback", help="production back to the previous version",
-                                        description="Move production back to the previous version (still live).")
+    rollback = model_actions.add_parser(
+        "rollback", help="production back to the previous version",
+        description="Move production back along the chain of earlier production versions: to the newest one "
+                    "not rolled back from (a retired one is loaded again first). Rolling back again goes further "
+                    "back; `python run.py restore MODEL` undoes an automatic rollback.")
     rollback.add_argument("model")
     rollback.set_defaults(run=models)
 

@@ -8,6 +8,8 @@ are the aliases moved (``production`` to the new version, ``previous`` to the ol
 in one transaction with an audit record and a ``model.deployed`` event, and the routes
 that callers read are replaced. Requests in flight on the old version finish: its
 replicas stay up as ``previous``; versions that are neither are retired after a grace.
+A rollback moves production back along the chain of earlier production versions
+(``storage.route_rules``), loading a retired one again before traffic moves.
 
 Replicas are detached named actors (``serve.<model>.v<version>.r<i>``): they outlive a
 restart of the manager, which finds them again by name; its reconcile loop restarts a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 
+from actors.logs import current_chain
 from actors.worker import Worker
 from messages.codec import encode
 from messages.serving import ModelDeployed
@@ -130,17 +133,45 @@ class DeploymentManager(Worker):
             return await self._deploy(model, version, replicas or self.replicas, canary_weight)
 
     async def _deploy(self, model: str, version: int | None, n_replicas: int, canary_weight: float | None) -> dict:
-        from storage.serving_store import Routes, VersionInfo
+        from storage.route_rules import promoted
+        from storage.serving_store import Routes
 
         candidate = await self._candidate(model, version)
         version = candidate["version"]
         routes = await self.store.routes(model) or Routes(model=model, task=candidate["task"])
         if canary_weight is None and routes.production == version:
             raise DeployRefused("version", f"{model} v{version} is already in production")
-        dataset = await self.pool.fetchval("SELECT dataset FROM feature_sets WHERE feature_set_id = $1",
-                                           candidate["feature_set_id"])
+        routes, names = await self._load(model, candidate, routes, n_replicas)
+        previous = routes.production
+        if canary_weight is not None:
+            routes.canary, routes.canary_weight = version, float(canary_weight)
+        else:
+            routes = promoted(routes, version)
+            if routes.canary == version:
+                routes.canary, routes.canary_weight = None, 0.0
+        routes.baseline = await self._baseline(candidate["feature_set_id"], routes.task)
+        routes.n_features = len(candidate["summary"].get("feature_names") or [])
+        routes.raw_columns = await self._raw_columns(candidate["feature_set_id"])
+        event = ModelDeployed(model=model, version=version, candidate_id=candidate["candidate_id"],
+                              previous_version=previous, alias="canary" if canary_weight is not None else "production",
+                              replicas=n_replicas, canary_weight=canary_weight, **current_chain())
+        await self._record(model, version, candidate["candidate_id"], n_replicas, canary_weight, routes, event)
+        routes = await self.store.set_routes(routes)          # traffic moves
+        asyncio.get_running_loop().create_task(self._retire_unused(model))
+        self.log.info("model deployed", model=model, version=version, previous=previous, canary=canary_weight)
+        return {"model": model, "version": version, "previous": previous, "replicas": names,
+                "canary_weight": canary_weight, "revision": routes.revision}
+
+    async def _load(self, model: str, candidate: dict, routes, n_replicas: int):
+        """Make ``candidate``'s version live without traffic: its signed artifact and feature
+        set copied to Redis, its replicas started and loaded; the routes with it, and its
+        replica names. A version that does not load is taken out again (DeployRefused)."""
+        from storage.serving_store import VersionInfo
         from storage.signing import SignatureMismatch
 
+        version = candidate["version"]
+        dataset = await self.pool.fetchval("SELECT dataset FROM feature_sets WHERE feature_set_id = $1",
+                                           candidate["feature_set_id"])
         try:
             artifact = await self.models.artifact_bytes(candidate["candidate_id"])
         except SignatureMismatch:
@@ -149,9 +180,8 @@ class DeploymentManager(Worker):
         await self.store.put_artifact(model, version, artifact)
         await self.store.put_feature_set(candidate["feature_set_id"], await self._fitted(candidate["feature_set_id"]))
         names = [replica_name(model, version, i) for i in range(n_replicas)]
-        info = VersionInfo(candidate_id=candidate["candidate_id"], replicas=names,
-                           feature_set_id=candidate["feature_set_id"], dataset=dataset)
-        routes.versions[version] = info
+        routes.versions[version] = VersionInfo(candidate_id=candidate["candidate_id"], replicas=names,
+                                               feature_set_id=candidate["feature_set_id"], dataset=dataset)
         routes = await self.store.set_routes(routes)          # replicas find their version; no traffic yet
         try:
             await asyncio.gather(*(self._start_replica(model, version, n) for n in names))
@@ -161,47 +191,47 @@ class DeploymentManager(Worker):
             routes.versions.pop(version, None)
             await self.store.set_routes(routes)
             raise DeployRefused("version", f"{model} v{version} did not load: {type(exc).__name__}: {exc}") from None
-        previous = routes.production
-        if canary_weight is not None:
-            routes.canary, routes.canary_weight = version, float(canary_weight)
-        else:
-            routes.previous, routes.production = previous, version
-            routes.demoted = [v for v in routes.demoted if v != version]
-            if routes.canary == version:
-                routes.canary, routes.canary_weight = None, 0.0
-        routes.baseline = await self._baseline(candidate["feature_set_id"], routes.task)
-        routes.n_features = len(candidate["summary"].get("feature_names") or [])
-        routes.raw_columns = await self._raw_columns(candidate["feature_set_id"])
-        event = ModelDeployed(model=model, version=version, candidate_id=candidate["candidate_id"],
-                              previous_version=previous, alias="canary" if canary_weight is not None else "production",
-                              replicas=n_replicas, canary_weight=canary_weight)
-        await self._record(model, version, candidate["candidate_id"], n_replicas, canary_weight, routes, event)
-        routes = await self.store.set_routes(routes)          # traffic moves
-        asyncio.get_running_loop().create_task(self._retire_unused(model))
-        self.log.info("model deployed", model=model, version=version, previous=previous, canary=canary_weight)
-        return {"model": model, "version": version, "previous": previous, "replicas": names,
-                "canary_weight": canary_weight, "revision": routes.revision}
+        return routes, names
 
-    async def rollback(self, model: str, reason: str | None = None) -> dict:
-        """Production back to the previous version; ``reason`` goes into the event and the audit record."""
+    async def rollback(self, model: str, reason: str | None = None, to: int | None = None) -> dict:
+        """Production back along the chain of earlier production versions, to the newest one
+        not rolled back from (reloaded first when it was retired); ``reason`` goes into the
+        event and the audit record. ``to`` names the version instead (an operator's restore
+        of a version rolled back from): it goes back to production and is no longer demoted."""
+        from storage.route_rules import promoted, rollback_target, rolled_back
+
         async with self._lock:
             routes = await self.store.routes(model)
             if routes is None or routes.production is None:
                 raise DeployRefused("model", f"{model!r} is not deployed")
-            if routes.previous is None or routes.previous not in routes.versions:
-                raise DeployRefused("model", f"{model!r} has no previous version to roll back to")
-            back, current = routes.previous, routes.production
-            routes.production, routes.previous = back, current
-            routes.demoted = sorted({v for v in routes.demoted if v != back} | {current})
+            current = routes.production
+            if to is None:
+                back = rollback_target(routes)
+                if back is None:
+                    raise DeployRefused("model", f"{model!r} has no earlier version to roll back to"
+                                        + (f" (rolled back from: {', '.join(f'v{v}' for v in routes.demoted)})"
+                                           if routes.demoted else ""))
+            else:
+                if isinstance(to, bool) or not isinstance(to, int) or to < 1:
+                    raise DeployRefused("version", f"a positive whole number; got {to!r}")
+                if to == current:
+                    raise DeployRefused("version", f"{model} v{to} is already in production")
+                back = to
+            if back not in routes.versions:        # retired since: live again before traffic moves
+                replicas = await self.pool.fetchval("SELECT replicas FROM deployments WHERE model = $1 AND version = $2",
+                                                    model, back)
+                routes, _ = await self._load(model, await self._candidate(model, back), routes,
+                                             replicas or self.replicas)
+            routes = rolled_back(routes, back) if to is None else promoted(routes, back)
             info = routes.versions[back]
             event = ModelDeployed(model=model, version=back, candidate_id=info.candidate_id, previous_version=current,
                                   replicas=len(info.replicas), rollback=True,
-                                  reason=None if reason is None else str(reason)[:1024])
+                                  reason=None if reason is None else str(reason)[:1024], **current_chain())
             await self._record(model, back, info.candidate_id, len(info.replicas), None, routes, event)
             routes = await self.store.set_routes(routes)
             self.log.info("model rolled back", model=model, version=back, from_version=current, reason=reason)
-            return {"model": model, "version": back, "previous": current, "revision": routes.revision,
-                    "reason": reason}
+        asyncio.get_running_loop().create_task(self._retire_unused(model))
+        return {"model": model, "version": back, "previous": current, "revision": routes.revision, "reason": reason}
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -292,9 +322,13 @@ class DeploymentManager(Worker):
                 await self.pool.execute("UPDATE deployments SET state = 'retired', retired_at = now()"
                                         " WHERE model = $1 AND version = ANY($2::int[])", model, list(retired))
             await asyncio.sleep(RETIRE_GRACE_S)
-            for info in retired.values():
-                for name in info.replicas:
-                    self._kill(name)
+            async with self._lock:
+                routes = await self.store.routes(model)
+                for version, info in retired.items():
+                    if routes is not None and version in routes.versions:
+                        continue           # live again meanwhile (a rollback to it): its new replicas stay
+                    for name in info.replicas:
+                        self._kill(name)
         except Exception as exc:
             self.log.warning("retiring versions failed", model=model, error=str(exc)[:300])
 

@@ -45,3 +45,29 @@ def bind_message(message) -> None:
 
 def unbind_message() -> None:
     structlog.contextvars.unbind_contextvars("correlation_id", "causation_id")
+
+
+def bound_chain(correlation_id: str = "", causation_id: str = ""):
+    """A context in which log lines carry the chain a caller passed along with a request
+    (nothing is bound for an empty ``correlation_id``).
+
+    >>> with bound_chain("req-1"):
+    ...     current_chain()
+    {'correlation_id': 'req-1', 'causation_id': ''}
+    >>> current_chain()
+    {}
+    """
+    if not correlation_id:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return structlog.contextvars.bound_contextvars(correlation_id=correlation_id, causation_id=causation_id)
+
+
+def current_chain() -> dict[str, str]:
+    """The chain bound in this context, as keyword arguments for a message it causes
+    (``{}`` when none is bound)."""
+    bound = structlog.contextvars.get_contextvars()
+    if not bound.get("correlation_id"):
+        return {}
+    return {"correlation_id": bound["correlation_id"], "causation_id": bound.get("causation_id", "")}

@@ -269,7 +269,7 @@ class Monitor(PartitionWorker):
         for alert in alerts:
             effects.outbox.append(("alerts", alert.model.encode(), encode(alert), f"alert:{alert.msg_id}"))
             self.log.warning("alert raised", model=alert.model, version=alert.version, kind=alert.kind,
-                             summary=alert.summary)
+                             summary=alert.summary, correlation_id=alert.msg_id)
 
     def _drift(self, key) -> dict:
         context = self.contexts.get(key)
@@ -328,18 +328,19 @@ class Monitor(PartitionWorker):
                 continue
             self.tracker.active_alerts.add(mark)
             episode = episodes[f"{model}\0{version}\0{kind}"] = episodes.get(f"{model}\0{version}\0{kind}", 0) + 1
-            text = summary()
-            back = await self._roll_back(routes, key, text) if kind in self.ROLLBACK_KINDS else None
+            text, msg_id = summary(), alert_id(model, version, kind, episode)
+            back = await self._roll_back(routes, key, text, msg_id) if kind in self.ROLLBACK_KINDS else None
             if back is not None:
                 text = f"{text}; production rolled back to v{back}"
-            raised.append(AlertRaised(msg_id=alert_id(model, version, kind, episode), model=model, version=version,
+            raised.append(AlertRaised(msg_id=msg_id, model=model, version=version,
                                       kind=kind, severity=severity, value=float(value), threshold=float(threshold),
                                       summary=text, details=details, rolled_back_to=back))
         return raised
 
-    async def request_rollback(self, model: str, reason: str) -> dict:
-        """Ask the deployment manager (``root.serve``) to roll ``model`` back: the one Ray call
-        the monitor makes (tests replace it)."""
+    async def request_rollback(self, model: str, reason: str, alert: str) -> dict:
+        """Ask the deployment manager (``root.serve``) to roll ``model`` back, on behalf of the
+        alert with id ``alert`` (the rollback's log lines and event carry it as their
+        correlation id): the one Ray call the monitor makes (tests replace it)."""
         import asyncio
 
         from actors.remote import RayRuntime
@@ -347,33 +348,39 @@ class Monitor(PartitionWorker):
         handle = RayRuntime(self.settings.cluster_name).lookup("root.serve")
         if handle is None:
             raise LookupError("root.serve is not running")
-        return await asyncio.wait_for(handle.request.remote("rollback", model, reason), timeout=30)
+        return await asyncio.wait_for(handle.request.remote("rollback", model, reason, correlation_id=alert),
+                                      timeout=30)
 
     def _previous_figures(self, routes, key) -> tuple[int, float] | None:
-        """(version, accuracy) of the previous version when ``key`` is production and both have
-        enough joined outcomes to compare."""
-        if routes is None or routes.production != key[1] or routes.previous is None:
+        """(version, accuracy) of the version a rollback would move to, when ``key`` is
+        production and both have enough joined outcomes to compare."""
+        from storage.route_rules import rollback_target
+
+        back = rollback_target(routes) if routes is not None and routes.production == key[1] else None
+        if back is None:
             return None
-        stats = self.tracker.versions.get((key[0], routes.previous))
+        stats = self.tracker.versions.get((key[0], back))
         if stats is None or stats.n_observed < self.settings.monitor_min_samples:
             return None
-        accuracy = self.tracker.figures((key[0], routes.previous))["accuracy"]
-        return None if accuracy is None else (routes.previous, accuracy)
+        accuracy = self.tracker.figures((key[0], back))["accuracy"]
+        return None if accuracy is None else (back, accuracy)
 
-    async def _roll_back(self, routes, key, why: str) -> int | None:
-        """Production back to the previous version when ``key`` is production, the previous one is
-        live and was not itself rolled back from (by the monitor or by an operator), and the
-        model was not rolled back within the window; the version production moved to, else None."""
+    async def _roll_back(self, routes, key, why: str, alert: str) -> int | None:
+        """Production back along the chain when ``key`` is production, there is an earlier
+        version not rolled back from (by the monitor or by an operator), and the model was not
+        rolled back within the window; the version production moved to, else None."""
+        from storage.route_rules import rollback_target
+
         model, version = key
         demoted = self.tracker.extra.setdefault("demoted", [])
         last = self.tracker.extra.setdefault("rolled_back_at", {})
+        back = rollback_target(routes) if routes is not None else None
         if (not self.settings.auto_rollback or routes is None or routes.production != version
-                or routes.previous is None or routes.previous not in routes.versions
-                or [model, routes.previous] in demoted or routes.previous in routes.demoted
+                or back is None or [model, back] in demoted
                 or time.time() - last.get(model, 0.0) < self.settings.monitor_window_s):
             return None
         try:
-            done = await self.request_rollback(model, f"automatic: v{version}: {why}")
+            done = await self.request_rollback(model, f"automatic: v{version}: {why}", alert)
         except Exception as exc:
             self.log.warning("automatic rollback failed", model=model, version=version, error=str(exc)[:300])
             return None

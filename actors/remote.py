@@ -76,13 +76,18 @@ class WorkerHost:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
 
-    async def request(self, method: str, *args: Any) -> Any:
-        """A request/response call to the worker: only the methods it lists in ``requests``."""
+    async def request(self, method: str, *args: Any, correlation_id: str = "", causation_id: str = "") -> Any:
+        """A request/response call to the worker: only the methods it lists in ``requests``.
+        What it logs, and the messages it causes, carry the caller's ``correlation_id``."""
+        from actors.logs import bound_chain
+        from messages.base import valid_chain
+
         if method not in getattr(type(self.worker), "requests", ()):
             raise AttributeError(f"{type(self.worker).__name__} answers no request {method!r}")
-        result = getattr(self.worker, method)(*args)
-        if asyncio.iscoroutine(result):
-            result = await result
+        with bound_chain(*valid_chain(correlation_id, causation_id)):
+            result = getattr(self.worker, method)(*args)
+            if asyncio.iscoroutine(result):
+                result = await result
         return result
 
 

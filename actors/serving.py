@@ -247,8 +247,11 @@ class FallbackScorer(Worker):
         await asyncio.sleep(self.refresh_s)
 
     async def _adopt(self, routes) -> None:
-        """Load the versions this model may fall back on (previous and production)."""
-        wanted = {v for v in (routes.previous, routes.production) if v is not None}
+        """Load the versions this model may fall back on (previous and production, never one
+        rolled back from)."""
+        from storage.route_rules import fallback_versions
+
+        wanted = set(fallback_versions(routes))
         for version in wanted:
             if (routes.model, version) not in self._loaded:
                 try:
@@ -262,15 +265,17 @@ class FallbackScorer(Worker):
         self._routes[routes.model] = routes
 
     async def score(self, model: str, request: dict, failed_version: int | None) -> dict:
-        """The previous version's answer (or production's when the previous one failed),
-        else the baseline's."""
+        """The previous version's answer (or production's when the previous one failed; never
+        a version rolled back from), else the baseline's."""
         routes = self._routes.get(model)
         if routes is None:   # not adopted yet: nothing is loaded on the request path, the baseline answers
             routes = await self._store.routes(model)
             if routes is None:
                 raise ScoringError("model", f"{model!r} is not deployed")
+        from storage.route_rules import fallback_versions
+
         self.n_processed += 1
-        for version in (routes.previous, routes.production):
+        for version in fallback_versions(routes):
             served = self._loaded.get((model, version)) if version not in (None, failed_version) else None
             if served is not None:
                 try:
@@ -278,7 +283,8 @@ class FallbackScorer(Worker):
                 except ScoringError:
                     raise
                 except Exception as exc:   # a version that cannot answer: try the next, then the baseline
-                    self.log.warning("fallback version failed", model=model, version=version, error=str(exc)[:200])
+                    self.log.warning("fallback version failed", model=model, version=version, error=str(exc)[:200],
+                                     correlation_id=str(request.get("request_id") or "")[:64])
         if routes.baseline is None:
             raise ScoringError("model", f"{model!r} has no version to fall back on and no baseline")
         return {"score": routes.baseline.score, "label": routes.baseline.label, "version": None,

@@ -282,21 +282,35 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
     # --- deployment and scoring --------------------------------------------------------
 
     async def deploy(self, model: str, version: int | None = None, *, replicas: int | None = None,
-                     canary_weight: float | None = None, timeout_s: float = 300) -> dict:
+                     canary_weight: float | None = None, timeout_s: float = 300,
+                     correlation_id: str | None = None) -> dict:
         """Deploy ``version`` of ``model`` (default: its newest deployable candidate) as production,
         or as a canary taking ``canary_weight`` of the traffic; returns once its replicas answer
-        and the routes have moved. :class:`client.scoring.DeploymentRefused` names what is wrong."""
-        return await self._serve_request("deploy", timeout_s, model, version, replicas, canary_weight)
+        and the routes have moved. :class:`client.scoring.DeploymentRefused` names what is wrong.
+        The result's ``correlation_id`` (yours, or a new one) is on the deployment manager's log
+        lines, the ``model.deployed`` event and the audit record."""
+        return await self._serve_request("deploy", timeout_s, model, version, replicas, canary_weight,
+                                         correlation_id=correlation_id)
 
-    async def rollback(self, model: str, timeout_s: float = 60) -> dict:
-        """Production goes back to the previous version (which is still live)."""
-        return await self._serve_request("rollback", timeout_s, model)
+    async def rollback(self, model: str, timeout_s: float = 60, correlation_id: str | None = None) -> dict:
+        """Production goes back along the chain of earlier production versions: to the newest
+        one not rolled back from (a retired one is loaded again first). Rolling back again
+        goes further back; ``DeploymentRefused`` when there is no earlier version."""
+        return await self._serve_request("rollback", timeout_s, model, correlation_id=correlation_id)
 
-    async def _serve_request(self, method: str, timeout_s: float, model, *args) -> dict:
+    async def _serve_request(self, method: str, timeout_s: float, model, *args,
+                             correlation_id: str | None = None) -> dict:
         import asyncio
 
         from client.scoring import DeploymentRefused, _cause
+        from messages.base import new_id, valid_chain
 
+        try:
+            correlation_id, _ = valid_chain(new_id() if correlation_id is None else correlation_id)
+        except (ValueError, TypeError) as exc:
+            raise DeploymentRefused("correlation_id", str(exc).split(": ", 1)[-1]) from None
+        if not correlation_id:
+            raise DeploymentRefused("correlation_id", "an id, or None for a new one; got ''")
         if not isinstance(model, str) or not _NAME_RE.match(model):
             raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
         if method == "deploy":
@@ -316,7 +330,11 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         if handle is None:
             raise ClusterNotRunning("the deployment manager (root.serve) is not running")
         try:
-            return await asyncio.wait_for(handle.request.remote(method, model, *args), timeout=timeout_s)
+            done = await asyncio.wait_for(handle.request.remote(method, model, *args, correlation_id=correlation_id),
+                                          timeout=timeout_s)
+            if getattr(self, "_scoring", None) is not None:   # this client's next request sees what it changed
+                self._scoring.forget_routes(model)
+            return {**done, "correlation_id": correlation_id}
         except Exception as exc:
             cause = _cause(exc)
             if hasattr(cause, "field") and hasattr(cause, "reason"):

@@ -139,4 +139,4 @@ class MonitoringQueries:
             await asyncio.wait_for(monitor.request.remote("restored", model, demoted), timeout=timeout_s)
         return await self._serve_request("rollback", timeout_s, model,
                                          f"restored: v{demoted} back to production by an operator, undoing the "
-                                         f"automatic rollback to v{current}")
+                                         f"automatic rollback to v{current}", demoted)

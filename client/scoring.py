@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
 import time
 
 import msgspec
@@ -18,6 +19,7 @@ from messages.types import NAME_RE
 
 #: A model name: what messages.types.Name allows.
 NAME = NAME_RE      # what a model or learner name may be
+REQUEST_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}\Z")   # a message id (messages.base.MessageId)
 ALIASES = ("production", "previous", "canary")
 MAX_REQUEST_BYTES = 1 << 20
 
@@ -102,6 +104,14 @@ class Router:
         self._routes[model] = (time.monotonic(), routes)
         return routes
 
+    def forget_routes(self, model: str) -> None:
+        """Read ``model``'s routes afresh on its next request, and look its replicas up again
+        (after a deploy or rollback through this client, which must not route by what it just
+        changed, nor to a replica of the same name that it replaced)."""
+        self._routes.pop(model, None)
+        for name in [n for n in self._handles if n.startswith(f"serve.{model}.v")]:
+            del self._handles[name]
+
     def _handle(self, name: str):
         handle = self._handles.get(name)
         if handle is None:
@@ -117,7 +127,10 @@ class Router:
 
         began = time.perf_counter()
         request = self._check(model, features, entity_key, deadline_ms)
+        if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
+            raise ScoringRefused("request_id", f"1-64 letters, digits and _.:- only; got {str(request_id)[:80]!r}")
         request_id = request_id or new_id()
+        request["request_id"] = request_id      # on the log lines of whoever answers it
         routes = await self.routes(model)
         chosen = self._choose(routes, version)
         if features is not None:

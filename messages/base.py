@@ -48,6 +48,25 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
             msgspec.structs.force_setattr(self, "correlation_id", self.msg_id)
 
 
+def valid_chain(correlation_id: str, causation_id: str = "") -> tuple[str, str]:
+    """The ids a caller passed along with a request, checked like a message's
+    (ValueError naming the field otherwise).
+
+    >>> valid_chain("deploy-7f3a")
+    ('deploy-7f3a', '')
+    >>> valid_chain("x; DROP TABLE audit_log")
+    Traceback (most recent call last):
+    ...
+    ValueError: correlation_id: letters, digits and _.:- only, at most 64; got 'x; DROP TABLE audit_log'
+    """
+    for field, value in (("correlation_id", correlation_id), ("causation_id", causation_id)):
+        try:
+            msgspec.convert(value, OptionalId)
+        except msgspec.ValidationError:
+            raise ValueError(f"{field}: letters, digits and _.:- only, at most 64; got {str(value)[:80]!r}") from None
+    return correlation_id, causation_id
+
+
 def caused_by(cause: Message) -> dict[str, str]:
     """Keyword arguments that chain a new message to the one that caused it."""
     return {"correlation_id": cause.correlation_id, "causation_id": cause.msg_id}

@@ -47,8 +47,11 @@ class Routes(msgspec.Struct, kw_only=True):
     feature_names: list[str] = []
     raw_columns: list[str] = []            # the inputs a request's features must name
     #: Versions production was rolled back from (by an operator or the monitor): never rolled
-    #: back to automatically; deploying one to production again takes it off.
+    #: back to; deploying one to production again takes it off.
     demoted: list[int] = []
+    #: Earlier production versions, oldest first: the chain a rollback moves back along
+    #: (see storage.route_rules).
+    history: list[int] = []
 
 
 _SIG_BYTES = 32

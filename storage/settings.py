@@ -117,9 +117,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     error_rate_alert: Share = 0.01
     #: A PSI above this, of any feature or of the predictions, raises a drift alert.
     drift_psi_alert: Annotated[float, msgspec.Meta(gt=0, le=100)] = 0.25
-    #: Production goes back to the previous version (not one it was rolled back from) when it
-    #: breaks its latency objective, its fallback rate, or its accuracy falls below the
-    #: previous version's by more than ``accuracy_drop_margin`` (outcomes joined for both).
+    #: Production goes back along the chain of earlier versions (never to one it was rolled
+    #: back from) when it breaks its latency objective, its fallback rate, or its accuracy
+    #: falls below that of the version it would go back to by more than
+    #: ``accuracy_drop_margin`` (outcomes joined for both).
     auto_rollback: bool = True
     accuracy_drop_margin: Share = 0.05
     # Security and logging.

@@ -59,6 +59,7 @@ async def test_a_version_breaking_its_latency_objective_is_rolled_back_then_rest
     detail = json.loads(await db.fetchval("SELECT detail FROM audit_log WHERE action = 'model.rollback'"
                                           " AND subject = $1 ORDER BY id DESC LIMIT 1", model))
     assert detail["reason"].startswith("automatic: v2: p99 latency") and detail["version"] == 1
+    assert detail["correlation_id"] == alert.alert_id             # the rollback is traced to its alert
     from tests.support.waiting import eventually
 
     async def answered_by_v1():

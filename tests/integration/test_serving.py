@@ -204,6 +204,10 @@ async def test_bad_requests_are_refused_typed_and_never_take_down_a_replica(conv
         (dict(model=trained, entity_key="\x00"), "entity_key"),
         (dict(model=trained, features=good, deadline_ms=0), "deadline_ms"),
         (dict(model=trained, features=good, deadline_ms="soon"), "deadline_ms"),
+        (dict(model=trained, features=good, request_id="a b"), "request_id"),
+        (dict(model=trained, features=good, request_id="x" * 65), "request_id"),
+        (dict(model=trained, features=good, request_id=""), "request_id"),
+        (dict(model=trained, features=good, request_id=7), "request_id"),
     ]
     for kwargs, field in cases:
         model = kwargs.pop("model")

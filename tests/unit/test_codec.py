@@ -480,3 +480,33 @@ def test_a_surrogate_in_a_text_value_cannot_be_encoded_and_is_never_sent():
     client = Conveyor(Settings(), embedded.ClusterRecord("conveyor", "/nonexistent", 0))
     with pytest.raises(SubmitRefused, match="unpaired surrogate"):
         asyncio.run(client.submit(event))
+
+
+@pytest.mark.parametrize("hostile", ["a b", "x'; DROP TABLE audit_log;--", "a" * 65, "a\nb", "名前", "$(id)", "",
+                                     5])
+def test_a_deploy_or_rollback_with_a_hostile_correlation_id_is_refused_naming_it_before_any_call(hostile):
+    import asyncio
+
+    from client.connection import Conveyor
+    from client.scoring import DeploymentRefused
+    from storage import embedded
+    from storage.settings import Settings
+
+    client = Conveyor(Settings(), embedded.ClusterRecord("conveyor", "/nonexistent", 0))
+    for call in (client.rollback("m", correlation_id=hostile), client.deploy("m", correlation_id=hostile)):
+        with pytest.raises(DeploymentRefused) as refused:
+            asyncio.run(call)
+        assert refused.value.field == "correlation_id"
+
+
+@given(st.text(max_size=80))
+def test_valid_chain_accepts_exactly_the_message_id_alphabet(text):
+    import re
+
+    from messages.base import valid_chain
+
+    ok = re.fullmatch(r"[A-Za-z0-9_.:\-]{0,64}", text) is not None
+    try:
+        assert valid_chain(text) == (text, "") and ok
+    except ValueError as exc:
+        assert not ok and str(exc).startswith("correlation_id: ")

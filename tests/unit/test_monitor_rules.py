@@ -20,10 +20,11 @@ def monitor(**settings):
 
     env = {f"CONVEYOR_{k.upper()}": str(v) for k, v in settings.items()}
     m = Monitor(load_settings(None, env), "root.monitor")
-    m.rollbacks = []
+    m.rollbacks, m.rollback_alerts = [], []
 
-    async def request_rollback(model, reason):
+    async def request_rollback(model, reason, alert):
         m.rollbacks.append((model, reason))
+        m.rollback_alerts.append(alert)
         return {"version": 1, "previous": 2}
 
     m.request_rollback = request_rollback
@@ -61,6 +62,7 @@ async def test_a_slow_production_version_is_alerted_once_and_rolled_back_once():
     assert (alert.kind, alert.severity, alert.rolled_back_to) == ("latency", "critical", 1)
     assert "p99 latency 80.0 ms" in alert.summary and "rolled back to v1" in alert.summary
     assert m.rollbacks == [("m", "automatic: v2: " + alert.summary.split("; production")[0])]
+    assert m.rollback_alerts == [alert.msg_id]           # the rollback carries the alert's id as its chain
     assert await evaluate(m) == []                                 # still firing: not raised again
     assert m._gauges["latency_p99_ms"].values[("m", "2")] == 80.0 and m._gauges["served"].values[("m", "2")] == 100
 
@@ -86,6 +88,28 @@ async def test_no_rollback_to_a_version_an_operator_rolled_back_from():
     manual.demoted = [2]                          # an operator rolled production back from v2 to v1
     [alert] = await evaluate(m, ("m", 1), manual)
     assert alert.kind == "latency" and alert.rolled_back_to is None and m.rollbacks == []
+
+
+async def test_a_second_slow_version_is_rolled_back_further_along_the_chain():
+    m = monitor(latency_objective_ms=50)
+    serve(m, 100, 80.0)
+    chain = routes(production=2, previous=3)
+    chain.history, chain.demoted = [1], [3]     # production went 1 -> 2 -> 3, then back from 3 to 2
+    [alert] = await evaluate(m, r=chain)
+    assert alert.rolled_back_to == 1 and len(m.rollbacks) == 1   # v1, though it is retired and v3 is previous
+
+
+async def test_accuracy_is_compared_with_the_version_a_rollback_would_move_to():
+    m = monitor()
+    chain = routes(production=2, previous=3)
+    chain.history, chain.demoted = [1], [3]
+    for version, correct in ((3, True), (1, True), (2, False)):
+        for i in range(100):
+            m.tracker.add_score(f"a{version}-{i}", "m", version, version, "primary", 3.0, 0.9, "1", None, at=1000.0)
+            m.tracker.add_observation(f"a{version}-{i}", "1" if correct else "0", at=1001.0)
+    assert m._previous_figures(chain, ("m", 2))[0] == 1           # not v3, which production left
+    [alert] = [a for a in await evaluate(m, r=chain) if a.kind == "accuracy"]
+    assert "below v1's" in alert.summary and alert.rolled_back_to == 1
 
 
 async def test_auto_rollback_off_still_alerts():
