@@ -130,7 +130,8 @@ class DeploymentManager(Worker):
     async def deploy(self, model: str, version: int | None = None, replicas: int | None = None,
                      canary_weight: float | None = None) -> dict:
         async with self._lock:
-            return await self._deploy(model, version, replicas or self.replicas, canary_weight)
+            return await self._deploy(model, version, replicas or await self._configured_replicas(model)
+                                      or self.replicas, canary_weight)
 
     async def _deploy(self, model: str, version: int | None, n_replicas: int, canary_weight: float | None) -> dict:
         from storage.route_rules import promoted
@@ -232,6 +233,17 @@ class DeploymentManager(Worker):
             self.log.info("model rolled back", model=model, version=back, from_version=current, reason=reason)
         asyncio.get_running_loop().create_task(self._retire_unused(model))
         return {"model": model, "version": back, "previous": current, "revision": routes.revision, "reason": reason}
+
+    async def _configured_replicas(self, model: str) -> int | None:
+        """The replicas the model's serving configuration asks for, if any."""
+        from ml.serving_config import ServingConfigError, parse_serving_config
+
+        text = await self.pool.fetchval("SELECT config_toml FROM serving_configs WHERE model = $1", model)
+        try:
+            return None if text is None else parse_serving_config(text).replicas
+        except ServingConfigError as exc:
+            self.log.warning("serving configuration ignored", model=model, error=str(exc)[:200])
+            return None
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -63,6 +63,8 @@ class Monitor(PartitionWorker):
         self._observers: dict[int, object] = {}
         self._online = None
         self._gauges = None
+        #: Each model's settings with its serving configuration's objectives applied.
+        self.objectives: dict[str, Settings] = {}
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -232,9 +234,26 @@ class Monitor(PartitionWorker):
 
     # --- figures, metrics, alerts -------------------------------------------------------------------
 
+    async def _read_objectives(self) -> None:
+        """Every model's serving configuration (the configuration service's current versions)."""
+        from ml.serving_config import ServingConfigError, applied, parse_serving_config
+
+        objectives = {}
+        for row in await self.pool.fetch("SELECT model, config_toml FROM serving_configs"):
+            try:
+                objectives[row["model"]] = applied(self.settings, parse_serving_config(row["config_toml"]))
+            except ServingConfigError as exc:     # written around the client's checks: the cluster's settings
+                self.log.warning("serving configuration ignored", model=row["model"], error=str(exc)[:200])
+        self.objectives = objectives
+
     async def _evaluate(self, effects: BatchEffects) -> None:
         self._evaluated_at = time.time()
         rows, alerts, routes = [], [], {}
+        if self._dirty:
+            try:
+                await self._read_objectives()
+            except Exception as exc:              # the objectives last read stay in force
+                self.log.warning("serving configurations not read", error=str(exc)[:200])
         for key in sorted(self._dirty):
             figures = self.tracker.figures(key)
             figures.update(self._drift(key))
@@ -285,7 +304,7 @@ class Monitor(PartitionWorker):
         return {"feature_drift": features, "prediction_drift": prediction, "n_drift_sample": 0 if X is None else len(X)}
 
     async def _alerts(self, key, f: dict, routes) -> list[AlertRaised]:
-        s, model, version = self.settings, key[0], key[1]
+        s, model, version = self.objectives.get(key[0], self.settings), key[0], key[1]
         previous = self._previous_figures(routes, key)
         n = f["n_window"]
         enough = n >= s.monitor_min_samples
@@ -375,7 +394,8 @@ class Monitor(PartitionWorker):
         demoted = self.tracker.extra.setdefault("demoted", [])
         last = self.tracker.extra.setdefault("rolled_back_at", {})
         back = rollback_target(routes) if routes is not None else None
-        if (not self.settings.auto_rollback or routes is None or routes.production != version
+        if (not self.objectives.get(model, self.settings).auto_rollback or routes is None
+                or routes.production != version
                 or back is None or [model, back] in demoted
                 or time.time() - last.get(model, 0.0) < self.settings.monitor_window_s):
             return None

@@ -1,7 +1,8 @@
 """The configuration service, read back: every configuration the actors read, with its
-versions. Feature specs and training triggers are versioned in ``configs`` (each change
-by :meth:`~client.connection.Conveyor.set_feature_spec` /
-:meth:`~client.connection.Conveyor.set_training_trigger` is a new version with an audit
+versions. Feature specs, training triggers and serving configurations are versioned in
+``configs`` (each change by :meth:`~client.connection.Conveyor.set_feature_spec`,
+:meth:`~client.connection.Conveyor.set_training_trigger` or
+:meth:`~client.connection.Conveyor.set_serving_config` is a new version with an audit
 record); learners are versioned in their own table and listed here too.
 
     import asyncio
@@ -22,7 +23,9 @@ import msgspec
 
 from client.data import QueryRefused, check_name
 
-KINDS = ("feature_spec", "training_trigger", "learner")
+KINDS = ("feature_spec", "training_trigger", "serving", "learner")
+#: The kinds ``config set`` changes (a learner is created and changed by ``learners``).
+SETTABLE = ("feature_spec", "training_trigger", "serving")
 
 _VERSIONS = """
     SELECT kind, name, version, body, actor, created_at, false AS removed FROM configs

@@ -243,6 +243,23 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         check_config(text, self.settings.plugins)
         return await set_config(await self._db(), "training_trigger", dataset, text)
 
+    async def set_serving_config(self, model: str, config: str | Path) -> int:
+        """Serve ``model`` with ``config`` (serving.toml: ``replicas``, and the monitoring
+        objectives ``latency_objective_ms``, ``fallback_rate_alert``, ``error_rate_alert``,
+        ``accuracy_drop_margin``, ``auto_rollback``; a key left out keeps the cluster's
+        setting); checked here (ml.serving_config.ServingConfigError names the field). The
+        monitor holds the model to it from its next pass, deployments start its replicas;
+        its version in the configuration service."""
+        from client.scoring import DeploymentRefused
+        from ml.serving_config import parse_serving_config
+        from storage.config_store import set_config
+
+        if not isinstance(model, str) or not _NAME_RE.match(model):
+            raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
+        text = _config_text(config)
+        parse_serving_config(text)
+        return await set_config(await self._db(), "serving", model, text)
+
     async def schedule_training(self, config: str | Path, every: str) -> str:
         """Train with ``config`` whenever the cron expression ``every`` is due; the schedule id."""
         import datetime as dt

@@ -1,5 +1,5 @@
 """The configuration service's store: every version of a configuration (feature specs,
-training triggers) kept append-only in ``configs``, the current one in the table its actor
+training triggers, serving configurations) kept append-only in ``configs``, the current one in the table its actor
 reads, and an audit record for each change, all in one transaction."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import asyncpg
 
 #: kind -> (the table its actor reads, its key column, its body column)
 CURRENT = {"feature_spec": ("feature_specs", "dataset", "spec_toml"),
-           "training_trigger": ("training_triggers", "dataset", "config_toml")}
+           "training_trigger": ("training_triggers", "dataset", "config_toml"),
+           "serving": ("serving_configs", "model", "config_toml")}
 
 
 async def set_config(pool: asyncpg.Pool, kind: str, name: str, body: str, actor: str = "client") -> int:

@@ -37,10 +37,11 @@ async def test_rollbacks_walk_back_through_every_earlier_version_reloading_retir
     dataset, _ = cancer
     model = f"chain-{uuid.uuid4().hex[:8]}"
     await conveyor.wait_trained(await conveyor.train(config(model, dataset, THREE)), timeout_s=180)
+    assert await conveyor.set_serving_config(model, "replicas = 1\n") == 1   # deploys start one replica
     trace = f"trace-{uuid.uuid4().hex[:8]}"
     for version in (1, 2, 3):
-        done = await conveyor.deploy(model, version, replicas=1, correlation_id=f"{trace}-{version}")
-        assert done["correlation_id"] == f"{trace}-{version}"
+        done = await conveyor.deploy(model, version, correlation_id=f"{trace}-{version}")
+        assert done["correlation_id"] == f"{trace}-{version}" and len(done["replicas"]) == 1
     logs = Path(json.loads((cluster.state_dir / "cluster.json").read_text())["services"]["ray"]["work_dir"]) \
         / "session_latest" / "logs"
 
@@ -83,5 +84,5 @@ async def test_rollbacks_walk_back_through_every_earlier_version_reloading_retir
         [(None, 1, False), (1, 2, False), (2, 3, False), (3, 2, True), (2, 1, True)]
     assert [r["correlation_id"] for r in rows[:3]] == [f"{trace}-1", f"{trace}-2", f"{trace}-3"]
     assert rows[3]["correlation_id"] != rows[4]["correlation_id"]    # each rollback call its own chain
-    deployed = await conveyor.deploy(model, 3, replicas=1)   # deploying a version rolled back from is allowed
+    deployed = await conveyor.deploy(model, 3)        # deploying a version rolled back from is allowed
     assert deployed["previous"] == 1 and await answered_by(conveyor, model) == {3}

@@ -112,6 +112,19 @@ async def test_accuracy_is_compared_with_the_version_a_rollback_would_move_to():
     assert "below v1's" in alert.summary and alert.rolled_back_to == 1
 
 
+async def test_a_models_serving_configuration_sets_its_own_objectives():
+    from ml.serving_config import applied, parse_serving_config
+
+    m = monitor(latency_objective_ms=50)
+    m.objectives["m"] = applied(m.settings, parse_serving_config("latency_objective_ms = 100"))
+    serve(m, 100, 80.0)
+    assert await evaluate(m) == [] and m.rollbacks == []       # 80 ms is within this model's 100 ms
+    m.objectives["m"] = applied(m.settings, parse_serving_config("latency_objective_ms = 60\nauto_rollback = false"))
+    serve(m, 1, 80.0, at=1002.0)
+    [alert] = await evaluate(m)
+    assert (alert.kind, alert.threshold, alert.rolled_back_to) == ("latency", 60.0, None) and m.rollbacks == []
+
+
 async def test_auto_rollback_off_still_alerts():
     m = monitor(latency_objective_ms=50, auto_rollback="false")
     serve(m, 100, 80.0)
