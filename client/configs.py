@@ -53,7 +53,7 @@ def check_kind(value: object, optional: bool = False) -> str | None:
     ...     check_kind("passwords")
     ... except QueryRefused as e:
     ...     print(e.field, "|", e.reason)
-    kind | one of feature_spec, training_trigger, learner; got 'passwords'
+    kind | one of feature_spec, training_trigger, serving, learner; got 'passwords'
     """
     if value is None and optional:
         return None
