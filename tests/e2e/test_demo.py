@@ -72,7 +72,8 @@ def test_ctrl_c_midway_stops_the_demo_and_its_cluster(fresh):
     try:
         for line in proc.stdout:
             seen.append(line)
-            if " Candidates trained and evaluated ==" in line:
+            if " Two sources ingested and joined ==" in line:   # the first stage has begun: interrupt it
+                time.sleep(1.0)
                 proc.send_signal(signal.SIGINT)
                 break
         out, _ = proc.communicate(timeout=120)
