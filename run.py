@@ -92,11 +92,19 @@ def cluster_start(args) -> int:
 
     settings = load(args)
     record = embedded.read_record(settings)
-    if record is not None and any(embedded.service_alive(s) for s in record.services.values() if s.embedded):
-        say(f"A cluster is already running in {settings.state_path}; `python run.py cluster status` shows it.")
-        return EXIT_FAILED
     from supervisors.tree import TreeStartTimeout
 
+    if record is not None and any(embedded.service_alive(s) for s in record.services.values() if s.embedded):
+        dead = embedded.dead_services(record)
+        if not dead:
+            say(f"A cluster is already running in {settings.state_path}; `python run.py cluster status` shows it.")
+            return EXIT_FAILED
+        try:
+            repair_cluster(settings, record, dead)
+        except (embedded.EmbeddedError, TreeStartTimeout) as exc:
+            say(f"Repair failed: {exc}; `python run.py cluster stop` then `cluster start` starts it afresh.")
+            return EXIT_FAILED
+        return EXIT_OK
     try:
         start_cluster(settings)
     except TreeStartTimeout:   # said, and what was started is stopped
@@ -131,6 +139,32 @@ def start_cluster(settings) -> None:
         _disconnect()
     say(f"Cluster {settings.cluster_name!r} healthy in {time.monotonic() - began:.1f} s.")
     say(f"  state: {settings.state_path}")
+
+
+def repair_cluster(settings, record, dead: list[str]) -> None:
+    """Start again, in place, the embedded services of a running cluster that died (the
+    tree's actors still point at them), then wait until the tree is healthy again: the
+    actors that failed while a service was down are restarted by their supervisors."""
+    from storage import embedded
+
+    began = time.monotonic()
+    say(f"Cluster {settings.cluster_name!r} is running without its embedded {', '.join(dead)}; starting "
+        f"{'them' if len(dead) > 1 else 'it'} again in place")
+    record = embedded.restart_in_place(settings, record, dead, progress=lambda line: say(f"  {line}"))
+    resolved = embedded.resolve(settings, record)
+    try:
+        if "kafka" in dead:         # an empty broker: the topics again
+            asyncio.run(prepare_storage(resolved, embedded_broker=True))
+        embedded.prepare_ray_environment(record.ray_token_path)
+        from actors.remote import connect
+        from supervisors.tree import cluster_tree, start_tree
+
+        connect(resolved.ray_address, resolved.cluster_name)
+        asyncio.run(start_tree(cluster_tree(resolved), resolved, resolved.start_timeout_s,
+                               progress=lambda line: say(f"  tree: {line}")))
+    finally:
+        _disconnect()
+    say(f"Cluster {settings.cluster_name!r} healthy again in {time.monotonic() - began:.1f} s.")
 
 
 # --- cluster stop ----------------------------------------------------------------------
@@ -478,7 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("start", help="start services and the supervision tree; returns once healthy",
                        description="Start the embedded services (those not configured as external) and "
-                                   "the supervision tree; returns once every actor is running."
+                                   "the supervision tree; returns once every actor is running. On a running "
+                                   "cluster whose embedded PostgreSQL, Redis or broker died, starts those "
+                                   "again in place (same data and address; the broker comes back empty) and "
+                                   "waits until the tree is healthy again."
                        ).set_defaults(run=cluster_start)
     status = actions.add_parser("status", help="every actor's state, restarts and last checkpoint",
                                 description="Show every actor with its state, restart count, last "

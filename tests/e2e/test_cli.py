@@ -76,6 +76,21 @@ def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_pro
         # The restarted embedded broker has new, empty logs: the stored offsets must not skip them.
         asyncio.run(_publish_and_wait(record["services"]["kafka"]["address"],
                                       record["services"]["postgres"]["address"], ["after-restart"]))
+        # Its embedded PostgreSQL, Redis and broker die under the running tree: start repairs it
+        from storage.processes import with_descendants
+
+        for name in ("postgres", "redis", "kafka"):
+            for proc in with_descendants(record["services"][name]["pids"]):
+                proc.kill()
+        repaired = other.run("cluster", "start", check=True)
+        assert "starting them again in place" in repaired.stdout and "healthy again" in repaired.stdout
+        assert json.loads(other.run("cluster", "status", "--json").stdout)["healthy"] is True
+        record = json.loads((other.state_dir / "cluster.json").read_text())
+        kept = asyncio.run(_read(record["services"]["postgres"]["address"], record["services"]["redis"]["address"]))
+        assert kept == ("survives", b"survives")
+        asyncio.run(_publish_and_wait(record["services"]["kafka"]["address"],
+                                      record["services"]["postgres"]["address"], ["after-repair"]))
+        assert other.run("cluster", "start").returncode == 1        # healthy: nothing to repair
     finally:
         other.stop()
     assert other.processes() == []

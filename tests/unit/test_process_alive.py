@@ -40,3 +40,36 @@ def test_a_stopped_process_has_not_exited_and_is_stopped_until_continued(child):
     assert alive(child.pid)                  # frozen is hung, not gone
     os.kill(child.pid, signal.SIGCONT)
     wait_until(lambda: not stopped(child.pid), timeout_s=2, what="the process seen as continued")
+
+
+def test_a_killed_embedded_service_is_dead_and_only_its_kind_can_start_again_in_place(child, tmp_path):
+    from storage import embedded
+
+    live = embedded.ServiceRecord("redis", "unix:///x.sock", True, [child.pid])
+    gone = embedded.ServiceRecord("postgres", "postgresql://x", True, [2 ** 22 + 12345])
+    external = embedded.ServiceRecord("kafka", "(external)", False)
+    record = embedded.ClusterRecord("c", str(tmp_path), 0.0, {"redis": live, "postgres": gone, "kafka": external})
+    assert embedded.dead_services(record) == ["postgres"]
+    ray = embedded.ClusterRecord("c", str(tmp_path), 0.0, {"ray": embedded.ServiceRecord("ray", "a", True, [1])})
+    with pytest.raises(embedded.EmbeddedError, match="ray: cannot be started again under a running cluster"):
+        embedded.restart_in_place(None, ray, ["ray"])
+
+
+def test_a_postmaster_pid_naming_a_dead_server_is_cleared_with_its_socket_lock(child, tmp_path):
+    from storage.embedded import clear_stale_postmaster_pid
+
+    child.kill()
+    child.wait()
+    (tmp_path / "postmaster.pid").write_text(f"{child.pid}\n{tmp_path}\n")
+    (tmp_path / ".s.PGSQL.5432.lock").write_text(f"{child.pid}\n")
+    (tmp_path / ".s.PGSQL.5432").write_text("")
+    (tmp_path / ".s.PGSQL.5433.lock").write_text("1\n")           # another server's: kept
+    assert clear_stale_postmaster_pid(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.PGSQL.5433.lock"]
+
+
+def test_a_postmaster_pid_naming_a_live_process_that_is_not_postgres_is_cleared(child, tmp_path):
+    from storage.embedded import clear_stale_postmaster_pid
+
+    (tmp_path / "postmaster.pid").write_text(f"{child.pid}\n")      # pid reused by another program
+    assert clear_stale_postmaster_pid(tmp_path) and not (tmp_path / "postmaster.pid").exists()
