@@ -160,6 +160,12 @@ def repair_cluster(settings, record, dead: list[str]) -> None:
         from supervisors.tree import cluster_tree, start_tree
 
         connect(resolved.ray_address, resolved.cluster_name)
+        if "kafka" in dead:   # every partition worker claims the new broker's empty logs from their start
+            from supervisors.tree import ROOT, forget_restarts, stop_tree
+
+            say("  tree: stopping it, to start it again on the new broker")
+            asyncio.run(stop_tree(ROOT, resolved))
+            asyncio.run(forget_restarts(cluster_tree(resolved), resolved))
         asyncio.run(start_tree(cluster_tree(resolved), resolved, resolved.start_timeout_s,
                                progress=lambda line: say(f"  tree: {line}")))
     finally:

@@ -16,7 +16,12 @@ of River's seeded Agrawal stream (1,000 entities) are submitted at R per second 
   hit targets drawn with the seed from the stream ingestion workers, the learner
   partitions, the outbox relay, the score recorder, the monitor and the 2 replicas;
 - one caller scores the deployed model (``client.score``, deadline 100 ms) and one the
-  live learner (``client.score_online``, deadline 100 ms), each one request at a time.
+  live learner (``client.score_online``, deadline 100 ms), each one request at a time;
+- each embedded service named by ``--restart-services`` (default PostgreSQL and Redis) is
+  killed once, at a seeded time, left down ``--down-s`` seconds, and the cluster repaired
+  with ``python run.py cluster start`` (what a user does); the time from the kill until
+  the tree is healthy again is reported. The broker is not in the default: its memory
+  engine comes back empty, so events it held but had not delivered are lost by design.
 
 Figures: events stored (raw store) and learned (every partition's report) vs. sent: lost
 and duplicated; whether every partition's progressive accuracy equals River alone on the
@@ -97,17 +102,17 @@ async def ray_restart_floor(n: int = 5) -> list[float]:
     return times
 
 
-async def run(settings, state: Path, args) -> dict:
+async def run(settings, cluster, args) -> dict:
     from actors.remote import RayRuntime
     from client.connection import Conveyor
     from tests.chaos.harness import (
         STREAM_TARGETS, ScoringTally, agrawal_events, inject, keep_scoring, plan_faults, recovery_summary,
-        reference_scores, replica_pid, send_at_rate, tree_pid,
+        reference_scores, replica_pid, restart_service, send_at_rate, tree_pid,
     )
 
     async with Conveyor.connect(settings) as conveyor:
         print("  training and deploying a model ...", flush=True)
-        model, model_rows = await deploy_model(conveyor, state)
+        model, model_rows = await deploy_model(conveyor, cluster.state)
         name, stream = f"chaos-{uuid.uuid4().hex[:6]}", f"chaosstream-{uuid.uuid4().hex[:6]}"
         await conveyor.create_learner(f'name = "{name}"\nstream = "{stream}"\nlabel = "label"\n'
                                       '[model]\nalgorithm = "river.logistic_regression"\n', timeout_s=120)
@@ -138,6 +143,18 @@ async def run(settings, state: Path, args) -> dict:
         print(f"  streaming {args.events:,} events at {args.rate:,.0f}/s with {len(faults)} faults ...", flush=True)
         started = time.monotonic()
         sender = asyncio.ensure_future(send_at_rate(conveyor.submit_many, events[first:], args.rate))
+        import random
+
+        rng = random.Random(args.seed)
+        services = [s for s in args.restart_services.split(",") if s]
+        times = [round(duration * 0.9 * (i + 0.5 + 0.4 * (rng.random() - 0.5)) / len(services), 2)
+                 for i in range(len(services))]
+
+        async def one_after_another():       # a repair is never started while another runs
+            return [await restart_service(cluster.cli, cluster.record_file, name, at_s, args.down_s, started)
+                    for name, at_s in zip(services, times)]
+
+        restarts = [asyncio.ensure_future(one_after_another())]
         results = []
         try:
             for fault in faults:
@@ -145,13 +162,29 @@ async def run(settings, state: Path, args) -> dict:
                 r = results[-1]
                 print(f"    {fault.at_s:7.1f} s {fault.action:6s} {fault.target:32s} "
                       f"{'back in %.2f s' % r.recovered_s if r.recovered_s is not None else r.error}", flush=True)
+            [service_results] = await asyncio.gather(*restarts)
+            for r in service_results:
+                print(f"    {r.at_s:7.1f} s restart {r.service:26s} "
+                      f"{'healthy again in %.2f s' % r.repaired_s if r.repaired_s is not None else r.said}", flush=True)
             await sender
             reports = await conveyor.wait_learned(name, args.events, timeout_s=1800)
         finally:
             stop.set()
             await asyncio.gather(*scorers)
             sender.cancel()
+            for task in restarts:
+                task.cancel()
         db = await conveyor._db()
+
+        async def raw_store_settled():     # the ingestion workers may still catch up after a restart
+            counts = [None]
+            for _ in range(600):
+                counts.append(await db.fetchval("SELECT count(*) FROM raw_events WHERE stream = $1", stream))
+                if counts[-1] >= args.events or (len(counts) > 20 and counts[-1] == counts[-20]):
+                    return
+                await asyncio.sleep(0.5)
+
+        await raw_store_settled()
         stored = await db.fetchrow("SELECT count(*) AS n, count(DISTINCT msg_id) AS ids,"
                                    " count(DISTINCT (partition, source_offset)) AS offsets"
                                    " FROM raw_events WHERE stream = $1", stream)
@@ -163,7 +196,7 @@ async def run(settings, state: Path, args) -> dict:
             "predicted": sum(r["n_predicted"] for r in reports.values()), "same_as_river": same,
             "faults": results, "recovery": recovery_summary(results), "floor": floor,
             "model": model_tally, "learner": learner_tally, "seed": args.seed, "rate": args.rate,
-            "freeze_s": args.freeze_s}
+            "freeze_s": args.freeze_s, "services": service_results}
 
 
 def table(r: dict) -> str:
@@ -193,6 +226,11 @@ def table(r: dict) -> str:
                  f"{statistics.median(floor):.2f} | {max(floor):.2f} |")
     kills = [f.recovered_s for f in r["faults"] if f.fault.action == "kill" and f.recovered_s is not None]
     kill_p50 = statistics.median(kills) if kills else float("nan")
+    for sr in r["services"]:
+        lines.append(f"| restart of the embedded {sr.service} at {sr.at_s:.1f} s, down {sr.down_s:g} s "
+                     f"(from the kill until `cluster start` had the tree healthy) | 1 | "
+                     f"{int(sr.repaired_s is not None)} | "
+                     f"{'%.2f' % sr.repaired_s if sr.repaired_s is not None else '-'} | - |")
     lines += ["", "Per fault: " + "; ".join(
         f"{f.fault.action} {f.fault.target} at {f.fault.at_s:.1f} s: "
         + (f"back in {f.recovered_s:.2f} s{'' if f.restarted else ' (the same process, thawed)'}"
@@ -229,16 +267,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--freeze-s", type=float, default=10.0, help="how long a freeze lasts (default 10 s)")
+    parser.add_argument("--restart-services", default="postgres,redis",
+                        help="embedded services killed once each and repaired by `cluster start` "
+                             "(comma-separated from postgres, redis, kafka; '' for none)")
+    parser.add_argument("--down-s", type=float, default=2.0, help="how long a killed service stays down (default 2 s)")
     parser.add_argument("--write", type=Path, help="write the table into this file (RELIABILITY.md)")
     args = parser.parse_args(argv)
     if args.events < 100 or args.rate <= 0 or args.faults < 0 or not 0 < args.freeze_s <= 60:
         parser.error("--events at least 100, --rate above 0, --faults 0 or more, --freeze-s in (0, 60]")
+    if not set(filter(None, args.restart_services.split(","))) <= {"postgres", "redis", "kafka"} \
+            or not 0 <= args.down_s <= 60:
+        parser.error("--restart-services from postgres, redis, kafka; --down-s in [0, 60]")
     _project_on_path()
     from benchmarks.ingest import on_fresh_cluster
     from benchmarks.report import print_errors
 
     errors: list[str] = []
-    result = on_fresh_cluster(lambda cluster, settings: run(settings, cluster.state, args), errors)
+    result = on_fresh_cluster(lambda cluster, settings: run(settings, cluster, args), errors)
     if result:
         text = table(result)
         print("\n" + text)

@@ -33,9 +33,18 @@ NOT_COVERED = """
 - A learner partition's restart includes restoring its checkpoint and replaying its
   journal: the slowest restarts in the chaos run.
 
+- The chaos run kills the embedded PostgreSQL and Redis (every process of each) once each
+  and repairs the cluster with `python run.py cluster start`, as a user would. While a
+  shared service is down, supervisors wait for it instead of restarting children into the
+  same failure, and restarts right after an outage do not count against the restart
+  intensity. The broker can be restarted the same way (`--restart-services kafka`), but its
+  memory engine comes back empty: events it held and had not delivered are lost, and the
+  repair restarts the whole tree so that every partition reads the new logs from their start.
+
 ## Not covered yet
 
-- Restarts of the embedded PostgreSQL, Redis and broker processes during a run.
+- Restarts of the embedded broker in the default chaos run (see above), and of Ray (a
+  cluster whose Ray died is stopped and started afresh).
 - Sustained load for a whole hour: the soak above is shorter.
 - Property-based fuzzing of every CLI argument and client call: the decoders, configuration
   files, feature specs and every entry point of a user's name are fuzzed in tests/unit.

@@ -548,6 +548,9 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         connect(self.settings.ray_address, self.settings.cluster_name)
 
     def services(self) -> list[ServiceStatus]:
+        fresh = embedded.read_record(self.settings)
+        if fresh is not None and fresh.started_at == self.record.started_at:
+            self.record = fresh    # services started again in place (cluster start's repair) have new pids
         out = []
         for name, service in sorted(self.record.services.items()):
             address = service.address if service.embedded else getattr(self.settings, {
@@ -563,8 +566,9 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         services = self.services()
         base = dict(cluster_name=self.settings.cluster_name, state_dir=str(self.settings.state_path),
                     services=services)
-        if not all(s.alive for s in services) and services:
+        if any(s.name == "ray" and not s.alive for s in services):
             return ClusterStatus(state="degraded", healthy=False, **base)
+        services_alive = all(s.alive for s in services)   # the tree is still shown while one is down
         self._join_ray()
         from actors.remote import RayRuntime
         from supervisors.tree import ROOT
@@ -575,8 +579,8 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
             return ClusterStatus(state="stopped", healthy=False, **base)
         raw = await runtime.call(handle, "status", timeout_s)
         tree = msgspec.convert(raw, ActorStatus)
-        healthy = all(a.state == "running" for a in ClusterStatus(state="", healthy=False, tree=tree,
-                                                                  **base).actors())
+        healthy = services_alive and all(a.state == "running" for a in ClusterStatus(state="", healthy=False,
+                                                                                     tree=tree, **base).actors())
         return ClusterStatus(state="running" if healthy else "degraded", healthy=healthy, tree=tree, **base)
 
     # --- async submission ---------------------------------------------------------------

@@ -92,7 +92,14 @@ class Router:
         cached = self._routes.get(model)
         if cached is not None and time.monotonic() - cached[0] < self.routes_ttl_s:
             return cached[1]
-        routes = await self._store.routes(model)
+        from redis.exceptions import ConnectionError as RedisDown, TimeoutError as RedisLate
+
+        try:
+            routes = await self._store.routes(model)
+        except (OSError, RedisDown, RedisLate, asyncio.TimeoutError):
+            if cached is None:
+                raise
+            return cached[1]     # Redis unreachable: route by what was last read rather than fail
         if routes is None or routes.production is None:
             raise ScoringRefused("model", f"{model!r} is not deployed (python run.py models deploy {model})")
         if cached is None:   # first sight of this model: find its replicas and open their connections

@@ -30,6 +30,10 @@ HEALTHY = "running"
 #: How long a supervisor child may be unreachable (Ray restarting it) before it counts as hung.
 SUPERVISOR_GRACE_S = 10.0
 ESCALATED = "escalated"
+#: Restarts this soon after PostgreSQL or Redis was last seen down do not count against the
+#: restart intensity: children that failed because a service they all share was down did
+#: not fail on their own, and a few seconds' outage must not escalate to the root.
+OUTAGE_GRACE_S = 15.0
 
 
 class Supervisor:
@@ -47,6 +51,8 @@ class Supervisor:
         self.order = [c.id for c in spec.children]
         self.log = structlog.get_logger("conveyor.supervisor").bind(supervisor=name)
         self._redis = self._pool = self._memory = None
+        self._outage_seen = -OUTAGE_GRACE_S - 1.0   # monotonic time a shared service was last seen down
+        self._waiting_for: list[str] = []
         self._task = asyncio.get_running_loop().create_task(self._main())
 
     # --- the loop ----------------------------------------------------------------------
@@ -110,9 +116,32 @@ class Supervisor:
     async def _check_children(self) -> None:
         children = [self.children[c] for c in self.order if not self.children[c].restarting]
         outcomes = await asyncio.gather(*(self._probe(c) for c in children))
-        for child, (failure, reason) in zip(children, outcomes):
-            if failure and self.state != ESCALATED:
-                await self._on_failure(child, failure, reason)
+        failed = [(child, failure, reason) for child, (failure, reason) in zip(children, outcomes)
+                  if failure and self.state != ESCALATED]
+        if failed:
+            down = await self._services_down()
+            if down:      # restarting now would fail again: wait for the service, count nothing
+                self._outage_seen = time.monotonic()
+                if down != self._waiting_for:
+                    self.log.warning("waiting for shared services before restarting", services=down,
+                                     failed=[child.name for child, _, _ in failed])
+                self._waiting_for = down
+                return
+            if self._waiting_for:
+                self.log.info("shared services back", services=self._waiting_for)
+                self._waiting_for = []
+        for child, failure, reason in failed:
+            await self._on_failure(child, failure, reason)
+
+    async def _services_down(self) -> list[str]:
+        """The shared services (PostgreSQL, Redis) that do not answer within a second."""
+        down = []
+        for name, check in (("postgres", lambda: self._pool.fetchval("SELECT 1")), ("redis", self._redis.ping)):
+            try:
+                await asyncio.wait_for(check(), 1.0)
+            except Exception:
+                down.append(name)
+        return down
 
     async def _probe(self, child: ChildRecord) -> tuple[str | None, str]:
         """(None, "") if healthy, else (kind of failure, reason)."""
@@ -170,12 +199,15 @@ class Supervisor:
             self.children.pop(child.spec.id)
             self.order.remove(child.spec.id)
             return
-        self.restart_times, exceeded = record_restart(self.restart_times, time.time(),
-                                                      self.flags.intensity, self.flags.period_s)
-        await self._memory.save("__window__", 0, self.restart_times)
-        if exceeded:
-            await self._escalate()
-            return
+        if time.monotonic() - self._outage_seen > OUTAGE_GRACE_S:
+            self.restart_times, exceeded = record_restart(self.restart_times, time.time(),
+                                                          self.flags.intensity, self.flags.period_s)
+            await self._memory.save("__window__", 0, self.restart_times)
+            if exceeded:
+                await self._escalate()
+                return
+        else:
+            self.log.info("restart not counted: a shared service was down moments ago", child=child.name)
         targets = [self.children[c] for c in to_restart(self.flags.strategy, self.order, child.spec.id)]
         for other in reversed(targets):
             other.restarting = True

@@ -132,11 +132,11 @@ async def _start_again(runtime, handle, spec: SupervisorSpec, settings: Settings
 
     progress(f"{spec.id} gave up after too many restarts of its children: starting it again")
     runtime.kill(handle)
-    await _forget_restarts(spec, settings)
+    await forget_restarts(spec, settings)
     return await runtime.spawn_supervisor(runtime.actor_class(Supervisor), spec.id, spec, settings, spec.id)
 
 
-async def _forget_restarts(spec: SupervisorSpec, settings: Settings) -> None:
+async def forget_restarts(spec: SupervisorSpec, settings: Settings) -> None:
     """Every supervisor of the tree starts again with an empty restart window."""
     from storage.redis_store import SupervisionMemory, connect_redis
 

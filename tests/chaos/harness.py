@@ -5,6 +5,10 @@ in their deadline, and how long each killed or frozen actor took to run again.
 Used by ``tests/chaos/`` (a short run on the session cluster) and by
 ``benchmarks/chaos.py`` (the long run whose table goes into RELIABILITY.md).
 
+A service restart kills an embedded service (PostgreSQL, Redis or the broker, with every
+process of it) under the running tree, leaves it down a while, then repairs the cluster
+as a user would, with ``python run.py cluster start``.
+
 A fault is a SIGKILL of an actor's process, or a SIGSTOP for ``freeze_s`` then SIGCONT
 (a process frozen longer than the supervisor's missed-heartbeat allowance is killed and
 restarted by it: three missed heartbeats, about 4.5 s with the default settings, since
@@ -125,6 +129,41 @@ async def inject(fault: Fault, pid_of, started: float, recover_timeout_s: float 
     if thawed_s is None:
         _thaw(pid)
     result.error = f"{fault.target} not running again {recover_timeout_s:.0f} s after the {fault.action}"
+    return result
+
+
+@dataclass
+class ServiceRestart:
+    service: str
+    at_s: float                        # seconds after the load started
+    down_s: float                      # how long it was left dead before the repair
+    repaired_s: float | None = None    # from the kill until `cluster start` had the tree healthy again
+    said: str = ""                     # the repair's last line, or what went wrong
+
+
+async def restart_service(cli, record_file, name: str, at_s: float, down_s: float, started: float) -> ServiceRestart:
+    """At ``at_s``, SIGKILL every process of the embedded service ``name`` (its pids from the
+    cluster's record ``record_file``), wait ``down_s``, then run ``cluster start`` through
+    ``cli`` (a blocking ``cli(*args) -> CompletedProcess``; run in a thread) to repair it."""
+    import json
+
+    from storage.processes import with_descendants
+
+    await asyncio.sleep(max(0.0, started + at_s - time.monotonic()))
+    result = ServiceRestart(name, at_s, down_s)
+    pids = json.loads(record_file.read_text())["services"][name]["pids"]
+    began = time.monotonic()
+    for proc in with_descendants(pids):
+        try:
+            proc.kill()
+        except Exception:
+            pass
+    await asyncio.sleep(down_s)
+    done = await asyncio.to_thread(cli, "cluster", "start")
+    said = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    result.said = said[-1][:300] if said else f"exit {done.returncode}"
+    if done.returncode == 0:
+        result.repaired_s = time.monotonic() - began
     return result
 
 

@@ -88,8 +88,11 @@ def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_pro
         record = json.loads((other.state_dir / "cluster.json").read_text())
         kept = asyncio.run(_read(record["services"]["postgres"]["address"], record["services"]["redis"]["address"]))
         assert kept == ("survives", b"survives")
-        asyncio.run(_publish_and_wait(record["services"]["kafka"]["address"],
-                                      record["services"]["postgres"]["address"], ["after-repair"]))
+        try:
+            asyncio.run(_publish_and_wait(record["services"]["kafka"]["address"],
+                                          record["services"]["postgres"]["address"], ["after-repair"]))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nthe repair said:\n{repaired.stdout}\n{repaired.stderr[-3000:]}") from None
         assert other.run("cluster", "start").returncode == 1        # healthy: nothing to repair
     finally:
         other.stop()
