@@ -488,6 +488,7 @@ def score(args) -> int:
     async def run() -> int:
         async with Conveyor.connect(settings) as conveyor:
             if args.online:
+                await conveyor.connect_learners()     # a one-off's deadline is for the answer, not the set-up
                 result = await conveyor.score_online(args.model, features or {}, entity_key=args.entity_key,
                                                      deadline_ms=args.deadline_ms)
             else:

@@ -194,6 +194,19 @@ class LearningCalls:
             await publisher.publish_many(where, items)
         return [m.msg_id for m in messages]
 
+    async def connect_learners(self, timeout_s: float = 10.0) -> None:
+        """Open this process's connections to every learner partition now: a process's first
+        call to an actor sets its connection up, which a cold one-off request would otherwise
+        pay inside its deadline (and be answered by the baseline)."""
+        import asyncio
+
+        router = await self._router()
+        if getattr(self, "_n_learner_partitions", None) is None:
+            self._n_learner_partitions = await self.learner_partitions()
+        handles = [router._handle(f"root.learn.learner-{p}") for p in range(self._n_learner_partitions)]
+        await asyncio.wait_for(asyncio.gather(*(h.ping.remote() for h in handles if h is not None),
+                                              return_exceptions=True), timeout=timeout_s)
+
     async def score_online(self, learner: str, features: dict, *, entity_key: str | None = None,
                            deadline_ms: float = 100.0):
         """Score with a live learner's champion (on the entity's partition, else partition 0) within
