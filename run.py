@@ -101,8 +101,9 @@ def cluster_start(args) -> int:
             return EXIT_FAILED
         try:
             repair_cluster(settings, record, dead)
-        except (embedded.EmbeddedError, TreeStartTimeout) as exc:
-            say(f"Repair failed: {exc}; `python run.py cluster stop` then `cluster start` starts it afresh.")
+        except Exception as exc:   # a service that died meanwhile, or the tree that does not come back
+            say(f"Repair failed: {type(exc).__name__}: {str(exc)[:500]}; `python run.py cluster start` again "
+                "repairs what is dead by then, or `cluster stop` then `cluster start` starts it afresh.")
             return EXIT_FAILED
         return EXIT_OK
     try:

@@ -79,9 +79,13 @@ def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_pro
         # Its embedded PostgreSQL, Redis and broker die under the running tree: start repairs it
         from storage.processes import with_descendants
 
-        for name in ("postgres", "redis", "kafka"):
-            for proc in with_descendants(record["services"][name]["pids"]):
-                proc.kill()
+        import psutil
+
+        killed = [proc for name in ("postgres", "redis", "kafka")
+                  for proc in with_descendants(record["services"][name]["pids"])]
+        for proc in killed:
+            proc.kill()
+        psutil.wait_procs(killed, timeout=30)       # a process in a disk wait dies only when it returns
         repaired = other.run("cluster", "start", check=True)
         assert "starting them again in place" in repaired.stdout and "healthy again" in repaired.stdout
         assert json.loads(other.run("cluster", "status", "--json").stdout)["healthy"] is True

@@ -83,6 +83,8 @@ async def test_a_version_less_accurate_than_the_previous_one_is_rolled_back(conv
 
     dataset, _ = cancer
     model = await two_versions(conveyor, dataset, FAST)
+    # only its accuracy may roll it back: a loaded machine must not break the latency objective first
+    await conveyor.set_serving_config(model, "latency_objective_ms = 10000\nfallback_rate_alert = 1.0\n")
 
     async def serve_and_observe(version: int, flip: bool) -> None:
         for key, features, label in ROWS[:120]:
