@@ -22,3 +22,20 @@ class FieldError(ValueError):
 
     def __reduce__(self):
         return type(self), (self.field, self.reason)
+
+
+def decode_toml(text, into: type, error: type[FieldError], max_bytes: int, where):
+    """``text`` (TOML, at most ``max_bytes``) decoded into ``into``; anything wrong raised as
+    ``error(field, reason)``, the field of a validation error found by ``where(message)``."""
+    import msgspec
+
+    if len(text) > max_bytes:
+        raise error("config", f"{len(text)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return msgspec.toml.decode(text, type=into)
+    except msgspec.ValidationError as exc:
+        raise error(*where(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise error("config", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise error("config", "not UTF-8 text") from None

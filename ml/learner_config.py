@@ -33,7 +33,7 @@ import re
 
 import msgspec
 
-from ml.errors import FieldError
+from ml.errors import FieldError, decode_toml
 from ml.transforms import NAME_PATTERN
 
 __all__ = ["LearnerConfig", "LearnerConfigError", "ModelChoice", "Promotion", "parse_learner_config"]
@@ -93,16 +93,7 @@ class LearnerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 def parse_learner_config(text: str | bytes) -> LearnerConfig:
     """A checked :class:`LearnerConfig` from TOML text; :class:`LearnerConfigError` names the field."""
-    if len(text) > MAX_CONFIG_BYTES:
-        raise LearnerConfigError("config", f"{len(text)} bytes exceeds the limit of {MAX_CONFIG_BYTES}")
-    try:
-        config = msgspec.toml.decode(text, type=LearnerConfig)
-    except msgspec.ValidationError as exc:
-        raise LearnerConfigError(*_where(str(exc))) from None
-    except msgspec.DecodeError as exc:
-        raise LearnerConfigError("config", f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise LearnerConfigError("config", "not UTF-8 text") from None
+    config = decode_toml(text, LearnerConfig, LearnerConfigError, MAX_CONFIG_BYTES, _where)
     return check_learner_config(config)
 
 

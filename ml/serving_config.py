@@ -28,7 +28,7 @@ from typing import Annotated
 
 import msgspec
 
-from ml.errors import FieldError
+from ml.errors import FieldError, decode_toml
 
 __all__ = ["ServingConfig", "ServingConfigError", "applied", "parse_serving_config"]
 
@@ -63,16 +63,7 @@ def parse_serving_config(text: str | bytes) -> ServingConfig:
     """A checked :class:`ServingConfig` from TOML text; :class:`ServingConfigError` names the field."""
     if not isinstance(text, (str, bytes)):
         raise ServingConfigError("config", f"TOML text; got {type(text).__name__}")
-    if len(text) > MAX_CONFIG_BYTES:
-        raise ServingConfigError("config", f"{len(text)} bytes exceeds the limit of {MAX_CONFIG_BYTES}")
-    try:
-        return msgspec.toml.decode(text, type=ServingConfig)
-    except msgspec.ValidationError as exc:
-        raise ServingConfigError(*_where(str(exc))) from None
-    except msgspec.DecodeError as exc:
-        raise ServingConfigError("config", f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ServingConfigError("config", "not UTF-8 text") from None
+    return decode_toml(text, ServingConfig, ServingConfigError, MAX_CONFIG_BYTES, _where)
 
 
 def applied(settings, config: ServingConfig | None):
