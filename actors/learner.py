@@ -74,16 +74,17 @@ class LearnerWorker(Worker):
         self.ledger = ledger_for(self.settings, self.pool)
         self._redis = connect_redis(self.settings.redis_url)
         self.claim = await self.ledger.claim(self.consumer, "events", self.partition)
+        # Steps journalled on an older generation of the broker's log name offsets that are gone
+        # (an embedded broker started again): replaying them would wait for records that never come.
+        await self.pool.execute("DELETE FROM learner_steps WHERE owner = $1 AND generation <> $2",
+                                self.owner, self.claim.generation)
         checkpoint = await self.ledger.latest_checkpoint(self.owner)
         if checkpoint is not None:
             await self._river
             state = pickle.loads(checkpoint.state)    # signature verified by the ledger
-            if checkpoint.generation == self.claim.generation:
-                self.learning = state
-            else:   # the broker's log is gone (an embedded broker restarted): keep the models, read anew
+            if checkpoint.generation != self.claim.generation:    # keep the models, read the new log
                 state.events_offset = state.observations_offset = 0
-                self.learning = state
-                await self.pool.execute("DELETE FROM learner_steps WHERE owner = $1", self.owner)
+            self.learning = state
             self.last_checkpoint_offset, self.last_checkpoint_at = self.learning.events_offset, checkpoint.created_at
         self.events = self._reader("events", self.learning.events_offset)
         self.observations = self._reader("observations", self.learning.observations_offset)
@@ -189,9 +190,9 @@ class LearnerWorker(Worker):
 
         async def write(conn) -> None:
             await conn.execute(
-                "INSERT INTO learner_steps (owner, step, events_end, observations_end, learners)"
-                " VALUES ($1, $2, $3, $4, $5::jsonb)", self.owner, step, state.events_offset,
-                state.observations_offset, json.dumps(revisions))
+                "INSERT INTO learner_steps (owner, step, events_end, observations_end, learners, generation)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, $6)", self.owner, step, state.events_offset,
+                state.observations_offset, json.dumps(revisions), self.claim.generation)
         return write
 
     def _prune(self, below_step: int):
