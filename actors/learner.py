@@ -29,6 +29,9 @@ from storage.kafka import PartitionReader, reader_for
 from storage.postgres import KEEP_CHECKPOINTS
 from storage.settings import Settings
 
+#: The log line of each message a step emits.
+SIGNAL_LINES = {"DriftDetected": "drift detected", "LearnerPromoted": "challenger promoted"}
+
 
 class LearnerUnknown(FieldError):
     """A request for a learner this partition does not learn."""
@@ -163,6 +166,9 @@ class LearnerWorker(Worker):
                 effects.writes.append(self._prune(self._checkpoint_steps[0]))
         await self.ledger.commit(self.claim, self.learning.events_offset, effects)
         self.n_processed += len(events)
+        for message in out.signals:      # each line carries the chain of the event that caused it
+            self.log.info(SIGNAL_LINES[type(message).__name__], learner=message.learner, msg_id=message.msg_id,
+                          correlation_id=message.correlation_id, causation_id=message.causation_id)
         if due:
             self._since_checkpoint = 0
             self._checkpoint_steps.append(self.learning.step)
@@ -182,6 +188,7 @@ class LearnerWorker(Worker):
             out.dead_letters += done.dead_letters
             out.outbox += done.outbox
             out.audit += done.audit
+            out.signals += done.signals
             await asyncio.sleep(0)
         return out
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from messages.base import caused_by
 from messages.codec import DecodeFailed, decode, encode, printable
 from messages.stream import DriftDetected, LearnerPromoted, Observation, StreamEvent
 from ml.online_learning import Drift, EventRefused, OnlineLearner, Promoted
@@ -53,6 +54,7 @@ class StepEffects:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     outbox: list[tuple] = field(default_factory=list)     # (topic, key, payload, dedup_key)
     audit: list[tuple[str, str, str, dict]] = field(default_factory=list)
+    signals: list = field(default_factory=list)           # the drift and promotion messages, to log
     n_events: int = 0
     n_labels: int = 0
 
@@ -108,7 +110,7 @@ def _event(state, by_stream, record: Record, partition: int, out: StepEffects) -
             out.dead_letters.append(DeadLetter("events", partition, record.offset, record.key, record.value,
                                                printable(f"learner {name}: {exc}")))
             continue
-        _signals(name, partition, record.offset, event.produced_at, signals, out)
+        _signals(name, partition, record.offset, event, signals, out)
 
 
 def _observation(state, by_stream, record: Record, partition: int, out: StepEffects) -> None:
@@ -140,22 +142,24 @@ def _observation(state, by_stream, record: Record, partition: int, out: StepEffe
             refuse(f"event_id: no prediction of learner {name} waits for {observation.event_id!r}"
                    " (unknown, expired or already judged)")
             continue
-        _signals(name, partition, record.offset, observation.produced_at, signals, out, source="o")
+        _signals(name, partition, record.offset, observation, signals, out, source="o")
 
 
-def _signals(name: str, partition: int, offset: int, at: float, signals: list, out: StepEffects,
-             source: str = "e") -> None:
+def _signals(name: str, partition: int, offset: int, cause: StreamEvent | Observation, signals: list,
+             out: StepEffects, source: str = "e") -> None:
     """Messages for the signals, their ids and times taken from the record that caused them
-    (a replayed step emits byte-identical messages, deduplicated by the outbox)."""
+    (a replayed step emits byte-identical messages, deduplicated by the outbox), chained to it:
+    the event's correlation id follows into the drift or promotion and its audit record."""
+    at, chain = cause.produced_at, caused_by(cause)
     for signal in signals:
         if isinstance(signal, Drift):
             key = f"drift:{name}:{partition}:{source}{offset}:{signal.role}"
-            message = DriftDetected(msg_id=_id(key), produced_at=at, learner=name, partition=partition, role=signal.role,
+            message = DriftDetected(msg_id=_id(key), produced_at=at, **chain, learner=name, partition=partition, role=signal.role,
                                     detector=signal.detector, n_learned=signal.n_learned, offset=offset,
                                     metrics=signal.metrics)
         elif isinstance(signal, Promoted):
             key = f"promoted:{name}:{partition}:{source}{offset}"
-            message = LearnerPromoted(msg_id=_id(key), produced_at=at, learner=name, partition=partition, champion=signal.champion,
+            message = LearnerPromoted(msg_id=_id(key), produced_at=at, **chain, learner=name, partition=partition, champion=signal.champion,
                                       demoted=signal.demoted, metric=signal.metric,
                                       champion_score=signal.champion_score, demoted_score=signal.demoted_score,
                                       window=signal.window, n_learned=signal.n_learned)
@@ -164,6 +168,7 @@ def _signals(name: str, partition: int, offset: int, at: float, signals: list, o
         else:
             continue
         out.outbox.append((LEARNING_TOPIC, name.encode(), encode(message), key))
+        out.signals.append(message)
 
 
 def _id(key: str) -> str:

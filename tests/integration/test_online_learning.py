@@ -11,11 +11,13 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from river import datasets, evaluate, linear_model, metrics, preprocessing
 
 from messages.stream import Observation, StreamEvent
+from tests.integration.test_log_chain import _lines_mentioning
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -161,7 +163,7 @@ async def test_labels_that_come_later_bad_input_and_duplicates_and_the_stream_go
     assert await db.fetchval("SELECT count(*) FROM learners") > 0      # the hostile value was only data
 
 
-async def test_drift_is_announced_and_a_better_challenger_is_promoted_with_an_audit_record(conveyor, db):
+async def test_drift_is_announced_and_a_better_challenger_is_promoted_with_an_audit_record(cluster, conveyor, db):
     import random
 
     name, stream, key = unique("flip"), unique("flipstream"), "flip-entity"
@@ -171,18 +173,34 @@ async def test_drift_is_announced_and_a_better_challenger_is_promoted_with_an_au
         '[promotion]\nwindow = 100\nmargin = 0.05\n')
     rng = random.Random(5)
     xs = [rng.uniform(-1, 1) for _ in range(4000)]
-    await conveyor.submit_many([StreamEvent(stream=stream, entity_key=key, values={"x": x, "y": (x > 0) == (i < 2000)})
-                                for i, x in enumerate(xs)])
+    events = [StreamEvent(stream=stream, entity_key=key, values={"x": x, "y": (x > 0) == (i < 2000)},
+                          correlation_id=f"{name}-{i}") for i, x in enumerate(xs)]
+    chain_of = {e.msg_id: e.correlation_id for e in events}
+    await conveyor.submit_many(events)
     report = await conveyor.wait_learned(name, 4000, timeout_s=120)
-    part = report[(await learner_actor(conveyor, key))[0]]
+    partition = (await learner_actor(conveyor, key))[0]
+    part = report[partition]
     assert part["n_promotions"] >= 1 and part["n_drifts"] >= 1
     published = await eventually(lambda: _learning_events(conveyor.settings, name), timeout_s=30,
                                  what="drift and promotion on the learning topic")
     kinds = {m["type"] for m in published}
     assert {"drift.detected", "learner.promoted"} <= kinds
     assert all(m["offset"] >= 2000 for m in published if m["type"] == "drift.detected")
+    # Each is chained to the event that set it off: that event's id and correlation id.
+    assert all(m["correlation_id"] == chain_of[m["causation_id"]] for m in published)
     audit = await db.fetch("SELECT detail FROM audit_log WHERE action = 'learner.promoted' AND subject = $1", name)
     assert audit and json.loads(audit[0]["detail"])["metric"] == "accuracy"
+    detail = json.loads(audit[0]["detail"])
+    assert detail["correlation_id"] == chain_of[detail["causation_id"]]
+    logs = Path(json.loads((cluster.state_dir / "cluster.json").read_text())["services"]["ray"]["work_dir"]) \
+        / "session_latest" / "logs"
+
+    def promoted_lines():
+        return [line for line in _lines_mentioning(logs, f'"{name}-') if line.get("event") == "challenger promoted"]
+
+    lines = await eventually(promoted_lines, timeout_s=30, what="the learner's log line of the promotion")
+    assert {(line["worker"], line["learner"]) for line in lines} == {(f"root.learn.learner-{partition}", name)}
+    assert all(line["correlation_id"] == chain_of[line["causation_id"]] for line in lines)
 
 
 async def _learning_events(settings, name):
