@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ Key = tuple[str, int]
 
 #: Request ids remembered for joining an outcome that comes later, and outcomes that came first.
 MAX_JOIN_ENTRIES = 200_000
+#: Request ids an alert names as its evidence, at most.
+EVIDENCE = 5
 
 
 def reason_kind(reason: str | None) -> str | None:
@@ -90,8 +93,10 @@ class VersionStats:
     first_at: float = 0.0
     last_at: float = 0.0
     #: (time, latency ms, the version's own score or NaN, 1 if a fallback answered | 2 if the
-    #: primary failed) of the answers in the window.
+    #: primary failed, request id) of the answers in the window.
     window: deque = field(default_factory=deque)
+    #: The newest requests whose observed outcome the version got wrong.
+    misses: deque = field(default_factory=lambda: deque(maxlen=EVIDENCE))
     #: (time, input vector) of the newest requests with known inputs.
     vectors: deque = field(default_factory=deque)
 
@@ -135,7 +140,7 @@ class MonitorState:
         s.n_late += kind == "late"
         own = score if answered == routed and answered_by in ("primary", "cache") and score is not None else math.nan
         flags = (answered_by in ("fallback", "baseline")) | (kind == "error") << 1
-        s.window.append((at, latency_ms, own, flags))
+        s.window.append((at, latency_ms, own, flags, request_id))
         self._trim(s, at)
         if answered is not None:
             self.recent[request_id] = (model, answered, label, score)
@@ -168,7 +173,10 @@ class MonitorState:
             s.abs_error += abs(float(label) - score)          # regression: the score is the value
             s.n_valued += 1
         else:
-            s.n_correct += same_label(label, predicted)
+            right = same_label(label, predicted)
+            s.n_correct += right
+            if not right:
+                s.misses.append(request_id)
         return (model, version)
 
     def _trim(self, s: VersionStats, now: float) -> None:
@@ -209,6 +217,28 @@ class MonitorState:
         window = self.versions[key].window
         return {"fallback": sum(w[3] & 1 for w in window), "error": sum(w[3] >> 1 for w in window)}
 
+    def evidence(self, key: Key, kind: str) -> list[str]:
+        """The requests behind an alert of ``kind``, which an operator can look up one by one
+        (``client.get_score``): the slowest in the window for latency, the newest answered by
+        a fallback or failed by the primary, the newest judged wrong by an outcome.
+
+        >>> s = MonitorState()
+        >>> for i, ms in enumerate([3.0, 250.0, 4.0, 120.0]):
+        ...     _ = s.add_score(f"r{i}", "m", 1, 1, "primary", ms, 0.9, "1", None, at=100.0 + i)
+        >>> s.evidence(("m", 1), "latency")
+        ['r1', 'r3', 'r2', 'r0']
+        """
+        s = self.versions[key]
+        known = [w for w in s.window if w[4]]         # answers restored from an older checkpoint have none
+        if kind == "latency":
+            return [w[4] for w in heapq.nlargest(EVIDENCE, known, key=lambda w: w[1])]
+        if kind in ("fallbacks", "errors"):
+            bit = 1 if kind == "fallbacks" else 2
+            return [w[4] for w in reversed(known) if w[3] & bit][:EVIDENCE]
+        if kind == "accuracy":
+            return list(reversed(s.misses))
+        return []
+
     def window_scores(self, key: Key) -> np.ndarray:
         scores = np.fromiter((w[2] for w in self.versions[key].window), dtype=float)
         return scores[~np.isnan(scores)]
@@ -226,7 +256,7 @@ class MonitorState:
             stats.append((model, version, s.n_served, s.n_fallback, s.n_errors, s.n_late, s.n_observed, s.n_correct,
                           s.abs_error, s.n_valued, s.first_at, s.last_at, [list(w) for w in s.window],
                           [t for t, _ in s.vectors], width,
-                          np.vstack([v for _, v in s.vectors]).tobytes() if s.vectors else b""))
+                          np.vstack([v for _, v in s.vectors]).tobytes() if s.vectors else b"", list(s.misses)))
         return msgspec.msgpack.encode(Snapshot(
             stats=stats, recent=[(k, *v) for k, v in self.recent.items()],
             outcomes=[(k, *v) for k, v in self.outcomes.items()], alerts=[list(a) for a in self.active_alerts],
@@ -236,9 +266,11 @@ class MonitorState:
         snap = msgspec.msgpack.decode(data, type=Snapshot)
         self.versions = {}
         for (model, version, n_served, n_fallback, n_errors, n_late, n_observed, n_correct, abs_error, n_valued,
-             first_at, last_at, window, times, width, matrix) in snap.stats:
+             first_at, last_at, window, times, width, matrix, *misses) in snap.stats:
+            # A checkpoint written before answers kept their request id (nor misses) restores too.
             s = VersionStats(n_served, n_fallback, n_errors, n_late, n_observed, n_correct, abs_error, n_valued,
-                             first_at, last_at, deque(tuple(w) for w in window))
+                             first_at, last_at, deque((*w, "")[:5] for w in window),
+                             deque(misses[0] if misses else [], maxlen=EVIDENCE))
             if times:
                 X = np.frombuffer(matrix, dtype=float).reshape(len(times), width)
                 s.vectors = deque(zip(times, X.copy()))

@@ -279,16 +279,16 @@ class Monitor(PartitionWorker):
             if alerts:
                 await conn.executemany(
                     "INSERT INTO alerts (alert_id, model, version, kind, severity, value, threshold, summary, details,"
-                    " rolled_back_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)"
+                    " rolled_back_to, evidence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)"
                     " ON CONFLICT (alert_id) DO NOTHING",
                     [(a.msg_id, a.model, a.version, a.kind, a.severity, a.value, a.threshold, a.summary,
-                      json.dumps(a.details), a.rolled_back_to) for a in alerts])
+                      json.dumps(a.details), a.rolled_back_to, a.evidence) for a in alerts])
 
         effects.writes.append(write)
         for alert in alerts:
             effects.outbox.append(("alerts", alert.model.encode(), encode(alert), f"alert:{alert.msg_id}"))
             self.log.warning("alert raised", model=alert.model, version=alert.version, kind=alert.kind,
-                             summary=alert.summary, correlation_id=alert.msg_id)
+                             summary=alert.summary, correlation_id=alert.msg_id, evidence=alert.evidence)
 
     def _drift(self, key) -> dict:
         context = self.contexts.get(key)
@@ -353,7 +353,8 @@ class Monitor(PartitionWorker):
                 text = f"{text}; production rolled back to v{back}"
             raised.append(AlertRaised(msg_id=msg_id, model=model, version=version,
                                       kind=kind, severity=severity, value=float(value), threshold=float(threshold),
-                                      summary=text, details=details, rolled_back_to=back))
+                                      summary=text, details=details, rolled_back_to=back,
+                                      evidence=self.tracker.evidence(key, kind)))     # ids checked on decode
         return raised
 
     async def request_rollback(self, model: str, reason: str, alert: str) -> dict:

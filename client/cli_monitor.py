@@ -40,8 +40,12 @@ def summary_text(versions, alerts) -> str:
         lines.append("No model version has been monitored yet (deploy one and score it).")
     if alerts:
         lines.append("recent alerts:")
-        lines.extend(f"  {a.raised_at:%Y-%m-%d %H:%M:%S} {a.severity:<8} {a.model} v{a.version} {a.kind}: {a.summary}"
-                     for a in alerts)
+        for a in alerts:
+            lines.append(f"  {a.raised_at:%Y-%m-%d %H:%M:%S} {a.severity:<8} {a.model} v{a.version} {a.kind}: "
+                         f"{a.summary}")
+            if a.evidence:
+                lines.append(f"    requests: {' '.join(a.evidence)} "
+                             f"(python run.py data scores {a.model} --request ID)")
     return "\n".join(lines)
 
 

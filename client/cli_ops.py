@@ -93,7 +93,8 @@ def data(args) -> int:
         "feature-sets": (lambda c: c.feature_sets(args.dataset, limit=args.limit), t.feature_sets_text,
                          "No feature sets."),
         "scores": (lambda c: c.score_records(args.model, version=args.version, answered_by=args.answered_by,
-                                             limit=args.limit), t.scores_text, "No recorded answers."),
+                                             request_ids=args.request, limit=args.limit), t.scores_text,
+                   "No recorded answers."),
         "score-counts": (lambda c: c.score_counts(args.model, args.version), t.score_counts_text,
                          "No recorded answers."),
         "score-jobs": (lambda c: c.score_jobs(args.model, limit=args.limit), t.score_jobs_text,
@@ -194,6 +195,8 @@ def _data_parsers(commands) -> None:
     scores.add_argument("model")
     scores.add_argument("--version", type=int, help="only answers given by this version")
     scores.add_argument("--answered-by", choices=["primary", "fallback", "baseline", "cache"])
+    scores.add_argument("--request", action="append", metavar="REQUEST_ID",
+                        help="only the answer to this request (repeatable; e.g. the requests an alert names)")
     counts = actions.add_parser("score-counts", help="online answers of MODEL counted by version and answerer",
                                 description="How many online answers each version of MODEL gave, by who "
                                             "answered, with the first and last.")

@@ -22,7 +22,7 @@ import re
 import msgspec
 
 from client.errors import Refused
-from messages.types import NAME_RE
+from messages.types import ID_RE, NAME_RE
 
 MAX_LIMIT = 10_000
 ANSWERERS = ("primary", "fallback", "baseline", "cache")
@@ -68,6 +68,24 @@ def check_name(field: str, value: object, optional: bool = False) -> str | None:
         raise QueryRefused(field, f"{_shown(value)} is not a name: letters, digits, '_', '.', '-', starting with a"
                                   " letter, at most 63 characters")
     return value
+
+
+def check_request_ids(values: object) -> None:
+    """None, or a list of at most 1,000 request ids (a message id: letters, digits, _.:-).
+
+    >>> check_request_ids(["r-1", "x; DROP TABLE scores"])
+    Traceback (most recent call last):
+    ...
+    client.data.QueryRefused: request_ids: 'x; DROP TABLE scores' is not a request id: letters, digits and _.:- only, at most 64
+    """
+    if values is None:
+        return
+    if not isinstance(values, list) or not 1 <= len(values) <= 1000:
+        raise QueryRefused("request_ids", f"a list of 1 to 1,000 request ids; got {_shown(values)}")
+    for value in values:
+        if not isinstance(value, str) or not ID_RE.match(value):
+            raise QueryRefused("request_ids", f"{_shown(value)} is not a request id: letters, digits and _.:- only,"
+                                              " at most 64")
 
 
 def check_id(field: str, value: object, optional: bool = False) -> str | None:
@@ -214,17 +232,20 @@ class DataQueries:
         return _rows(FeatureSetInfo, rows)
 
     async def score_records(self, model: str, *, version: int | None = None, answered_by: str | None = None,
-                            limit: int = 50) -> list[ScoreRecord]:
-        """Recorded online answers of ``model`` (given by ``version``, by ``answered_by``), newest first."""
+                            request_ids: list[str] | None = None, limit: int = 50) -> list[ScoreRecord]:
+        """Recorded online answers of ``model`` (given by ``version``, by ``answered_by``, to
+        ``request_ids``: e.g. the evidence of an alert), newest first."""
         check_name("model", model)
         check_version(version, optional=True)
         if answered_by is not None and answered_by not in ANSWERERS:
             raise QueryRefused("answered_by", f"one of {', '.join(ANSWERERS)}; got {_shown(answered_by)}")
+        check_request_ids(request_ids)
         rows = await (await self._db()).fetch(
             "SELECT request_id, model, version, answered_by, score, label, latency_ms, fallback, entity_key, reason,"
             " scored_at FROM scores WHERE model = $1 AND ($2::int IS NULL OR version = $2)"
-            " AND ($3::text IS NULL OR answered_by = $3) ORDER BY scored_at DESC, request_id LIMIT $4",
-            model, version, answered_by, check_limit(limit))
+            " AND ($3::text IS NULL OR answered_by = $3) AND ($5::text[] IS NULL OR request_id = ANY($5::text[]))"
+            " ORDER BY scored_at DESC, request_id LIMIT $4",
+            model, version, answered_by, check_limit(limit), request_ids)
         return _rows(ScoreRecord, rows)
 
     async def score_counts(self, model: str, version: int | None = None) -> list[ScoreCount]:

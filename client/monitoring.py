@@ -73,6 +73,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     details: dict[str, float]
     rolled_back_to: int | None      # the version production moved to, when the alert rolled it back
     raised_at: dt.datetime
+    evidence: list[str] = []        # request ids behind it: client.get_score(request_id) shows each
 
 
 def check_model(model) -> None:
@@ -105,7 +106,7 @@ class MonitoringQueries:
             raise MonitoringRefused("limit", f"from 1 to 10,000; got {limit!r}")
         rows = await (await self._db()).fetch(
             "SELECT alert_id, model, version, kind, severity, value, threshold, summary, details, rolled_back_to,"
-            " raised_at"
+            " raised_at, evidence"
             " FROM alerts WHERE $1::text IS NULL OR model = $1 ORDER BY raised_at DESC, alert_id LIMIT $2",
             model, limit)
         return [msgspec.convert({**dict(r), "details": json.loads(r["details"])}, Alert, strict=False) for r in rows]

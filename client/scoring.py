@@ -15,11 +15,10 @@ import time
 import msgspec
 
 from client.errors import ClientError, Refused
-from messages.types import NAME_RE
+from messages.types import ID_RE, NAME_RE
 
 #: A model name: what messages.types.Name allows.
 NAME = NAME_RE      # what a model or learner name may be
-REQUEST_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}\Z")   # a message id (messages.base.MessageId)
 ALIASES = ("production", "previous", "canary")
 MAX_REQUEST_BYTES = 1 << 20
 
@@ -134,7 +133,7 @@ class Router:
 
         began = time.perf_counter()
         request = self._check(model, features, entity_key, deadline_ms)
-        if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
+        if request_id is not None and (not isinstance(request_id, str) or not ID_RE.match(request_id)):
             raise ScoringRefused("request_id", f"1-64 letters, digits and _.:- only; got {str(request_id)[:80]!r}")
         request_id = request_id or new_id()
         request["request_id"] = request_id      # on the log lines of whoever answers it

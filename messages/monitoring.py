@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from messages.base import Message
+from messages.base import Message, MessageId
 from messages.types import Name, Text
 
 Version = Annotated[int, msgspec.Meta(ge=1)]
@@ -37,3 +37,6 @@ class AlertRaised(Message, tag="alert.raised"):
                        msgspec.Meta(max_length=1024)] = {}
     #: Set when the alert made the model roll back: the version production moved to.
     rolled_back_to: Version | None = None
+    #: The requests behind it (see ``client.get_score``): the slowest, the newest a fallback
+    #: answered or the primary failed, the newest an outcome judged wrong.
+    evidence: Annotated[list[MessageId], msgspec.Meta(max_length=5)] = []

@@ -14,6 +14,8 @@ import msgspec
 NAME_RULE = r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z"
 #: :data:`NAME_RULE` compiled, for checks outside a message (``NAME_RE.match(value)``).
 NAME_RE = re.compile(NAME_RULE)
+#: A message or request id (:data:`messages.base.MessageId`), for checks outside a message.
+ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}\Z")
 
 #: A name chosen by a user: a dataset, stream, model or feature name.
 Name = Annotated[

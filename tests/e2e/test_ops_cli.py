@@ -77,6 +77,8 @@ def test_lineage_names_the_batches_feature_set_deployment_and_scores_the_other_c
     [job] = as_json(cluster, "data", "score-jobs", model)
     assert [j["job_id"] for j in lineage["scores"]["batch_jobs"]] == [job["job_id"]]
     assert sorted(r["request_id"] for r in as_json(cluster, "data", "scores", model)) == sorted(request_ids)
+    [one] = as_json(cluster, "data", "scores", model, "--request", request_ids[0])
+    assert one["request_id"] == request_ids[0]
 
     text = ok(cluster, "lineage", model, "production")
     for expected in (batches[0]["batch_id"], f"→ feature set\n  {feature_set['feature_set_id']}", "→ model version",
@@ -123,6 +125,7 @@ def test_schedules_are_added_listed_and_removed(cluster, used):
     (["data", "batches", "--limit", "100000"], "data: limit:"),
     (["data", "rejects", "../../etc/passwd"], "data: batch_id:"),
     (["data", "scores", "{model}", "--version", "0"], "data: version:"),
+    (["data", "scores", "{model}", "--request", "r1", "--request", "x' OR '1'='1"], "data: request_ids:"),
     (["schedule", "remove", "x' OR '1'='1"], "schedule: schedule_id:"),
     (["schedule", "add", "train", "{folder}/train.toml", "--cron", "every tuesday"], "schedule: every:"),
 ])

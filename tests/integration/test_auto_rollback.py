@@ -64,6 +64,16 @@ async def test_a_version_breaking_its_latency_objective_is_rolled_back_then_rest
     assert detail["correlation_id"] == alert.alert_id             # the rollback is traced to its alert
     from tests.support.waiting import eventually
 
+    # ... and the alert to the requests behind it: the slowest answers of its window
+    async def evidence():
+        found = await conveyor.score_records(model, request_ids=alert.evidence)
+        return len(found) == len(alert.evidence) and found
+
+    assert len(alert.evidence) == 5
+    slowest = await eventually(evidence, timeout_s=30, what="the score records the alert names")
+    assert all(r.version == 2 and r.latency_ms > 50 for r in slowest)
+    assert f"requests: {' '.join(alert.evidence)}" in cluster.run("monitor", model, check=True).stdout
+
     async def answered_by_v1():
         return (await conveyor.score(model, ROWS[0][1], deadline_ms=2000)).version == 1
 

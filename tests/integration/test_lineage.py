@@ -117,6 +117,8 @@ async def test_data_service_answers_with_what_was_ingested_prepared_and_scored(c
     assert {r.request_id: r.score for r in records} == {a.request_id: a.score for a in answers}
     assert len(await conveyor.score_records(model, limit=3)) == 3
     assert await conveyor.score_records(model, answered_by="fallback") == []
+    picked = [answers[0].request_id, answers[-1].request_id, "never-asked"]
+    assert sorted(r.request_id for r in await conveyor.score_records(model, request_ids=picked)) == sorted(picked[:2])
     [counted] = await conveyor.score_counts(model)
     assert (counted.version, counted.answered_by, counted.n) == (1, "primary", N_ONLINE)
     [scored] = await conveyor.score_jobs(model)
@@ -127,6 +129,11 @@ async def test_data_service_answers_with_what_was_ingested_prepared_and_scored(c
     assert refused.value.field == "batch_id" and "no raw batch" in refused.value.reason
     for call, field in ((conveyor.raw_batches("a;b"), "dataset"), (conveyor.feature_sets(limit=10_001), "limit"),
                         (conveyor.score_records(model, answered_by="x"), "answered_by"),
+                        (conveyor.score_records(model, request_ids=["ok", "x'; DROP TABLE scores"]), "request_ids"),
+                        (conveyor.score_records(model, request_ids=["r"] * 1001), "request_ids"),
+                        (conveyor.score_records(model, request_ids=[]), "request_ids"),
+                        (conveyor.score_records(model, request_ids="r1"), "request_ids"),
+                        (conveyor.score_records(model, request_ids=[None]), "request_ids"),
                         (conveyor.score_jobs(model, candidate_id="../x"), "candidate_id")):
         with pytest.raises(QueryRefused) as refused:
             await call

@@ -63,6 +63,7 @@ async def test_a_slow_production_version_is_alerted_once_and_rolled_back_once():
     assert "p99 latency 80.0 ms" in alert.summary and "rolled back to v1" in alert.summary
     assert m.rollbacks == [("m", "automatic: v2: " + alert.summary.split("; production")[0])]
     assert m.rollback_alerts == [alert.msg_id]           # the rollback carries the alert's id as its chain
+    assert len(alert.evidence) == 5 and all(r.startswith("r2-") for r in alert.evidence)   # requests behind it
     assert await evaluate(m) == []                                 # still firing: not raised again
     assert m._gauges["latency_p99_ms"].values[("m", "2")] == 80.0 and m._gauges["served"].values[("m", "2")] == 100
 
@@ -138,6 +139,7 @@ async def test_fallbacks_over_the_rate_alert_and_a_cleared_alert_fires_again_wit
     serve(m, 10, 76.0, answered_by="fallback", at=1000.9)
     [alert] = await evaluate(m)
     assert alert.kind == "fallbacks" and alert.value == 0.1 and alert.rolled_back_to == 1
+    assert alert.evidence == [f"r2-1000.9-{i}" for i in (9, 8, 7, 6, 5)]      # the newest a fallback answered
     serve(m, 200, 3.0, at=1010.0)                                  # the window moved on: cleared
     assert await evaluate(m) == [] and not m.tracker.active_alerts
     serve(m, 100, 76.0, answered_by="fallback", at=1020.0)

@@ -105,3 +105,32 @@ def test_alert_ids_are_stable_and_fit_a_message_id():
     assert alert_id("m", 1, "latency", 1) == alert_id("m", 1, "latency", 1) != alert_id("m", 1, "latency", 2)
     AlertRaised(msg_id=alert_id("x" * 63, 9, "feature_drift", 3), model="m", version=1, kind="latency", value=1.0,
                 threshold=0.5, summary="s")
+
+
+def test_evidence_names_the_requests_behind_each_kind_of_alert():
+    state = MonitorState(window_s=600.0)
+    fill(state)
+    slowest = sorted(((ms, f"r{i}") for i, ms in enumerate(fill(MonitorState(window_s=600.0)))), reverse=True)
+    assert state.evidence(("m", 2), "latency") == [r for _, r in slowest[:5]]
+    assert state.evidence(("m", 2), "fallbacks") == ["r280", "r250", "r210", "r200", "r150"]   # newest first
+    assert state.evidence(("m", 2), "errors") == ["r280", "r210", "r140", "r70"]
+    for i in range(8):
+        state.add_observation(f"r{290 + i}", "0" if i % 2 else "1", at=2000.0)   # the answers said "1"
+    assert state.evidence(("m", 2), "accuracy") == ["r297", "r295", "r293", "r291"]
+    assert state.evidence(("m", 2), "feature_drift") == []
+
+
+def test_a_snapshot_written_before_answers_kept_their_request_id_restores():
+    import msgspec
+
+    state = MonitorState(window_s=600.0)
+    fill(state, 20)
+    snap = msgspec.msgpack.decode(state.snapshot(), type=monitor_state.Snapshot)
+    old = [(*s[:12], [w[:4] for w in s[12]], *s[13:16]) for s in snap.stats]     # no ids, no misses
+    restored = MonitorState(window_s=600.0)
+    restored.restore(msgspec.msgpack.encode(monitor_state.Snapshot(stats=old, recent=snap.recent,
+                                                                    outcomes=snap.outcomes, alerts=snap.alerts)))
+    assert restored.figures(("m", 2)) == state.figures(("m", 2))
+    assert restored.evidence(("m", 2), "latency") == []
+    restored.restore(state.snapshot())
+    assert restored.evidence(("m", 2), "latency") == state.evidence(("m", 2), "latency")
