@@ -273,11 +273,9 @@ class DeploymentManager(Worker):
         return bytes(row["fitted"])
 
     async def _raw_columns(self, feature_set_id: str) -> list[str]:
-        from ml.features import FeatureSpec
+        from ml.joined_features import load_feature_set, request_columns
 
-        spec = FeatureSpec.from_toml(await self.pool.fetchval(
-            "SELECT spec_toml FROM feature_sets WHERE feature_set_id = $1", feature_set_id))
-        return [c for c in spec.raw_columns if c not in (spec.key, spec.label)]
+        return request_columns(await asyncio.to_thread(load_feature_set, await self._fitted(feature_set_id)))
 
     async def _baseline(self, feature_set_id: str, task: str):
         from actors.preparation import typed_value

@@ -42,7 +42,7 @@ async def load_context(pool, signing_key: bytes, plugins: str, model: str, versi
                        log=None) -> VersionContext | None:
     """The version's context; None when no such candidate is stored."""
     from actors.wiring import import_plugins
-    from ml.features import FittedFeatureSet
+    from ml.joined_features import load_feature_set
     from storage.feature_store import PostgresFeatureStore
     from storage.model_store import PostgresModelStore
     from storage.signing import verify
@@ -55,7 +55,7 @@ async def load_context(pool, signing_key: bytes, plugins: str, model: str, versi
     if row is None:
         return None
     verify(signing_key, bytes(row["fitted"]), bytes(row["signature"]))
-    fitted = await asyncio.to_thread(FittedFeatureSet.from_bytes, bytes(row["fitted"]))
+    fitted = await asyncio.to_thread(load_feature_set, bytes(row["fitted"]))
     names, _, vectors, _ = await PostgresFeatureStore(pool, signing_key).matrix(row["feature_set_id"],
                                                                               list(row["batch_ids"]) or None)
     X = np.asarray(vectors, dtype=float).reshape(len(vectors), len(names))

@@ -139,7 +139,7 @@ async def load_served(settings: Settings, redis, model: str, version: int) -> Se
     import pickle
 
     from actors.wiring import import_plugins, signing_key_bytes
-    from ml.features import FittedFeatureSet
+    from ml.joined_features import load_feature_set
     from storage.feature_store import RedisOnlineStore
     from storage.serving_store import RedisServingStore
 
@@ -152,7 +152,7 @@ async def load_served(settings: Settings, redis, model: str, version: int) -> Se
     info = routes.versions[version]
     artifact = await store.artifact(model, version)                 # verified before unpickling
     trained = await asyncio.to_thread(pickle.loads, artifact)
-    fitted = await asyncio.to_thread(FittedFeatureSet.from_bytes, await store.feature_set(info.feature_set_id))
+    fitted = await asyncio.to_thread(load_feature_set, await store.feature_set(info.feature_set_id))
     online = RedisOnlineStore(redis, settings.cluster_name, settings.online_ttl_s)
     return ServedModel(trained, fitted, online, info.dataset, routes.task, version)
 

@@ -122,8 +122,10 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
         validate_dataset_name(dataset)
         FeatureSpec.from_toml(spec_toml)
-        return await PostgresFeatureStore(await self._db(), signing_key_bytes(self.settings)).set_spec(dataset,
-                                                                                                     spec_toml)
+        db = await self._db()
+        if await db.fetchval("SELECT 1 FROM feature_joins WHERE name = $1", dataset):
+            raise SubmitRefused("dataset", f"{dataset!r} is a join: its feature sets are its sources' side by side")
+        return await PostgresFeatureStore(db, signing_key_bytes(self.settings)).set_spec(dataset, spec_toml)
 
     async def define_join(self, name: str, sources: list[str], time_column: str | None = None) -> None:
         """Join the features of ``sources`` (the first is the left side) on entity key, as of
@@ -132,11 +134,24 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         from actors.batch_parse import validate_dataset_name
 
         validate_dataset_name(name)
-        if len(sources) < 2 or len(set(sources)) != len(sources):
+        if not isinstance(sources, list) or len(sources) < 2 or len(set(sources)) != len(sources):
             raise SubmitRefused("sources", "name at least two different datasets")
         for source in sources:
             validate_dataset_name(source)
-        await (await self._db()).execute(
+        if name in sources:
+            raise SubmitRefused("sources", f"a join cannot be its own source ({name!r})")
+        db = await self._db()
+        # The join's name is the dataset of its feature sets (a model trains on `dataset = NAME`),
+        # so it must not be a dataset of its own; a join is no source of another (no cycles).
+        if await db.fetchval("SELECT 1 FROM feature_specs WHERE dataset = $1 UNION ALL"
+                             " SELECT 1 FROM raw_batches WHERE dataset = $1 LIMIT 1", name):
+            raise SubmitRefused("name", f"{name!r} is a dataset; a join needs a name of its own")
+        if await db.fetchval("SELECT 1 FROM feature_joins WHERE name <> $1 AND $1 = ANY(sources)", name):
+            raise SubmitRefused("name", f"{name!r} is a source of another join")
+        joins = await db.fetch("SELECT name FROM feature_joins WHERE name = ANY($1::text[])", sources)
+        if joins:
+            raise SubmitRefused("sources", f"{joins[0]['name']!r} is a join; the sources of a join are datasets")
+        await db.execute(
             "INSERT INTO feature_joins (name, sources, time_column) VALUES ($1, $2, $3) ON CONFLICT (name)"
             " DO UPDATE SET sources = EXCLUDED.sources, time_column = EXCLUDED.time_column", name, sources,
             time_column)

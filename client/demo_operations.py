@@ -111,7 +111,7 @@ async def lineage(demo) -> None:
 
 async def where_to_look(demo) -> None:
     model = demo.found.get("model", demo.name("cancer"))
-    demo.say(f"  files: {demo.folder} (the two sources and the joined rows as CSV)")
+    demo.say(f"  files: {demo.folder} (the two sources as CSV)")
     for path in demo.found.get("images", []):
         demo.say(f"         {path}")
     ray = demo.conveyor.record.services.get("ray")

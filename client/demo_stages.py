@@ -19,8 +19,8 @@ SLOW_DELAY_S = 0.25
 
 
 async def ingest_and_join(demo) -> None:
-    """Two CSV sources with a shared patient id, ingested and joined; the joined rows become the
-    training dataset."""
+    """Two CSV sources with a shared patient id, ingested and joined; the join is the training
+    dataset (its feature set: both sources' feature sets side by side)."""
     c, means, worst, joined = demo.conveyor, demo.name("means"), demo.name("worst"), demo.name("joined")
     files = data.write_sources(demo.folder)
     columns = data.split_columns(data.cancer_table()[0])
@@ -33,19 +33,13 @@ async def ingest_and_join(demo) -> None:
                  f"{done.n_rejected} rejected")
         demo.check(f"{dataset}: every row stored", done.n_rows == 569 and done.n_rejected == 0)
     _, rows = await until(lambda: _joined(c, joined), 120, f"join {joined}")
-    names = [n for d in (means, worst) for n in (await c.feature_sets(d))[0].feature_names]
     demo.check(f"join {joined}: one row per patient with both sources' features",
                len(rows) == 569 and all(len(v) == 30 for _, v, _ in rows), f"{len(rows)} rows")
-    path = data.write_csv(demo.folder / "joined.csv", ["id", *names, "label"],
-                          ([key, *vector, label] for key, vector, label in rows))
-    dataset = demo.name("cancer")
-    await c.set_feature_spec(dataset, data.numeric_spec(names, label="label"))
-    done = await c.wait_ingested(await c.ingest(dataset, path, key="id", label="label"), dataset, timeout_s=300)
-    found = await until(lambda: _feature_set(c, dataset, 569), 120, f"features of {dataset}")
-    demo.say(f"  joined rows -> {path} -> dataset {dataset}: feature set {found.feature_set_id} "
-             f"({found.n_rows} rows x {len(found.feature_names)} features)")
+    found = await until(lambda: _feature_set(c, joined, 569), 120, f"the feature set of join {joined}")
+    demo.say(f"  join {joined}: feature set {found.feature_set_id} ({found.n_rows} rows x "
+             f"{len(found.feature_names)} features: {means}'s and {worst}'s side by side)")
     demo.check("training data prepared", found.n_rows == 569 and len(found.feature_names) == 30)
-    demo.found.update(dataset=dataset, sources=(means, worst), columns=names, files=[*files.values(), path])
+    demo.found.update(dataset=joined, sources=(means, worst), files=[*files.values()])
 
 
 async def _joined(c, name: str):
