@@ -65,6 +65,7 @@ class Monitor(PartitionWorker):
         self._gauges = None
         #: Each model's settings with its serving configuration's objectives applied.
         self.objectives: dict[str, Settings] = {}
+        self._objectives_stamp: tuple | None = None    # (rows, newest change) when last read
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -235,16 +236,20 @@ class Monitor(PartitionWorker):
     # --- figures, metrics, alerts -------------------------------------------------------------------
 
     async def _read_objectives(self) -> None:
-        """Every model's serving configuration (the configuration service's current versions)."""
+        """Every model's serving configuration (the configuration service's current versions),
+        parsed again only when one changed."""
         from ml.serving_config import ServingConfigError, applied, parse_serving_config
 
+        stamp = tuple(await self.pool.fetchrow("SELECT count(*), max(updated_at) FROM serving_configs"))
+        if stamp == self._objectives_stamp:
+            return
         objectives = {}
         for row in await self.pool.fetch("SELECT model, config_toml FROM serving_configs"):
             try:
                 objectives[row["model"]] = applied(self.settings, parse_serving_config(row["config_toml"]))
             except ServingConfigError as exc:     # written around the client's checks: the cluster's settings
                 self.log.warning("serving configuration ignored", model=row["model"], error=str(exc)[:200])
-        self.objectives = objectives
+        self.objectives, self._objectives_stamp = objectives, stamp
 
     async def _evaluate(self, effects: BatchEffects) -> None:
         self._evaluated_at = time.time()

@@ -26,6 +26,7 @@ import numpy as np
 
 from actors.worker import Worker
 from ml.errors import FieldError
+from storage.route_rules import fallback_versions
 from storage.settings import Settings
 
 MAX_FEATURES = 4096
@@ -249,8 +250,6 @@ class FallbackScorer(Worker):
     async def _adopt(self, routes) -> None:
         """Load the versions this model may fall back on (previous and production, never one
         rolled back from)."""
-        from storage.route_rules import fallback_versions
-
         wanted = set(fallback_versions(routes))
         for version in wanted:
             if (routes.model, version) not in self._loaded:
@@ -272,8 +271,6 @@ class FallbackScorer(Worker):
             routes = await self._store.routes(model)
             if routes is None:
                 raise ScoringError("model", f"{model!r} is not deployed")
-        from storage.route_rules import fallback_versions
-
         self.n_processed += 1
         for version in fallback_versions(routes):
             served = self._loaded.get((model, version)) if version not in (None, failed_version) else None

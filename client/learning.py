@@ -203,7 +203,7 @@ class LearningCalls:
         router = await self._router()
         if getattr(self, "_n_learner_partitions", None) is None:
             self._n_learner_partitions = await self.learner_partitions()
-        handles = [router._handle(f"root.learn.learner-{p}") for p in range(self._n_learner_partitions)]
+        handles = [router.actor(f"root.learn.learner-{p}") for p in range(self._n_learner_partitions)]
         await asyncio.wait_for(asyncio.gather(*(h.ping.remote() for h in handles if h is not None),
                                               return_exceptions=True), timeout=timeout_s)
 

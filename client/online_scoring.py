@@ -36,7 +36,7 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
     while at < len(order):
         partition = order[at]
         name = f"root.learn.learner-{partition}"
-        handle = router._handle(name)
+        handle = router.actor(name)
         if handle is None:
             reason, at = f"{name} is not running", at + 1
             continue
@@ -59,7 +59,7 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
                 continue
             if hasattr(cause, "field") and hasattr(cause, "reason"):
                 raise ScoringRefused(cause.field, cause.reason) from None
-            router._handles.pop(name, None)
+            router.forget_actor(name)
             reason = f"{name} failed: {type(cause).__name__}"
             if partition not in renewed and _gone(exc):    # a handle from before the partition restarted:
                 renewed.add(partition)                     # ask the one running under its name now

@@ -83,7 +83,7 @@ class Router:
         self._pending: set[asyncio.Task] = set()
         import actors.serving  # noqa: F401  (imported now, not inside the first request's deadline)
 
-        fallback = self._handle("root.fallback")
+        fallback = self.actor("root.fallback")
         if fallback is not None:   # the first call to an actor opens a connection: open it now
             self._warm(fallback.ping.remote())
 
@@ -104,7 +104,7 @@ class Router:
         if cached is None:   # first sight of this model: find its replicas and open their connections
             for info in routes.versions.values():
                 for name in info.replicas:
-                    handle = self._handle(name)
+                    handle = self.actor(name)
                     if handle is not None:
                         self._warm(handle.stats.remote())
         self._routes[model] = (time.monotonic(), routes)
@@ -118,13 +118,18 @@ class Router:
         for name in [n for n in self._handles if n.startswith(f"serve.{model}.v")]:
             del self._handles[name]
 
-    def _handle(self, name: str):
+    def actor(self, name: str):
+        """The handle of the named actor (looked up once, then cached); None when it is not running."""
         handle = self._handles.get(name)
         if handle is None:
             handle = self._runtime.lookup(name)
             if handle is not None:
                 self._handles[name] = handle
         return handle
+
+    def forget_actor(self, name: str) -> None:
+        """Drop the cached handle of ``name`` (its actor failed or restarted): the next call looks it up."""
+        self._handles.pop(name, None)
 
     async def score(self, model: str, features: dict | None = None, entity_key: str | None = None,
                     version: int | str | None = None, deadline_ms: float = 100.0,
@@ -221,7 +226,7 @@ class Router:
             if left <= 0:
                 return None, reason
             name = replicas[(start + i) % len(replicas)]
-            handle = self._handle(name)
+            handle = self.actor(name)
             if handle is None:
                 reason = f"replica {name} is not running"
                 continue
@@ -235,7 +240,7 @@ class Router:
                 cause = _cause(exc)
                 if isinstance(cause, ScoringError):
                     raise ScoringRefused(cause.field, cause.reason) from None
-                self._handles.pop(name, None)
+                self.forget_actor(name)
                 reason = f"replica {name} failed: {type(cause).__name__}"
         return None, reason
 
@@ -243,7 +248,7 @@ class Router:
         from actors.serving import ScoringError
 
         left = deadline_s - (time.perf_counter() - began) - max(0.002, 0.05 * deadline_s)   # room for the baseline
-        handle = self._handle("root.fallback")
+        handle = self.actor("root.fallback")
         if handle is not None and left > 0:
             try:
                 return await asyncio.wait_for(handle.request.remote("score", model, request, failed), timeout=left)
@@ -253,7 +258,7 @@ class Router:
                 cause = _cause(exc)
                 if isinstance(cause, ScoringError) and cause.field not in ("model",):
                     raise ScoringRefused(cause.field, cause.reason) from None
-                self._handles.pop("root.fallback", None)
+                self.forget_actor("root.fallback")
         if routes.baseline is None:
             raise ScoringFailed(f"{model}: v{failed} did not answer in time and there is no fallback")
         return {"score": routes.baseline.score, "label": routes.baseline.label, "version": None,
