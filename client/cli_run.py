@@ -9,6 +9,11 @@ import sys
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def say(text: str) -> None:
+    """One line of a command's output, flushed at once (progress reaches a pipe as it happens)."""
+    print(text, flush=True)
+
+
 class Exit(Exception):
     """The exit code of a command that could not finish (its reason already printed)."""
 
