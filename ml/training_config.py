@@ -39,7 +39,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ml.errors import FieldError
+from ml.errors import FieldError, decode_toml
 from ml.transforms import NAME_PATTERN
 
 __all__ = ["CandidateConfig", "CandidatePlan", "SplitConfig", "TrainingConfig", "TrainingConfigError",
@@ -121,20 +121,15 @@ class TrainingPlan:
 
 def parse_config(text: str | bytes) -> TrainingConfig:
     """A :class:`TrainingConfig` from TOML text; :class:`TrainingConfigError` names the field."""
-    if len(text) > MAX_CONFIG_BYTES:
-        raise TrainingConfigError("config", f"{len(text)} bytes exceeds the limit of {MAX_CONFIG_BYTES}")
-    try:
-        config = msgspec.toml.decode(text, type=TrainingConfig)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else "config"
-        raise TrainingConfigError(field, message.split(" - at ")[0]) from None
-    except msgspec.DecodeError as exc:
-        raise TrainingConfigError("config", f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise TrainingConfigError("config", "not UTF-8 text") from None
+    config = decode_toml(text, TrainingConfig, TrainingConfigError, MAX_CONFIG_BYTES, _where)
     _check_shape(config)
     return config
+
+
+def _where(message: str) -> tuple[str, str]:
+    """(field, reason) of a msgspec validation message: the field is its path after ``$.``."""
+    field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else "config"
+    return field, message.split(" - at ")[0]
 
 
 def _check_shape(config: TrainingConfig) -> None:
