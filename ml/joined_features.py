@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 
 from ml.features import FeatureSpecError, FittedFeatureSet
-from ml.quality import QualityReport, QuarantineError
+from ml.quality import QualityReport
 
 _PREFIX = b'{"joined":'
 _ID_HEX = 20
@@ -95,7 +95,8 @@ class JoinedFeatureSet:
         return f"JoinedFeatureSet(id={self._id!r}, join={self.join!r}, sources={[d for d, _ in self.parts]})"
 
     def transform_one(self, row: Mapping[str, Any]) -> np.ndarray:
-        """The joined vector of one raw row; QuarantineError from the first source that refuses it."""
+        """The joined vector of one raw row; :class:`ml.quality.QuarantineError` from the first
+        source that refuses it."""
         return np.concatenate([fs.transform_one(_keyed(row, fs)) for _, fs in self.parts])
 
     def transform_batch(self, rows: Iterable[Mapping[str, Any]], *, with_label: bool | None = None
@@ -110,7 +111,7 @@ class JoinedFeatureSet:
         for X, _, report in outputs:
             position = {index: j for j, index in enumerate(report.kept)}
             blocks.append(X[[position[i] for i in kept]].reshape(len(kept), X.shape[1]))
-        X0, y0, first = outputs[0]
+        _, y0, first = outputs[0]
         y = None if y0 is None else y0[[{k: j for j, k in enumerate(first.kept)}[i] for i in kept]]
         refused = {}
         for _, _, report in outputs:
@@ -154,7 +155,7 @@ def load_feature_set(data: bytes) -> FittedFeatureSet | JoinedFeatureSet:
     ...
     ml.transforms.FeatureSpecError: bytes: not a joined feature set: Expected `str`, got `int` - at `$.joined`
     """
-    if not bytes(data[:len(_PREFIX)]) == _PREFIX:
+    if bytes(data[:len(_PREFIX)]) != _PREFIX:
         return FittedFeatureSet.from_bytes(data)
     try:
         envelope = msgspec.json.decode(data, type=_Envelope)
