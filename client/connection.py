@@ -19,7 +19,7 @@ import msgspec
 
 from client.audit import AuditQueries
 from client.configs import ConfigQueries
-from client.data import DataQueries
+from client.data import MAX_VERSION, DataQueries, check_name, check_version
 from client.errors import ClusterNotRunning, SubmitRefused
 from client.learning import LearningCalls
 from client.lineage import LineageQueries
@@ -182,10 +182,15 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         return {name: AggregateView(int(v[0]), v[1], v[2], v[3]) for name, v in fields.items()}
 
     async def online_features(self, dataset: str, entity_key: str):
-        """The latest feature vector of ``entity_key`` in the online store, or None."""
+        """The latest feature vector of ``entity_key`` in the online store, or None;
+        :class:`SubmitRefused` names a malformed dataset or entity key."""
+        from actors.batch_parse import validate_dataset_name
         from storage.feature_store import RedisOnlineStore
         from storage.redis_store import connect_redis
 
+        validate_dataset_name(dataset)
+        if not isinstance(entity_key, str) or not 0 < len(entity_key) <= 256 or not entity_key.isprintable():
+            raise SubmitRefused("entity_key", f"1-256 printable characters; got {str(entity_key)[:80]!r}")
         if self._redis is None:
             self._redis = connect_redis(self.settings.redis_url)
         store = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
@@ -236,10 +241,13 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
     async def candidates(self, model: str | None = None) -> list[dict]:
         """Every stored candidate (of ``model``): version, algorithm, params, metrics, verdict, lineage."""
+        check_name("model", model, optional=True)
         return await (await self._models()).candidates(model)
 
     async def candidate(self, model: str, version: int | None = None) -> dict | None:
         """One candidate (the newest version when ``version`` is None), with its curves as data."""
+        check_name("model", model)
+        check_version(version, optional=True)
         return await (await self._models()).candidate(model, version)
 
     async def load_candidate(self, candidate_id: str):
@@ -347,8 +355,9 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
             raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
         if method == "deploy":
             version, replicas, weight = args
-            if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-                raise DeploymentRefused("version", f"a version number >= 1; got {version!r}")
+            if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                           or not 1 <= version <= MAX_VERSION):
+                raise DeploymentRefused("version", f"a version number from 1 to {MAX_VERSION}; got {version!r}")
             if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)
                                          or not 1 <= replicas <= 16):
                 raise DeploymentRefused("replicas", f"from 1 to 16; got {replicas!r}")
@@ -375,6 +384,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
     async def deployments(self, model: str | None = None) -> list[dict]:
         """Live and retired versions with their aliases."""
+        check_name("model", model, optional=True)
         rows = await (await self._db()).fetch(
             "SELECT d.model, d.version, d.candidate_id, d.replicas, d.state, d.canary_weight, d.deployed_at,"
             " d.retired_at, array_remove(array_agg(a.alias ORDER BY a.alias), NULL) AS aliases FROM deployments d"
@@ -443,8 +453,9 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
         if not isinstance(model, str) or not _NAME_RE.match(model):
             raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-            raise DeploymentRefused("version", f"a version number >= 1; got {version!r}")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                    or not 1 <= version <= MAX_VERSION):
+            raise DeploymentRefused("version", f"a version number from 1 to {MAX_VERSION}; got {version!r}")
         if feature_set_id is not None and not re.fullmatch(r"[0-9a-f]{8,64}", str(feature_set_id)):
             raise DeploymentRefused("feature_set_id", "8-64 lowercase hex digits")
         return await self.submit(ScoreBatch(model=model, version=version, feature_set_id=feature_set_id),

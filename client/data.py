@@ -101,12 +101,22 @@ def check_id(field: str, value: object, optional: bool = False) -> str | None:
     return value
 
 
+#: Versions are PostgreSQL integers.
+MAX_VERSION = 2**31 - 1
+
+
 def check_version(value: object, optional: bool = False) -> int | None:
-    """A version number (>= 1)."""
+    """A version number (1 to 2,147,483,647).
+
+    >>> check_version(2**31)
+    Traceback (most recent call last):
+    ...
+    client.data.QueryRefused: version: a version number from 1 to 2147483647; got 2147483648
+    """
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise QueryRefused("version", f"a version number >= 1; got {_shown(value)}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+        raise QueryRefused("version", f"a version number from 1 to {MAX_VERSION}; got {_shown(value)}")
     return value
 
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 
+from client.data import check_name
 from client.errors import ClientError, Refused
 
 
@@ -104,6 +105,7 @@ class LearningCalls:
 
     async def remove_learner(self, name: str) -> int:
         """Stop a learner (its partitions drop it within a second); the revision of the removal."""
+        check_name("name", name)
         pool = await self._db()
         revision = await pool.fetchval(
             "INSERT INTO learners (name, revision, stream, config, removed) SELECT name, revision + 1, stream, config,"
@@ -130,6 +132,7 @@ class LearningCalls:
         """The learner's live report from every partition: {partition: report} (progressive scores,
         counts of predictions, learned events, pending, expired and unknown labels, drifts,
         promotions, the champion and the challenger)."""
+        check_name("name", name)
         if name not in {learner["name"] for learner in await self.learners()}:
             raise LearnerNotFound(f"no learner {name!r} (python run.py learners list)")
         self._join_ray()      # sets Ray's environment before ray is imported
