@@ -313,7 +313,7 @@ def score(args) -> int:
 
 
 def console(args) -> int:
-    from supervisors.console import run_console
+    from client.console import run_console
 
     return run_console(load(args), refresh_s=args.refresh, once=args.once, width=args.width)
 

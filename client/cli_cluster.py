@@ -184,7 +184,7 @@ def cluster_status(settings, as_json: bool) -> int:
     if as_json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(status)).decode() + "\n")
     else:
-        from supervisors.console import render_text
+        from client.console import render_text
 
         say(render_text(status))
     return EXIT_OK if status.healthy else EXIT_FAILED

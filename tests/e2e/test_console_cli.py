@@ -160,9 +160,9 @@ def test_in_a_terminal_ctrl_c_quits_restoring_the_terminal(cluster):
 
 
 async def test_snapshots_of_the_running_cluster_have_lag_and_throughput(conveyor):
-    from supervisors.console_feed import Feed
-    from supervisors.console_snapshot import lag
-    from supervisors.console_view import render
+    from client.console_feed import Feed
+    from client.console_snapshot import lag
+    from client.console_view import render
 
     feed = Feed(conveyor)
     try:

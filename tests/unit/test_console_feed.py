@@ -7,8 +7,8 @@ import itertools
 
 from client.status import ActorStatus, ClusterStatus
 from storage.settings import load_settings
-from supervisors.console_feed import EndOffsets, Feed
-from supervisors.console_snapshot import Throughput
+from client.console_feed import EndOffsets, Feed
+from client.console_snapshot import Throughput
 
 
 def status(n_processed: int, pid: int = 7) -> ClusterStatus:

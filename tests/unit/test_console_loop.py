@@ -11,8 +11,8 @@ import termios
 
 from rich.console import Console
 
-from supervisors.console import live_loop
-from supervisors.console_keys import KeyReader
+from client.console import live_loop
+from client.console_keys import KeyReader
 from tests.unit.test_console_view import snapshot
 
 

@@ -9,14 +9,14 @@ import doctest
 import pytest
 from rich.console import Console
 
-import supervisors.console_keys
-import supervisors.console_snapshot
-import supervisors.console_view
+import client.console_keys
+import client.console_snapshot
+import client.console_view
 from client.monitoring import Alert, Drift, VersionSummary
 from client.status import ActorStatus, ClusterStatus, ServiceStatus
-from supervisors.console_keys import decode_keys
-from supervisors.console_snapshot import LiveVersion, Snapshot
-from supervisors.console_view import ViewState, apply_key, render, scroll_limits
+from client.console_keys import decode_keys
+from client.console_snapshot import LiveVersion, Snapshot
+from client.console_view import ViewState, apply_key, render, scroll_limits
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -158,6 +158,6 @@ def test_terminal_sequences_decode_to_key_names():
 
 
 def test_module_doctests_pass():
-    for module in (supervisors.console_view, supervisors.console_snapshot, supervisors.console_keys):
+    for module in (client.console_view, client.console_snapshot, client.console_keys):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__

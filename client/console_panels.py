@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from supervisors.console_snapshot import Snapshot, lag
+from client.console_snapshot import Snapshot, lag
 
 PANELS = ("tree", "models", "drift", "learners", "alerts")
 

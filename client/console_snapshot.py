@@ -1,6 +1,6 @@
 """What one frame of the status console shows, as plain data, and the figures derived
 from successive frames (throughput) or from the broker (lag). No I/O here: the feed
-(supervisors/console_feed.py) gathers snapshots, the view (console_view.py) draws them.
+(console_feed.py) gathers snapshots, the view (console_view.py) draws them.
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def run_console(settings, refresh_s: float = 1.0, once: bool = False, width: int
 
 
 async def _show_once(client, console) -> int:
-    from supervisors.console_feed import Feed
-    from supervisors.console_view import render
+    from client.console_feed import Feed
+    from client.console_view import render
 
     feed = Feed(client)
     try:
@@ -80,8 +80,8 @@ async def _show_once(client, console) -> int:
 
 
 async def _show_live(client, console, refresh_s: float) -> int:
-    from supervisors.console_feed import Feed
-    from supervisors.console_keys import KeyReader
+    from client.console_feed import Feed
+    from client.console_keys import KeyReader
 
     feed = Feed(client)
     try:
@@ -98,8 +98,8 @@ async def live_loop(feed, console, refresh_s: float, key_reader) -> int:
     ``console`` it prints each frame below the last. The terminal is restored on every exit."""
     from rich.live import Live
 
-    from supervisors.console_panels import PANELS, panel_rows
-    from supervisors.console_view import ViewState, apply_key, render, scroll_limits
+    from client.console_panels import PANELS, panel_rows
+    from client.console_view import ViewState, apply_key, render, scroll_limits
 
     view, snapshot, pending, next_at = ViewState(), None, None, 0.0
     try:

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from supervisors.console_panels import PANELS, STATE_STYLE, panel_rows
+from client.console_panels import PANELS, STATE_STYLE, panel_rows
 
 #: Lines a panel takes besides its rows: the border above and below, the column header.
 PANEL_CHROME = 3

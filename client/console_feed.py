@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from supervisors.console_snapshot import LiveVersion, Snapshot, Throughput, partitions_read
+from client.console_snapshot import LiveVersion, Snapshot, Throughput, partitions_read
 
 
 class EndOffsets:
