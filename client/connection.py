@@ -19,7 +19,7 @@ import msgspec
 
 from client.audit import AuditQueries
 from client.configs import ConfigQueries
-from client.data import MAX_VERSION, DataQueries, check_name, check_version
+from client.data import MAX_VERSION, DataQueries, check_message_id, check_name, check_version
 from client.errors import ClusterNotRunning, SubmitRefused
 from client.learning import LearningCalls
 from client.lineage import LineageQueries
@@ -230,6 +230,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
     async def training_progress(self, run_id: str):
         from client.training import progress
 
+        check_message_id("run_id", run_id)
         return await progress(await self._db(), run_id)
 
     async def wait_trained(self, run_id: str, timeout_s: float = 3600, on_progress=None):
@@ -416,6 +417,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         """The recorded answer of a request (polling), or None until it is stored."""
         from client.scoring import ScoreResult
 
+        check_message_id("request_id", request_id)
         row = await (await self._db()).fetchrow(
             "SELECT request_id, model, version, score, label, answered_by, fallback, latency_ms, reason FROM scores"
             " WHERE request_id = $1", request_id)
@@ -462,6 +464,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
                                  topic="score.jobs", key=model)
 
     async def batch_score_progress(self, job_id: str) -> dict | None:
+        check_message_id("job_id", job_id)
         row = await (await self._db()).fetchrow(
             "SELECT j.job_id, j.model, j.version, j.feature_set_id, j.state, j.error, j.n_rows,"
             " coalesce(sum(p.rows_done), 0)::int AS rows_done FROM score_jobs j LEFT JOIN score_job_progress p"
@@ -556,6 +559,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
     async def ingest_progress(self, request_id: str):
         from client.ingestion import ingest_progress
 
+        check_message_id("request_id", request_id)
         return await ingest_progress(await self._db(), request_id)
 
     async def wait_ingested(self, request_id: str, dataset: str = "", timeout_s: float = 3600,

@@ -88,6 +88,18 @@ def check_request_ids(values: object) -> None:
                                               " at most 64")
 
 
+def check_message_id(field: str, value: object) -> str:
+    """A request, run or job id (a message id: 1-64 letters, digits and ``_.:-``), else
+    :class:`QueryRefused` naming ``field``.
+
+    >>> check_message_id("run_id", "7f3a-01")
+    '7f3a-01'
+    """
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise QueryRefused(field, f"{_shown(value)} is not an id: 1-64 letters, digits and _.:- only")
+    return value
+
+
 def check_id(field: str, value: object, optional: bool = False) -> str | None:
     """A batch, feature set, candidate or job id: 8 to 64 lowercase hex digits.
 
