@@ -104,6 +104,14 @@ class WarmPool:
                 self.log.warning("warm actor failed to start", error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def take(self, factory: str, *args):
+        """A warm actor hosting ``factory(*args)``: a ready one, else one still starting (its
+        imports are under way: a new one would pay them again, beside the run's fits), else
+        a new one."""
+        while not self._ready:
+            starting = {task for task in self._starting if not task.done()}
+            if not starting:
+                break
+            await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
         handle = self._ready.pop() if self._ready else await self.compute.host(
             f"train.cold.{os.urandom(4).hex()}", "actors.training_tasks:Warm", self.plugins)
         await self.compute.adopt(handle, factory, *args)

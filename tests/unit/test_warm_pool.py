@@ -1,0 +1,54 @@
+"""Unit tests of the training coordinator's pool of warm candidate actors
+(actors.training_tasks.WarmPool), with its Ray seam replaced by a recorder."""
+
+from __future__ import annotations
+
+import asyncio
+
+from actors.training_tasks import WarmPool
+
+
+class Recorder:
+    """Stands in for actors.remote.Compute: hosting takes ``start_s``; records every call."""
+
+    def __init__(self, start_s: float = 0.05, fail: bool = False) -> None:
+        self.start_s, self.fail = start_s, fail
+        self.hosted: list[str] = []
+        self.adopted: list[tuple[str, str]] = []
+
+    async def host(self, name, factory, *args):
+        self.hosted.append(name)
+        await asyncio.sleep(self.start_s)
+        if self.fail and name.startswith("train.warm"):
+            raise OSError("no worker")
+        return name
+
+    async def call(self, handle, method, *args):
+        return True
+
+    async def adopt(self, handle, factory, *args):
+        self.adopted.append((handle, factory))
+
+    def kill(self, handle) -> None:
+        pass
+
+
+async def test_a_take_while_warm_actors_start_waits_for_them_instead_of_starting_more():
+    compute = Recorder()
+    pool = WarmPool(compute, size=2)
+    pool.fill()                                          # a run begins while they are still importing
+    taken = await asyncio.gather(*(pool.take("m:F", i) for i in range(3)))
+    assert sorted(h.split(".")[1] for h in taken) == ["cold", "warm", "warm"]
+    assert len(compute.hosted) == 3                      # two warm, one cold for the third: none twice
+    assert [f for _, f in compute.adopted] == ["m:F"] * 3
+
+
+async def test_ready_actors_are_handed_over_at_once_and_a_failed_start_falls_back_to_a_new_one():
+    compute = Recorder()
+    pool = WarmPool(compute, size=1)
+    pool.fill()
+    await asyncio.sleep(0.2)
+    assert (await pool.take("m:F")).startswith("train.warm") and len(compute.hosted) == 1
+    failing = WarmPool(Recorder(fail=True), size=1)
+    failing.fill()
+    assert (await failing.take("m:F")).startswith("train.cold")
