@@ -108,7 +108,6 @@ def ingest(args) -> int:
 
 
 def features(args) -> int:
-    from actors.batch_parse import IngestError
     from client.cli_run import Exit, run_command
     from client.connection import Conveyor
     from ml.transforms import FeatureSpecError
@@ -145,7 +144,7 @@ def features(args) -> int:
         return run_command(run, "features")
     except Exit as exc:
         return exc.code
-    except (FeatureSpecError, IngestError) as exc:
+    except FeatureSpecError as exc:
         print(f"features: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

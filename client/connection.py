@@ -59,6 +59,16 @@ def _config_text(config: str | Path) -> str:
     return config
 
 
+def _dataset_name(field: str, value: object) -> str:
+    """``value`` if it follows the name rule, else :class:`SubmitRefused` naming ``field``."""
+    from actors.batch_parse import IngestError, validate_dataset_name
+
+    try:
+        return validate_dataset_name(value)
+    except IngestError as exc:
+        raise SubmitRefused(field, exc.reason) from None
+
+
 class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, MonitoringQueries, LearningCalls,
                ConfigQueries):
     """A connection to a running cluster. Use ``async with Conveyor.connect(...)``; the data
@@ -115,12 +125,11 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         """Register the feature spec of ``dataset`` (checked here: ml.transforms.FeatureSpecError
         names the step and field); batches ingested from now on are prepared with it. Its
         version in the configuration service (the same spec again is the same version)."""
-        from actors.batch_parse import validate_dataset_name
         from actors.wiring import signing_key_bytes
         from ml.features import FeatureSpec
         from storage.feature_store import PostgresFeatureStore
 
-        validate_dataset_name(dataset)
+        _dataset_name("dataset", dataset)
         FeatureSpec.from_toml(spec_toml)
         db = await self._db()
         if await db.fetchval("SELECT 1 FROM feature_joins WHERE name = $1", dataset):
@@ -131,13 +140,11 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         """Join the features of ``sources`` (the first is the left side) on entity key, as of
         ``time_column`` when given; it runs once every source has features, and again when one
         gets a new batch."""
-        from actors.batch_parse import validate_dataset_name
-
-        validate_dataset_name(name)
+        _dataset_name("name", name)
         if not isinstance(sources, list) or len(sources) < 2 or len(set(sources)) != len(sources):
             raise SubmitRefused("sources", "name at least two different datasets")
         for source in sources:
-            validate_dataset_name(source)
+            _dataset_name("sources", source)
         if name in sources:
             raise SubmitRefused("sources", f"a join cannot be its own source ({name!r})")
         db = await self._db()
@@ -184,11 +191,10 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
     async def online_features(self, dataset: str, entity_key: str):
         """The latest feature vector of ``entity_key`` in the online store, or None;
         :class:`SubmitRefused` names a malformed dataset or entity key."""
-        from actors.batch_parse import validate_dataset_name
         from storage.feature_store import RedisOnlineStore
         from storage.redis_store import connect_redis
 
-        validate_dataset_name(dataset)
+        _dataset_name("dataset", dataset)
         if not isinstance(entity_key, str) or not 0 < len(entity_key) <= 256 or not entity_key.isprintable():
             raise SubmitRefused("entity_key", f"1-256 printable characters; got {str(entity_key)[:80]!r}")
         if self._redis is None:
@@ -258,11 +264,10 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
     async def set_training_trigger(self, dataset: str, config: str | Path) -> int:
         """Train with ``config`` whenever ``dataset`` gets a new feature batch; the trigger's
         version in the configuration service."""
-        from actors.batch_parse import validate_dataset_name
         from client.training import check_config
         from storage.config_store import set_config
 
-        validate_dataset_name(dataset)
+        _dataset_name("dataset", dataset)
         text = _config_text(config)
         check_config(text, self.settings.plugins)
         return await set_config(await self._db(), "training_trigger", dataset, text)
