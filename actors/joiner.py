@@ -1,11 +1,11 @@
 """The join task: when a source of a registered join gets features, and every source
 of that join has arrived, join their latest feature sets on entity key (as of time
-when the join names a time column) into ``joined_features``; ``features.joined``.
+when the join names a time column); ``features.joined``.
 
-Each run is also a feature set of the join's name (:class:`ml.joined_features.JoinedFeatureSet`,
+Each run is a feature set of the join's name (:class:`ml.joined_features.JoinedFeatureSet`,
 its rows in ``features`` under the left rows' batches, the newest vector per entity in the
-online store), announced by ``features.generated``: a model trains on ``dataset = JOIN``
-and serves raw requests naming every source's columns."""
+online store; ``join_runs`` records its inputs), announced by ``features.generated``: a
+model trains on ``dataset = JOIN`` and serves raw requests naming every source's columns."""
 
 from __future__ import annotations
 
@@ -115,15 +115,8 @@ class Joiner(PartitionWorker):
             known = await conn.fetchval("SELECT 1 FROM join_runs WHERE join_name = $1 AND run_id = $2", name, run_id)
             if known:
                 return
-            await conn.execute("INSERT INTO join_runs (join_name, run_id, inputs, n_rows, n_unmatched)"
-                               " VALUES ($1, $2, $3, $4, $5)", name, run_id, inputs, len(joined.keys),
-                               joined.n_unmatched)
-            await conn.copy_records_to_table(
-                "joined_features", columns=["join_name", "run_id", "row_no", "entity_key", "vector", "label"],
-                records=[(name, run_id, i, k, v, lab) for i, (k, v, lab)
-                         in enumerate(zip(joined.keys, joined.vectors, joined.labels))])
-            # The join's own feature set: a model trains on it by the join's name, and serves raw
-            # requests with its sources' transforms side by side.
+            # The join's rows are its own feature set: a model trains on it by the join's name, and
+            # serves raw requests with its sources' transforms side by side.
             await conn.execute(
                 "INSERT INTO feature_sets (feature_set_id, dataset, spec_toml, fitted, signature, feature_names,"
                 " fitted_on_batch) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (feature_set_id) DO NOTHING",
@@ -133,6 +126,9 @@ class Joiner(PartitionWorker):
             await conn.copy_records_to_table(
                 "features", columns=["feature_set_id", "batch_id", "line_no", "entity_key", "vector", "label"],
                 records=features)
+            await conn.execute("INSERT INTO join_runs (join_name, run_id, inputs, n_rows, n_unmatched, feature_set_id)"
+                               " VALUES ($1, $2, $3, $4, $5, $6)", name, run_id, inputs, len(joined.keys),
+                               joined.n_unmatched, fsid)
 
         effects.writes.append(write)
         if joined.keys:        # the newest joined vector of each entity, for requests by entity key

@@ -164,15 +164,21 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
             time_column)
 
     async def joined_features(self, name: str) -> tuple[str | None, list[tuple[str, list[float], str | None]]]:
-        """(run id, rows) of the newest run of join ``name``; (None, []) before it first runs."""
+        """(run id, rows) of the newest run of join ``name``, in the order of its first source's
+        rows; (None, []) before it first runs."""
         db = await self._db()
-        run_id = await db.fetchval("SELECT run_id FROM join_runs WHERE join_name = $1 ORDER BY created_at DESC"
-                                   " LIMIT 1", name)
-        if run_id is None:
+        run = await db.fetchrow("SELECT run_id, feature_set_id FROM join_runs WHERE join_name = $1"
+                                " ORDER BY created_at DESC LIMIT 1", name)
+        if run is None:
             return None, []
-        rows = await db.fetch("SELECT entity_key, vector, label FROM joined_features WHERE join_name = $1"
-                              " AND run_id = $2 ORDER BY row_no", name, run_id)
-        return run_id, [(r["entity_key"], list(r["vector"]), r["label"]) for r in rows]
+        if run["feature_set_id"] is None:       # a run made before runs became feature sets
+            rows = await db.fetch("SELECT entity_key, vector, label FROM joined_features WHERE join_name = $1"
+                                  " AND run_id = $2 ORDER BY row_no", name, run["run_id"])
+        else:
+            rows = await db.fetch(
+                "SELECT f.entity_key, f.vector, f.label FROM features f JOIN raw_batches b USING (batch_id)"
+                " WHERE f.feature_set_id = $1 ORDER BY b.created_at, f.batch_id, f.line_no", run["feature_set_id"])
+        return run["run_id"], [(r["entity_key"], list(r["vector"]), r["label"]) for r in rows]
 
     async def online_aggregates(self, stream: str, entity_key: str):
         """Running aggregates of an entity's numeric fields on ``stream``:
