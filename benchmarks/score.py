@@ -17,7 +17,8 @@ through the three paths in turn, so the machine's drifting load falls on all ali
   with ``await actor.score.remote(features)``.
 Goals: p50 <= 1.5 x floor (b); p99 <= 5 ms.
 
-Stalled primary: a version whose predict sleeps 1 s is deployed over the first one;
+Stalled primary: a version whose predict sleeps 1 s is deployed over the first one (the
+model's serving configuration turns automatic rollback off, so it stays in production);
 ``client.score(..., deadline_ms=50)``: every answer comes from the fallback. Goal: p99
 <= 55 ms.
 
@@ -102,6 +103,9 @@ async def measure(cluster, n_requests: int, n_rows: int, errors: list[str]) -> d
         fsid = await prepare_dataset(conveyor, dataset, csv_path)
         lr = {"lr": ("sklearn.logistic_regression", {"max_iter": 1000})}
         await conveyor.wait_trained(await conveyor.train(train_toml(model, dataset, lr)), timeout_s=600)
+        # The stalled version below must stay in production for its measurement: the monitor
+        # would otherwise roll it back as soon as its fallbacks cross the alert rate.
+        await conveyor.set_serving_config(model, "auto_rollback = false\n")
         await conveyor.deploy(model, 1, replicas=2)
         print("  model deployed", flush=True)
 
