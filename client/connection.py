@@ -25,7 +25,7 @@ from client.learning import LearningCalls
 from client.lineage import LineageQueries
 from client.monitoring import MonitoringQueries
 from client.schedules import ScheduleQueries
-from client.scoring import NAME as _NAME_RE
+from client.scoring import NAME as _NAME_RE, valid_entity_key
 from client.status import ActorStatus, ClusterStatus, ServiceStatus
 from messages.base import Message
 from messages.codec import MAX_MESSAGE_BYTES, encode
@@ -67,6 +67,15 @@ def _dataset_name(field: str, value: object) -> str:
         return validate_dataset_name(value)
     except IngestError as exc:
         raise SubmitRefused(field, exc.reason) from None
+
+
+def _check_deploy_version(version: object) -> None:
+    """None (the best deployable) or a version number, else :class:`DeploymentRefused`."""
+    from client.scoring import DeploymentRefused
+
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                or not 1 <= version <= MAX_VERSION):
+        raise DeploymentRefused("version", f"a version number from 1 to {MAX_VERSION}; got {version!r}")
 
 
 class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, MonitoringQueries, LearningCalls,
@@ -201,7 +210,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         from storage.redis_store import connect_redis
 
         _dataset_name("dataset", dataset)
-        if not isinstance(entity_key, str) or not 0 < len(entity_key) <= 256 or not entity_key.isprintable():
+        if not valid_entity_key(entity_key):
             raise SubmitRefused("entity_key", f"1-256 printable characters; got {str(entity_key)[:80]!r}")
         if self._redis is None:
             self._redis = connect_redis(self.settings.redis_url)
@@ -367,9 +376,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
             raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
         if method == "deploy":
             version, replicas, weight = args
-            if version is not None and (isinstance(version, bool) or not isinstance(version, int)
-                                           or not 1 <= version <= MAX_VERSION):
-                raise DeploymentRefused("version", f"a version number from 1 to {MAX_VERSION}; got {version!r}")
+            _check_deploy_version(version)
             if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)
                                          or not 1 <= replicas <= 16):
                 raise DeploymentRefused("replicas", f"from 1 to 16; got {replicas!r}")
@@ -466,9 +473,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
         if not isinstance(model, str) or not _NAME_RE.match(model):
             raise DeploymentRefused("model", "letters, digits, '_', '.', '-'; starts with a letter; at most 63")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)
-                                    or not 1 <= version <= MAX_VERSION):
-            raise DeploymentRefused("version", f"a version number from 1 to {MAX_VERSION}; got {version!r}")
+        _check_deploy_version(version)
         if feature_set_id is not None and not re.fullmatch(r"[0-9a-f]{8,64}", str(feature_set_id)):
             raise DeploymentRefused("feature_set_id", "8-64 lowercase hex digits")
         return await self.submit(ScoreBatch(model=model, version=version, feature_set_id=feature_set_id),

@@ -76,16 +76,14 @@ def check_request_ids(values: object) -> None:
     >>> check_request_ids(["r-1", "x; DROP TABLE scores"])
     Traceback (most recent call last):
     ...
-    client.data.QueryRefused: request_ids: 'x; DROP TABLE scores' is not a request id: letters, digits and _.:- only, at most 64
+    client.data.QueryRefused: request_ids: 'x; DROP TABLE scores' is not an id: 1-64 letters, digits and _.:- only
     """
     if values is None:
         return
     if not isinstance(values, list) or not 1 <= len(values) <= 1000:
         raise QueryRefused("request_ids", f"a list of 1 to 1,000 request ids; got {_shown(values)}")
     for value in values:
-        if not isinstance(value, str) or not ID_RE.match(value):
-            raise QueryRefused("request_ids", f"{_shown(value)} is not a request id: letters, digits and _.:- only,"
-                                              " at most 64")
+        check_message_id("request_ids", value)
 
 
 def check_message_id(field: str, value: object) -> str:

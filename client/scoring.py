@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import re
 import time
 
 import msgspec
@@ -20,6 +19,15 @@ from messages.types import ID_RE, NAME_RE
 #: A model name: what messages.types.Name allows.
 NAME = NAME_RE      # what a model or learner name may be
 ALIASES = ("production", "previous", "canary")
+
+
+def valid_entity_key(value: object) -> bool:
+    """Whether ``value`` can name an entity: 1-256 printable characters.
+
+    >>> valid_entity_key("user-1"), valid_entity_key("x" * 257), valid_entity_key("")
+    (True, False, False)
+    """
+    return isinstance(value, str) and 0 < len(value) <= 256 and value.isprintable()
 MAX_REQUEST_BYTES = 1 << 20
 
 
@@ -176,8 +184,7 @@ class Router:
             raise ScoringRefused("deadline_ms", f"a number of milliseconds from 1 to 60,000; got {deadline_ms!r}")
         if (features is None) == (entity_key is None):
             raise ScoringRefused("features", "give exactly one of features and entity_key")
-        if entity_key is not None and (not isinstance(entity_key, str) or not 0 < len(entity_key) <= 256
-                                       or not entity_key.isprintable()):
+        if entity_key is not None and not valid_entity_key(entity_key):
             raise ScoringRefused("entity_key", "1-256 printable characters")
         if features is not None:
             try:
