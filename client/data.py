@@ -22,7 +22,7 @@ import re
 import msgspec
 
 from client.errors import Refused
-from messages.types import ID_RE, NAME_RE
+from messages.types import ID_RE, MAX_VERSION, NAME_RE
 
 MAX_LIMIT = 10_000
 ANSWERERS = ("primary", "fallback", "baseline", "cache")
@@ -109,10 +109,6 @@ def check_id(field: str, value: object, optional: bool = False) -> str | None:
     if not isinstance(value, str) or not _HEX_ID.match(value):
         raise QueryRefused(field, f"{_shown(value)} is not an id: 8 to 64 lowercase hex digits")
     return value
-
-
-#: Versions are PostgreSQL integers.
-MAX_VERSION = 2**31 - 1
 
 
 def check_version(value: object, optional: bool = False) -> int | None:

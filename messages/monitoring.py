@@ -15,9 +15,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from messages.base import Message, MessageId
-from messages.types import Name, Text
+from messages.types import Name, Text, Version
 
-Version = Annotated[int, msgspec.Meta(ge=1)]
 AlertKind = Literal["latency", "errors", "fallbacks", "feature_drift", "prediction_drift", "accuracy"]
 
 

@@ -18,9 +18,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from messages.base import Message, MessageId
-from messages.types import EntityKey, Name
+from messages.types import EntityKey, Name, Version
 
-Version = Annotated[int, msgspec.Meta(ge=1)]
 AnsweredBy = Literal["primary", "fallback", "baseline", "cache"]
 #: Raw features as the router accepted them (actors.serving.check_features): no tighter, so
 #: a record the router sent always decodes.

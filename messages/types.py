@@ -24,6 +24,9 @@ Name = Annotated[
                  description="letters, digits, '_', '.', '-'; starts with a letter; at most 63"),
 ]
 
+#: A model version: PostgreSQL integers bound it.
+MAX_VERSION = 2**31 - 1
+Version = Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)]
 #: An entity key (customer id, device id ...): printable, bounded.
 EntityKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+\Z")]
 
