@@ -76,7 +76,7 @@ class TrainingCoordinator(PartitionWorker):
 
         import_plugins(self.settings.plugins)
         self._warm = WarmPool(Compute(self.settings.cluster_name), self.settings.training_warm_actors,
-                              self.settings.plugins, self.log)
+                              self.settings.plugins, self.log, limit=self.settings.training_warm_actors_max)
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         from ml.training_config import TrainingConfigError, parse_config, plan_training
@@ -195,6 +195,7 @@ class TrainingCoordinator(PartitionWorker):
                                     n_test=len(X_test), split_warnings=[str(w) for w in parts.warnings])
         stored = {c["name"] for c in await self.models.run_candidates(run.run_id)}
         todo = [c for c in plan.candidates if c.name not in stored]
+        self._warm.expect(len(plan.candidates))
         self.progress = {"run_id": run.run_id, "model": config.model, "candidates": len(plan.candidates),
                          "trained": len(stored), "failed": 0}
         self.log.info("training run started", run=run.run_id, model=config.model, feature_set=fsid,

@@ -80,15 +80,32 @@ class Warm:
 class WarmPool:
     """Candidate actors started ahead of time; ``take`` hands one over (or starts one when
     none is ready). ``fill`` starts replacements: the coordinator calls it between runs, so
-    a run's fits do not share the CPU with the imports of the next run's actors."""
+    a run's fits do not share the CPU with the imports of the next run's actors.
 
-    def __init__(self, compute, size: int, plugins: str = "", log=None) -> None:
+    The pool keeps ``size`` actors, or as many as the largest run seen needs (``expect``),
+    up to ``limit``: a configuration trained again (by schedule, by trigger) finds an actor
+    ready for each of its candidates.
+
+    >>> pool = WarmPool(compute=None, size=2, limit=6)
+    >>> pool.expect(4); pool.target
+    4
+    >>> pool.expect(10); pool.target
+    6
+    """
+
+    def __init__(self, compute, size: int, plugins: str = "", log=None, limit: int | None = None) -> None:
         self.compute, self.size, self.plugins, self.log = compute, size, plugins, log
+        self.limit = max(size, size if limit is None else limit)
+        self.target = size
         self._ready: list = []
         self._starting: set[asyncio.Task] = set()
 
+    def expect(self, n_candidates: int) -> None:
+        """A run of ``n_candidates`` came: keep that many ready from now on (up to ``limit``)."""
+        self.target = max(self.target, min(n_candidates, self.limit))
+
     def fill(self) -> None:
-        while len(self._ready) + len(self._starting) < self.size:
+        while len(self._ready) + len(self._starting) < self.target:
             task = asyncio.get_running_loop().create_task(self._start_one())
             self._starting.add(task)
             task.add_done_callback(self._starting.discard)

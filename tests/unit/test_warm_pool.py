@@ -52,3 +52,18 @@ async def test_ready_actors_are_handed_over_at_once_and_a_failed_start_falls_bac
     failing = WarmPool(Recorder(fail=True), size=1)
     failing.fill()
     assert (await failing.take("m:F")).startswith("train.cold")
+
+
+async def test_a_run_with_more_candidates_than_the_pool_raises_the_pool_to_match_up_to_its_limit():
+    compute = Recorder()
+    pool = WarmPool(compute, size=2, limit=5)
+    pool.fill()
+    pool.expect(4)                                       # a four-candidate run came
+    pool.fill()
+    await asyncio.sleep(0.2)
+    taken = await asyncio.gather(*(pool.take("m:F", i) for i in range(4)))
+    assert all(h.startswith("train.warm") for h in taken)   # the next such run finds four ready
+    pool.expect(12)
+    pool.fill()
+    await asyncio.sleep(0.2)
+    assert len(compute.hosted) == 4 + 5                  # never more than the limit
