@@ -16,7 +16,8 @@ the evaluation on the test side, the signed artifacts stored and the verdict.
 Floor, same run, same rows: the same split (``client.training_split``), then the same
 four scikit-learn estimators fit one after another in this process, each followed by
 the same evaluation (``ml.evaluators.evaluate`` of its predictions on the test side).
-Goal: pipeline <= 0.75 x floor (2 cores).
+Goal: pipeline <= 0.75 x floor (2 cores). Each side starts once the machine has settled
+(``benchmarks.quiet``): neither pays for the actors the cluster starts after a run.
 
 Fixed overhead: a trivial candidate (a depth-1 decision tree) end to end through the
 pipeline, beside its fit + evaluation in this process.
@@ -115,6 +116,7 @@ def floor_s(split_data, candidates: dict) -> tuple[float, dict]:
 
 
 async def measure(cluster, n_rows: int, runs: int, errors: list[str]) -> list[dict]:
+    from benchmarks.quiet import settle
     from client.connection import Conveyor
     from storage.settings import load_settings
 
@@ -134,11 +136,13 @@ async def measure(cluster, n_rows: int, runs: int, errors: list[str]) -> list[di
                 order = ("pipeline", "floor") if run % 2 == 0 else ("floor", "pipeline")
                 r: dict = {}
                 for side in order:
+                    await settle()      # each side beside the idle cluster only
                     if side == "pipeline":
                         r["pipeline_s"], r["pipeline"] = await pipeline_s(conveyor, f"bench{run}", dataset,
                                                                           CANDIDATES)
                     else:
                         r["floor_s"], r["floor"] = floor_s(data, CANDIDATES)
+                await settle()
                 r["trivial_s"], _ = await pipeline_s(conveyor, f"trivial{run}", dataset, TRIVIAL)
                 r["trivial_floor_s"], _ = floor_s(data, TRIVIAL)
                 results.append(r)
