@@ -209,31 +209,47 @@ class BatchScorer(PartitionWorker):
         n_features = await self.pool.fetchval("SELECT cardinality(feature_names) FROM feature_sets"
                                               " WHERE feature_set_id = $1", task.feature_set_id)
         done = progress["rows_done"]
-        async for part in self._chunks(task, done, clock):
-            vectors = float8_matrix([r["vector"] for r in part], n_features)
-            clock.lap("decode")
-            scores, labels = await asyncio.to_thread(predict_rows, model, kind, vectors)
-            clock.lap("predict")
-            done += len(part)
-            results = [(task.job_id, r["batch_id"], r["line_no"], r["entity_key"], s, lab)
-                       for r, s, lab in zip(part, scores, labels)]
-
-            async def write(conn, results=results, done=done) -> None:
-                await conn.copy_records_to_table("batch_scores", records=results, columns=[
-                    "job_id", "batch_id", "line_no", "entity_key", "score", "label"])
-                await conn.execute("UPDATE score_job_progress SET rows_done = $3, updated_at = now()"
-                                   " WHERE job_id = $1 AND partition = $2", task.job_id, task.partition, done)
-
-            clock.lap("results")
-            await self.ledger.commit(self.claim, offset, BatchEffects(writes=[write]))   # fenced, offset unmoved
-            clock.lap("store")
-            await self._cache(task, results)
-            clock.lap("cache")
-            self.n_processed += len(part)
+        storing: asyncio.Future | None = None
+        try:
+            async for part in self._chunks(task, done, clock):
+                vectors = float8_matrix([r["vector"] for r in part], n_features)
+                clock.lap("decode")
+                scores, labels = await asyncio.to_thread(predict_rows, model, kind, vectors)
+                clock.lap("predict")
+                done += len(part)
+                results = [(task.job_id, r["batch_id"], r["line_no"], r["entity_key"], s, lab)
+                           for r, s, lab in zip(part, scores, labels)]
+                clock.lap("results")
+                if storing is not None:     # one chunk stored at a time, in order: progress only grows
+                    await storing
+                    clock.lap("store")
+                storing = asyncio.ensure_future(self._store(task, offset, results, done))
+            if storing is not None:
+                await storing
+                clock.lap("store")
+        finally:
+            if storing is not None and not storing.done():
+                storing.cancel()
         await self.ledger.commit(self.claim, offset, BatchEffects(writes=[lambda conn: self._finish(conn, task)]))
         clock.lap("finish")
         self.log.info("batch scoring partition done", job=task.job_id, partition=task.partition,
                       rows=done - progress["rows_done"], seconds=clock.seconds())
+
+    async def _store(self, task: ScorePartition, offset: int, results: list[tuple], rows_done: int) -> None:
+        """A chunk's results and the partition's progress in one fenced transaction (the
+        offset unmoved), and its predictions in the cache meanwhile (the same answers again
+        should the transaction fail and the chunk be scored anew). The caller scores the next
+        chunk while this runs."""
+
+        async def write(conn) -> None:
+            await conn.copy_records_to_table("batch_scores", records=results, columns=[
+                "job_id", "batch_id", "line_no", "entity_key", "score", "label"])
+            await conn.execute("UPDATE score_job_progress SET rows_done = $3, updated_at = now()"
+                               " WHERE job_id = $1 AND partition = $2", task.job_id, task.partition, rows_done)
+
+        await asyncio.gather(self.ledger.commit(self.claim, offset, BatchEffects(writes=[write])),
+                             self._cache(task, results))
+        self.n_processed += len(results)
 
     async def _chunks(self, task: ScorePartition, rows_done: int, clock: PhaseClock):
         """This partition's rows not yet scored (every n-th line, in a stable order), a chunk
