@@ -279,6 +279,9 @@ def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> Ser
                "start", "--head", f"--num-cpus={num_cpus or os.cpu_count() or 2}",
                "--node-ip-address=127.0.0.1", f"--port={port}", f"--temp-dir={temp_dir}",
                "--include-dashboard=false", "--disable-usage-stats",
+               # every driver joins with log_to_driver=False: nobody reads what a log monitor
+               # would tail from every worker's files and publish (its CPU grows with the logs)
+               "--include-log-monitor=false",
                # fixed default ports would collide between clusters side by side
                f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
                f"--metrics-export-port={free_port()}"]
