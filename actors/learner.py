@@ -59,12 +59,13 @@ class LearnerWorker(Worker):
         self._checkpoint_steps: collections.deque[int] = collections.deque(maxlen=KEEP_CHECKPOINTS)
         self.pool = self.ledger = self.claim = self._redis = None
         self.events = self.observations = None
+        self.doorbell = None
         self._river: asyncio.Future | None = None
 
     # --- start: restore, replay -----------------------------------------------------------------
 
     async def setup(self) -> None:
-        from actors.wiring import import_plugins, ledger_for, pool_for
+        from actors.wiring import doorbell_for, import_plugins, ledger_for, pool_for
         from storage.redis_store import connect_redis
 
         from ml.online_learning import import_river
@@ -89,6 +90,7 @@ class LearnerWorker(Worker):
                 state.events_offset = state.observations_offset = 0
             self.learning = state
             self.last_checkpoint_offset, self.last_checkpoint_at = self.learning.events_offset, checkpoint.created_at
+        self.doorbell = doorbell_for(self.settings)
         self.events = self._reader("events", self.learning.events_offset)
         self.observations = self._reader("observations", self.learning.observations_offset)
         await self.events.start(self.learning.events_offset)
@@ -98,7 +100,7 @@ class LearnerWorker(Worker):
                       events_offset=self.learning.events_offset, learners=sorted(self.learning.learners))
 
     def _reader(self, topic: str, offset: int) -> PartitionReader:
-        return reader_for(self.settings, topic, self.partition)
+        return reader_for(self.settings, topic, self.partition, doorbell=self.doorbell)
 
     async def _replay(self) -> int:
         rows = await self.pool.fetch(
@@ -231,6 +233,8 @@ class LearnerWorker(Worker):
         for reader in (self.events, self.observations):
             if reader is not None:
                 await reader.stop()
+        if self.doorbell is not None:
+            await self.doorbell.close()
         if self._redis is not None:
             await self._redis.aclose()
         if self.pool is not None:

@@ -91,7 +91,7 @@ class Monitor(PartitionWorker):
             self.tracker.extra["observations"] = {}        # the broker's logs started again
         offsets = self.tracker.extra.setdefault("observations", {})
         for p in range(topic_partitions(self.settings).get("observations", 0)):
-            reader = reader_for(self.settings, "observations", p, self.fetch_max_wait_ms)
+            reader = reader_for(self.settings, "observations", p, self.fetch_max_wait_ms, self.doorbell)
             await reader.start(int(offsets.get(str(p), 0)))
             self._observers[p] = reader
 

@@ -16,14 +16,17 @@ class OutboxRelay(Worker):
         self._pool = None
         self._outbox = None
         self._publisher: KafkaPublisher | None = None
+        self._redis = None
 
     async def setup(self) -> None:
-        from actors.wiring import pool_for
+        from actors.wiring import pool_for, ringer_for
         from storage.postgres import PostgresOutbox
+        from storage.redis_store import connect_redis
 
         self._pool = await pool_for(self.settings)
         self._outbox = PostgresOutbox(self._pool)
-        self._publisher = KafkaPublisher(self.settings.kafka_bootstrap)
+        self._redis = connect_redis(self.settings.redis_url)
+        self._publisher = KafkaPublisher(self.settings.kafka_bootstrap, ringer=ringer_for(self.settings, self._redis))
         await self._publisher.start()
 
     async def step(self) -> None:
@@ -39,5 +42,7 @@ class OutboxRelay(Worker):
     async def teardown(self) -> None:
         if self._publisher is not None:
             await self._publisher.stop()
+        if self._redis is not None:
+            await self._redis.aclose()
         if self._pool is not None:
             await self._pool.close()

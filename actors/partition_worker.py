@@ -36,6 +36,7 @@ class PartitionWorker(Worker):
         self._since_checkpoint = 0
         self.pool = None
         self._reader: PartitionReader | None = None
+        self.doorbell = None
         self.ledger: PartitionLedger | None = None
         self.claim: Claim | None = None
         self.offset = 0
@@ -76,7 +77,7 @@ class PartitionWorker(Worker):
         return f"{self.consumer}/{self.topic}/{self.partition}"
 
     async def setup(self) -> None:
-        from actors.wiring import ledger_for, pool_for
+        from actors.wiring import doorbell_for, ledger_for, pool_for
 
         self.pool = await pool_for(self.settings)
         self.ledger = ledger_for(self.settings, self.pool)
@@ -90,7 +91,8 @@ class PartitionWorker(Worker):
             self.offset = checkpoint.source_offset if checkpoint.generation == self.claim.generation else 0
             self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
         await self.open()
-        self._reader = reader_for(self.settings, self.topic, self.partition, self.fetch_max_wait_ms)
+        self.doorbell = doorbell_for(self.settings)
+        self._reader = reader_for(self.settings, self.topic, self.partition, self.fetch_max_wait_ms, self.doorbell)
         await self._reader.start(self.offset)
         self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)
 
@@ -121,6 +123,8 @@ class PartitionWorker(Worker):
     async def teardown(self) -> None:
         if self._reader is not None:
             await self._reader.stop()
+        if self.doorbell is not None:
+            await self.doorbell.close()
         if self.pool is not None:
             await self.pool.close()
 

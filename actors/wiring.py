@@ -17,6 +17,20 @@ def ledger_for(settings: Settings, pool: asyncpg.Pool) -> PostgresLedger:
     return PostgresLedger(pool, signing_key_bytes(settings))
 
 
+def doorbell_for(settings: Settings):
+    """The process's :class:`storage.doorbell.Doorbell` (its readers wake when a topic rings)."""
+    from storage.doorbell import Doorbell
+
+    return Doorbell(settings.redis_url, settings.cluster_name)
+
+
+def ringer_for(settings: Settings, redis_client):
+    """A :class:`storage.doorbell.DoorbellRinger` over ``redis_client`` for this cluster."""
+    from storage.doorbell import DoorbellRinger
+
+    return DoorbellRinger(redis_client, settings.cluster_name)
+
+
 def import_plugins(plugins: str) -> None:
     """Import the configured plugin modules (they register algorithms, metrics, strategies);
     an import that fails names the module."""

@@ -659,9 +659,14 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
 
     async def _ensure_publisher(self):
         if self._publisher is None:
+            from storage.doorbell import DoorbellRinger
             from storage.kafka import KafkaPublisher
+            from storage.redis_store import connect_redis
 
-            publisher = KafkaPublisher(self.settings.kafka_bootstrap)
+            if self._redis is None:
+                self._redis = connect_redis(self.settings.redis_url)
+            publisher = KafkaPublisher(self.settings.kafka_bootstrap,
+                                       ringer=DoorbellRinger(self._redis, self.settings.cluster_name))
             await publisher.start()
             self._publisher = publisher
         return self._publisher

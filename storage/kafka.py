@@ -60,9 +60,12 @@ def topic_partitions(settings) -> dict[str, int]:
 class KafkaPublisher:
     """Publishes messages (acks=all). ``start`` before use, ``stop`` after."""
 
-    def __init__(self, bootstrap: str, linger_ms: int = 5) -> None:
+    def __init__(self, bootstrap: str, linger_ms: int = 5, ringer=None) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
                                           max_request_size=2 << 20)
+        #: a :class:`storage.doorbell.DoorbellRinger`: idle readers of a topic woken once
+        #: its records are acknowledged
+        self._ringer = ringer
 
     async def start(self) -> None:
         await self._producer.start()
@@ -80,11 +83,15 @@ class KafkaPublisher:
     async def publish_many(self, topic: str, items: list[tuple[bytes, bytes | None]]) -> None:
         """(payload, key) pairs handed to the producer together, then awaited together."""
         sent = [await self._producer.send(topic, payload, key=key) for payload, key in items]
-        await asyncio.gather(*sent)
+        acked = await asyncio.gather(*sent)
+        if self._ringer is not None:
+            await self._ringer.ring(topic, {meta.partition for meta in acked})
 
     async def publish_raw(self, topic: str, payload: bytes, key: bytes | None = None,
                           partition: int | None = None) -> None:
-        await self._producer.send_and_wait(topic, payload, key=key, partition=partition)
+        meta = await self._producer.send_and_wait(topic, payload, key=key, partition=partition)
+        if self._ringer is not None:
+            await self._ringer.ring(topic, [meta.partition])
 
 
 @dataclass(frozen=True)
@@ -106,19 +113,23 @@ def idle_pause_s(empty_reads: int, first_s: float, most_s: float) -> float:
     return min(most_s, first_s * 2 ** min(empty_reads - 1, 16))
 
 
-def reader_for(settings, topic: str, partition: int, fetch_max_wait_ms: int | None = None) -> PartitionReader:
-    """A `PartitionReader` with the settings' fetch wait and idle back-off."""
+def reader_for(settings, topic: str, partition: int, fetch_max_wait_ms: int | None = None,
+               doorbell=None) -> PartitionReader:
+    """A `PartitionReader` with the settings' fetch wait and idle back-off (cut short by
+    ``doorbell``, a :class:`storage.doorbell.Doorbell`, when given)."""
     return PartitionReader(settings.kafka_bootstrap, topic, partition,
                            fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms,
-                           settings.consumer_idle_backoff_s, settings.consumer_idle_backoff_max_s)
+                           settings.consumer_idle_backoff_s, settings.consumer_idle_backoff_max_s, doorbell)
 
 
 class PartitionReader:
     """Reads one topic partition from a given offset, in batches."""
 
     def __init__(self, bootstrap: str, topic: str, partition: int, fetch_max_wait_ms: int,
-                 idle_backoff_s: float = 0.0, idle_backoff_max_s: float | None = None) -> None:
+                 idle_backoff_s: float = 0.0, idle_backoff_max_s: float | None = None, doorbell=None) -> None:
         self._tp = TopicPartition(topic, partition)
+        self._doorbell = doorbell
+        self._rings_seen = 0    # the partition's rings before the last fetch was sent
         self._idle_backoff_s = idle_backoff_s
         self._idle_backoff_max_s = max(idle_backoff_s, idle_backoff_max_s or 0.0)
         self._idle = 0          # empty reads in a row
@@ -132,6 +143,8 @@ class PartitionReader:
         )
 
     async def start(self, offset: int) -> None:
+        if self._doorbell is not None:
+            await self._doorbell.listen(self._tp.topic)
         await self._consumer.start()
         self._consumer.assign([self._tp])
         self._consumer.seek(self._tp, offset)
@@ -142,8 +155,8 @@ class PartitionReader:
         is paused first, for ``idle_backoff_s``, doubled after every further empty read up to
         ``idle_backoff_max_s``: the fetcher long-polls every few ms while a partition is
         assigned (fetch_max_wait_ms), which keeps idle clusters busy. The first record after
-        a quiet spell therefore waits up to ``idle_backoff_max_s``; a busy partition never
-        pauses. A worker busy with other work between reads passes ``idle_backoff=False``,
+        a quiet spell therefore waits up to ``idle_backoff_max_s`` (unless the doorbell
+        rings: the pause then ends at once); a busy partition never pauses. A worker busy with other work between reads passes ``idle_backoff=False``,
         and ``then_pause=True`` to keep the partition paused until its next read."""
         if self._paused:      # nothing was fetched meanwhile: give one fetch time to answer
             self._consumer.resume(self._tp)
@@ -152,10 +165,16 @@ class PartitionReader:
         if self._idle and self._idle_backoff_s > 0 and idle_backoff:
             self._consumer.pause(self._tp)
             try:
-                await asyncio.sleep(self.idle_pause_s())
+                if self._doorbell is None:
+                    await asyncio.sleep(self.idle_pause_s())
+                else:
+                    await self._doorbell.wait(self._tp.topic, self._tp.partition, self._rings_seen,
+                                              self.idle_pause_s())
             finally:
                 self._consumer.resume(self._tp)
             timeout_ms = min(timeout_ms, self._idle_window_ms)
+        if self._doorbell is not None:
+            self._rings_seen = self._doorbell.rings(self._tp.topic, self._tp.partition)
         batch = {}
         try:
             batch = await self._consumer.getmany(self._tp, timeout_ms=timeout_ms, max_records=max_records)

@@ -1,0 +1,100 @@
+"""The doorbell against the real broker and Redis: a reader deep in its idle pause gets a
+record as soon as it is published (not at the end of the pause); without a ring, or with
+a ring for another partition or topic, it waits the pause out and still misses nothing;
+a garbled ring is ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from storage.doorbell import Doorbell, DoorbellRinger, channel
+from storage.kafka import KafkaPublisher, PartitionReader, ensure_topics
+
+PAUSE_S = 3.0      # the reader's idle pause: a record seen well before it was woken
+
+
+async def _reader(settings, topic: str, doorbell) -> PartitionReader:
+    reader = PartitionReader(settings.kafka_bootstrap, topic, 0, settings.kafka_fetch_max_wait_ms, PAUSE_S, PAUSE_S,
+                             doorbell)
+    await reader.start(0)
+    assert await reader.read(timeout_ms=30, max_records=10) == []     # idle: the next read pauses
+    return reader
+
+
+async def _publisher(settings, redis, ring: bool) -> KafkaPublisher:
+    publisher = KafkaPublisher(settings.kafka_bootstrap,
+                               ringer=DoorbellRinger(redis, settings.cluster_name) if ring else None)
+    await publisher.start()
+    return publisher
+
+
+async def _first_read_s(reader: PartitionReader, publish) -> tuple[float, list[bytes]]:
+    reading = asyncio.ensure_future(reader.read(timeout_ms=50, max_records=10))
+    await asyncio.sleep(0.3)                  # the reader is in its pause now
+    began = time.monotonic()
+    await publish()
+    got = [r.value for r in await reading]
+    return time.monotonic() - began, got
+
+
+async def test_a_ring_ends_an_idle_pause_at_once_and_no_ring_waits_it_out(settings, redis):
+    topic = f"bell-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
+    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
+    reader = await _reader(settings, topic, doorbell)
+    ringing, silent = await _publisher(settings, redis, True), await _publisher(settings, redis, False)
+    try:
+        woken_s, got = await _first_read_s(reader, lambda: ringing.publish_raw(topic, b"rung", b"k"))
+        assert got == [b"rung"] and woken_s < PAUSE_S / 3
+        assert await reader.read(timeout_ms=30, max_records=10) == []   # idle again
+        waited_s, got = await _first_read_s(reader, lambda: silent.publish_raw(topic, b"quiet", b"k"))
+        assert got == [b"quiet"] and waited_s > PAUSE_S / 2                # nothing lost, only later
+    finally:
+        await ringing.stop()
+        await silent.stop()
+        await reader.stop()
+        await doorbell.close()
+
+
+async def test_rings_of_other_partitions_topics_and_garbage_do_not_wake_a_reader(settings, redis):
+    topic = f"bell-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
+    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
+    reader = await _reader(settings, topic, doorbell)
+    try:
+        async def noise() -> None:
+            for payload in (b"1,2", b"", b"'; DROP TABLE x; --", "\u00e9".encode("latin-1"), b"0" * 100_000):
+                await redis.publish(channel(settings.cluster_name, topic), payload)
+            await DoorbellRinger(redis, settings.cluster_name).ring(f"{topic}-other", [0])
+
+        waited_s, got = await _first_read_s(reader, noise)
+        assert got == [] and waited_s > PAUSE_S / 2
+        assert doorbell.rings(topic, 0) == 0
+    finally:
+        await reader.stop()
+        await doorbell.close()
+
+
+async def test_a_ring_before_the_pause_began_is_not_missed(settings, redis):
+    """Records published after the reader's empty fetch but rung before it paused: the
+    pause does not begin at all."""
+    topic = f"bell-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
+    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
+    reader = await _reader(settings, topic, doorbell)
+    ringing = await _publisher(settings, redis, True)
+    try:
+        await ringing.publish_raw(topic, b"early", b"k")
+        for _ in range(100):                                   # the ring has reached this process
+            if doorbell.rings(topic, 0):
+                break
+            await asyncio.sleep(0.01)
+        began = time.monotonic()
+        got = [r.value for r in await reader.read(timeout_ms=50, max_records=10)]
+        assert got == [b"early"] and time.monotonic() - began < PAUSE_S / 3
+    finally:
+        await ringing.stop()
+        await reader.stop()
+        await doorbell.close()
