@@ -505,7 +505,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
             if found is not None and found["state"] == "done":
                 return found
             await asyncio.sleep(pause)
-            pause = min(0.2, pause * 1.5)        # a short job is seen done soon, a long one polled gently
+            pause = min(0.1, pause * 1.5)        # a short job is seen done soon, a long one polled gently
         raise TimeoutError(f"batch scoring job {job_id} not done after {timeout_s:.0f} s")
 
     async def batch_scores(self, job_id: str) -> list[dict]:

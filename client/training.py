@@ -99,10 +99,11 @@ async def progress(pool, run_id: str) -> TrainingProgress | None:
         deployable=row["deployable"], split_warnings=json.loads(warnings) if isinstance(warnings, str) else warnings)
 
 
-async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None, poll_s: float = 0.2) -> TrainingProgress:
-    """Wait until the run is done (its progress) or failed (:class:`TrainingFailed`)."""
+async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None, poll_s: float = 0.1) -> TrainingProgress:
+    """Wait until the run is done (its progress) or failed (:class:`TrainingFailed`); its
+    progress is read every ``poll_s`` at most (sooner at first: a short run is seen done soon)."""
     deadline = time.monotonic() + timeout_s
-    last = None
+    last, pause = None, min(0.02, poll_s)
     while time.monotonic() < deadline:
         current = await progress(pool, run_id)
         if current is not None and current != last and on_progress is not None:
@@ -112,7 +113,8 @@ async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None, poll_s
             raise TrainingFailed(f"training run {run_id} failed: {current.error}")
         if current is not None and current.state == "done":
             return current
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(pause)
+        pause = min(poll_s, pause * 1.5)
     raise TimeoutError(f"training run {run_id} not finished after {timeout_s:.0f} s")
 
 
