@@ -4,8 +4,8 @@ batch scorers, one per partition of ``score.tasks``; ``scores.ready`` announces 
 - :class:`BatchScoreCoordinator` resolves the version (production by default) and the
   feature set (the one it was trained on by default), records the job, and emits one
   ``score.partition`` task per scorer.
-- :class:`BatchScorer` scores its share of the rows (every n-th row in the feature set's
-  stable order) chunk by chunk; each chunk's results are stored with the partition's
+- :class:`BatchScorer` scores its share of the rows (its stretch of the feature set's
+  stable order, planned by the coordinator) chunk by chunk; each chunk's results are stored with the partition's
   progress in one transaction fenced by the scorer's epoch, so a restarted scorer goes
   on after the last stored chunk: every row is scored exactly once. The results are also
   put in the prediction cache, from which online callers are answered while fresh. The
@@ -41,6 +41,29 @@ def predict_rows(model, task: str, vectors: np.ndarray) -> tuple[list[float | No
         scores = proba[:, 1] if len(classes) == 2 else proba[np.arange(len(proba)), best]
         return scores.tolist(), [str(c) for c in classes[best].tolist()]
     return np.asarray(model.predict(vectors), dtype=float).tolist(), [None] * len(vectors)
+
+
+def partition_rows(task: ScorePartition) -> tuple[str, tuple]:
+    """The query (without order or limit) of a scoring partition's rows, and its parameters:
+    its stretch of the feature set's primary key, or every n-th line (a task without one).
+
+    >>> task = ScorePartition(job_id="j", model="m", version=1, candidate_id="c", feature_set_id="0123abcd",
+    ...                       partition=1, n_partitions=2, start=("b1", 500))
+    >>> sql, args = partition_rows(task)
+    >>> sql.split("WHERE ")[1], args
+    ('feature_set_id = $1 AND (batch_id, line_no) >= ($2, $3)', ('0123abcd', 'b1', 500))
+    """
+    sql = "SELECT batch_id, line_no, entity_key, array_send(vector) AS vector FROM features WHERE feature_set_id = $1"
+    args: tuple = (task.feature_set_id,)
+    if task.start is None and task.stop is None and task.n_partitions > 1:
+        return f"{sql} AND line_no % $2 = $3", (*args, task.n_partitions, task.partition)
+    if task.start is not None:
+        sql += f" AND (batch_id, line_no) >= (${len(args) + 1}, ${len(args) + 2})"
+        args = (*args, *task.start)
+    if task.stop is not None:
+        sql += f" AND (batch_id, line_no) < (${len(args) + 1}, ${len(args) + 2})"
+        args = (*args, *task.stop)
+    return sql, args
 
 
 def import_model_libraries() -> None:
@@ -103,6 +126,7 @@ class BatchScoreCoordinator(PartitionWorker):
                 raise LookupError(f"feature_set_id: {fsid} has other features than the ones {command.model} "
                                   f"v{candidate['version']} was trained on")
             n_rows = await self.pool.fetchval("SELECT count(*) FROM features WHERE feature_set_id = $1", fsid)
+            bounds = await self._bounds(fsid, n_rows, n)
         except LookupError as exc:
             error = printable(str(exc))
 
@@ -133,10 +157,26 @@ class BatchScoreCoordinator(PartitionWorker):
         for p in range(n):
             task = ScorePartition(job_id=job_id, model=command.model, version=candidate["version"],
                                   candidate_id=candidate["candidate_id"], feature_set_id=fsid, partition=p,
-                                  n_partitions=n, correlation_id=command.correlation_id, causation_id=command.msg_id)
+                                  n_partitions=n, start=bounds[p], stop=bounds[p + 1],
+                                  correlation_id=command.correlation_id, causation_id=command.msg_id)
             effects.outbox.append(("score.tasks", job_id.encode(), encode(task), f"scorejob:{job_id}:{p}", p))
         self.log.info("batch scoring planned", job=job_id, model=command.model, version=candidate["version"],
                       feature_set=fsid, rows=n_rows, partitions=n)
+
+    async def _bounds(self, fsid: str, n_rows: int, n: int) -> list[tuple[str, int] | None]:
+        """Where each partition's rows begin in the feature set's order (None: open), so
+        that each scorer reads one contiguous stretch of the primary key: an equal share,
+        and no scorer reads past the rows of the others. Rows added to the set later fall
+        into exactly one stretch."""
+        bounds: list[tuple[str, int] | None] = [None]
+        for k in range(1, n):
+            row = await self.pool.fetchrow("SELECT batch_id, line_no FROM features WHERE feature_set_id = $1"
+                                           " ORDER BY batch_id, line_no OFFSET $2 LIMIT 1", fsid, k * n_rows // n)
+            bounds.append(None if row is None else (row["batch_id"], row["line_no"]))
+        bounds.append(None)
+        if any(b is None for b in bounds[1:-1]):     # fewer rows than counted: every n-th row instead
+            return [None] * (n + 1)
+        return bounds
 
     async def _candidate(self, command: ScoreBatch) -> dict:
         if command.version is None:
@@ -252,21 +292,20 @@ class BatchScorer(PartitionWorker):
         self.n_processed += len(results)
 
     async def _chunks(self, task: ScorePartition, rows_done: int, clock: PhaseClock):
-        """This partition's rows not yet scored (every n-th line, in a stable order), a chunk
-        at a time; the next chunk is read while the caller works on this one."""
-        chunk, select = self.settings.batch_score_chunk, (
-            "SELECT batch_id, line_no, entity_key, array_send(vector) AS vector FROM features"
-            " WHERE feature_set_id = $1 AND line_no % $2 = $3")
-        where = (task.feature_set_id, task.n_partitions, task.partition)
+        """This partition's rows not yet scored (its stretch of the feature set, in its stable
+        order), a chunk at a time; the next chunk is read while the caller works on this one."""
+        chunk = self.settings.batch_score_chunk
+        select, where = partition_rows(task)
+        n = len(where)
         reading = asyncio.ensure_future(self.pool.fetch(
-            f"{select} ORDER BY batch_id, line_no OFFSET $4 LIMIT $5", *where, rows_done, chunk))
+            f"{select} ORDER BY batch_id, line_no OFFSET ${n + 1} LIMIT ${n + 2}", *where, rows_done, chunk))
         try:
             while reading is not None:
                 rows = await reading
                 clock.lap("fetch")
                 reading = None if len(rows) < chunk else asyncio.ensure_future(self.pool.fetch(
-                    f"{select} AND (batch_id, line_no) > ($4, $5) ORDER BY batch_id, line_no LIMIT $6", *where,
-                    rows[-1]["batch_id"], rows[-1]["line_no"], chunk))
+                    f"{select} AND (batch_id, line_no) > (${n + 1}, ${n + 2}) ORDER BY batch_id, line_no"
+                    f" LIMIT ${n + 3}", *where, rows[-1]["batch_id"], rows[-1]["line_no"], chunk))
                 if rows:
                     yield rows
         finally:

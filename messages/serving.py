@@ -71,8 +71,15 @@ class ScoreBatch(Message, tag="score.batch"):
     feature_set_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8,64}\Z")] | None = None
 
 
+#: A row of a feature set, by its place in the set's order: (batch id, line number).
+RowKey = tuple[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]]
+
+
 class ScorePartition(Message, tag="score.partition"):
-    """Task: score partition ``partition`` of ``n_partitions`` of job ``job_id``'s rows."""
+    """Task: score partition ``partition`` of ``n_partitions`` of job ``job_id``'s rows: the
+    rows from ``start`` (inclusive) to ``stop`` (exclusive) in the feature set's order, open
+    where None. Without either while ``n_partitions`` > 1 (a task planned before ranges):
+    every n-th row instead."""
 
     job_id: MessageId
     model: Name
@@ -81,6 +88,8 @@ class ScorePartition(Message, tag="score.partition"):
     feature_set_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8,64}\Z")]
     partition: Annotated[int, msgspec.Meta(ge=0)]
     n_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)]
+    start: RowKey | None = None
+    stop: RowKey | None = None
 
 
 class ScoresReady(Message, tag="scores.ready"):

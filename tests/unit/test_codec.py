@@ -34,7 +34,7 @@ EXAMPLES: dict[type[Message], Message] = {
                                      demoted_score=0.8, window=200, n_learned=1000),
     ScoreBatch: ScoreBatch(model="m", version=2, feature_set_id="0123abcd"),
     ScorePartition: ScorePartition(job_id="j1", model="m", version=2, candidate_id="c2", feature_set_id="0123abcd",
-                                   partition=1, n_partitions=2),
+                                   partition=1, n_partitions=2, start=("b1", 500), stop=("b2", 0)),
     ScoresReady: ScoresReady(job_id="j1", model="m", version=2, feature_set_id="0123abcd", n_rows=100),
     ModelDeployed: ModelDeployed(model="m", version=2, candidate_id="c2", previous_version=1, replicas=2),
     ScoreRecorded: ScoreRecorded(request_id="r1", model="m", version=2, answered_by="fallback", score=0.25,
@@ -510,3 +510,15 @@ def test_valid_chain_accepts_exactly_the_message_id_alphabet(text):
         assert valid_chain(text) == (text, "") and ok
     except ValueError as exc:
         assert not ok and str(exc).startswith("correlation_id: ")
+
+
+@pytest.mark.parametrize("bound, field", [
+    (["b1"], "start"), (["b1", 1, 2], "start"), (["b1", -1], "start"), (["", 3], "start"),
+    (["b" * 129, 3], "start"), ([1, 2], "start"), (["b1", 2**31], "start"), ("b1,2", "start")])
+def test_a_scoring_task_with_a_malformed_row_bound_is_refused_naming_it(bound, field):
+    good = msgspec.to_builtins(ScorePartition(job_id="j1", model="m", version=2, candidate_id="c2",
+                                              feature_set_id="0123abcd", partition=0, n_partitions=2))
+    raw = json.dumps({**good, "start": bound}).encode()
+    with pytest.raises(DecodeFailed) as info:
+        decode(raw)
+    assert field in info.value.reason
