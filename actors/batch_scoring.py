@@ -195,6 +195,7 @@ class BatchScoreCoordinator(PartitionWorker):
 
 class BatchScorer(PartitionWorker):
     consumer = "batch-scorer"
+    pause_between_reads = True       # a job takes seconds: its partition is not fetched meanwhile
 
     def __init__(self, settings: Settings, name: str, topic: str = "score.tasks", partition: int = 0) -> None:
         super().__init__(settings, name, topic, partition)

@@ -12,6 +12,29 @@ def connect_redis(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
+async def send_packed(client: aioredis.Redis, commands: list[tuple]) -> list:
+    """Send many (possibly huge) commands on one connection of ``client``'s pool, packed by
+    hiredis in C (redis-py's asyncio packer is Python: ~2x slower for 50,000 fields), and
+    their replies; an error reply raises. A connection left mid-reply is dropped."""
+    import hiredis
+    from redis.exceptions import ResponseError
+
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    try:
+        await connection.send_packed_command(b"".join(hiredis.pack_command(c) for c in commands))
+        replies = [await connection.read_response() for _ in commands]
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        await pool.release(connection)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
+
+
 class SupervisionMemory:
     """What a supervisor must remember across its own restarts: per child, the restart
     count and the restart times inside the intensity window."""

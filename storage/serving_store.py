@@ -115,13 +115,17 @@ class RedisServingStore:
         ``ttl_s``: one hash per version, a field per entity holding its answer and when it
         goes stale (a key per entity with its own TTL cost Redis ~2.5x more per row); the
         hash itself expires ``ttl_s`` after its last write."""
-        key, stale_at = self.predictions_key(model, version), time.time() + ttl_s
-        async with self._client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(items), chunk):
-                pipe.hset(key, mapping={entity: self._encode.encode((*value, stale_at))
-                                        for entity, value in items[start:start + chunk]})
-            pipe.expire(key, ttl_s)
-            await pipe.execute()
+        from storage.redis_store import send_packed
+
+        key, stale_at, encode = self.predictions_key(model, version), time.time() + ttl_s, self._encode.encode
+        commands: list[tuple] = []
+        for start in range(0, len(items), chunk):
+            fields: list = ["HSET", key]
+            for entity, value in items[start:start + chunk]:
+                fields += (entity, encode((*value, stale_at)))
+            commands.append(tuple(fields))
+        commands.append(("EXPIRE", key, ttl_s))
+        await send_packed(self._client, commands)
 
     async def prediction(self, model: str, version: int, entity_key: str) -> Any:
         """The cached (score, label) of an entity, or None when there is none or it is stale."""
