@@ -65,7 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     batch_score_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     #: Rows a batch scorer predicts and stores per transaction.
-    batch_score_chunk: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
+    batch_score_chunk: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20000
     #: How long batch predictions are served from the cache to online callers.
     prediction_cache_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 3600
     #: Candidate actors kept started (libraries imported) so a training run does not wait for one.

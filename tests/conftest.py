@@ -17,7 +17,9 @@ PLUGINS = "tests.support.plugin_algorithms,ml.demo_algorithms"
 @pytest.fixture(scope="session")
 def cluster():
     """A running cluster, started with `python run.py cluster start`."""
-    cli = CliCluster.fresh(CONVEYOR_PLUGINS=PLUGINS, CONVEYOR_LEARNER_CHECKPOINT_EVERY_N="300")
+    # small batch-scoring chunks: a scorer killed after its first chunk has more left to resume
+    cli = CliCluster.fresh(CONVEYOR_PLUGINS=PLUGINS, CONVEYOR_LEARNER_CHECKPOINT_EVERY_N="300",
+                           CONVEYOR_BATCH_SCORE_CHUNK="2000")
     try:
         cli.start()
     except Exception:
