@@ -13,6 +13,7 @@ import numpy as np
 
 from storage.copy_binary import COLUMNS as COPY_COLUMNS
 from storage.copy_binary import encode_vector_rows
+from storage.float_arrays import float8_matrix
 from storage.signing import sign, verify
 
 
@@ -119,20 +120,23 @@ class PostgresFeatureStore:
         return [(r["entity_key"], r["feature_set_id"], list(r["vector"])) for r in rows]
 
     async def matrix(self, feature_set_id: str, batch_ids: Sequence[str] | None = None
-                     ) -> tuple[list[str], list[str | None], list[list[float]], list[str | None]]:
-        """(feature names, entity keys, vectors, labels) of a feature set's rows in a stable
-        order (batch, then line); restricted to ``batch_ids`` when given."""
+                     ) -> tuple[list[str], list[str | None], np.ndarray, list[str | None]]:
+        """(feature names, entity keys, vectors as a (rows, features) float matrix, labels) of
+        a feature set's rows in a stable order (batch, then line); restricted to ``batch_ids``
+        when given. The vectors travel in their binary form (``array_send``) and become the
+        matrix in one step, never a Python float each."""
         names = await self._pool.fetchval("SELECT feature_names FROM feature_sets WHERE feature_set_id = $1",
                                           feature_set_id)
         if names is None:
             raise LookupError(f"feature_set_id: no feature set {feature_set_id!r}")
         rows = await self._pool.fetch(
-            "SELECT f.entity_key, f.vector, f.label FROM features f JOIN raw_batches b USING (batch_id)"
+            "SELECT f.entity_key, array_send(f.vector) AS vector, f.label FROM features f"
+            " JOIN raw_batches b USING (batch_id)"
             " WHERE f.feature_set_id = $1 AND ($2::text[] IS NULL OR f.batch_id = ANY($2::text[]))"
             " ORDER BY b.created_at, f.batch_id, f.line_no", feature_set_id,
             list(batch_ids) if batch_ids is not None else None)
-        return (list(names), [r["entity_key"] for r in rows], [list(r["vector"]) for r in rows],
-                [r["label"] for r in rows])
+        X = float8_matrix([r["vector"] for r in rows], len(names))
+        return list(names), [r["entity_key"] for r in rows], X, [r["label"] for r in rows]
 
     async def datasets_with_features(self) -> list[str]:
         return [r["dataset"] for r in await self._pool.fetch("SELECT DISTINCT dataset FROM feature_sets")]
