@@ -71,7 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Candidate actors kept started (libraries imported) so a training run does not wait for one.
     training_warm_actors: Annotated[int, msgspec.Meta(ge=0, le=32)] = 2
     #: ... and up to this many, when runs with more candidates come (one ready per candidate).
-    training_warm_actors_max: Annotated[int, msgspec.Meta(ge=0, le=32)] = 8
+    training_warm_actors_max: Annotated[int, msgspec.Meta(ge=0, le=32)] = 4
     #: Online learner partitions checkpoint their models every N events or T seconds.
     learner_checkpoint_every_n: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 5000
     learner_checkpoint_every_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
