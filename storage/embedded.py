@@ -296,14 +296,20 @@ def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> Ser
         terminate(with_descendants(processes_mentioning(str(temp_dir))), grace_s=2)
         reason = "timed out after 120 s" if done is None else f"({done.returncode}): {done.stderr[-2000:]}"
         raise EmbeddedError(f"ray start failed {reason}")
-    pids = processes_mentioning(str(temp_dir))
+    pids = sorted(set(processes_mentioning(str(temp_dir))) | set(_ray_processes_of(f"127.0.0.1:{port}")))
     return ServiceRecord("ray", f"127.0.0.1:{port}", True, pids, str(temp_dir))
+
+
+def _ray_processes_of(gcs_address: str) -> list[int]:
+    """Processes that name the cluster's GCS but not its temp dir: the Ray client server
+    that ``ray start`` leaves running on its own (``--address=<gcs>``)."""
+    return processes_mentioning(f"--address={gcs_address}")
 
 
 def stop_ray(service: ServiceRecord) -> list[int]:
     """Stop this cluster's Ray processes (found by its temp dir, and their children) only;
     a temp dir outside the state dir (a short path for Ray's sockets) is removed too."""
-    pids = set(service.pids) | set(processes_mentioning(service.work_dir))
+    pids = set(service.pids) | set(processes_mentioning(service.work_dir)) | set(_ray_processes_of(service.address))
     survivors = terminate(with_descendants(pids), grace_s=2)
     if not survivors and Path(service.work_dir).name.startswith("conveyor-ray-"):
         shutil.rmtree(service.work_dir, ignore_errors=True)

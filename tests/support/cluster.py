@@ -62,7 +62,8 @@ class CliCluster:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def processes(self) -> list[str]:
-        """Processes that belong to this cluster (mention its state dir or its Ray temp dir)."""
+        """Processes that belong to this cluster (mention its state dir or its Ray temp dir
+        on their command line, or were started with its state dir in their environment)."""
         marks = [str(self.state_dir)]
         record = self.state_dir / "cluster.json"
         if record.exists():
@@ -72,8 +73,9 @@ class CliCluster:
             if ray and ray.get("work_dir"):
                 marks.append(ray["work_dir"])
         found = []
-        for proc in psutil.process_iter(["pid", "cmdline"]):
+        for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
             cmd = " ".join(proc.info.get("cmdline") or [])
-            if any(m in cmd for m in marks) and proc.info["pid"] != os.getpid():
+            ours = (proc.info.get("environ") or {}).get("CONVEYOR_STATE_DIR") == str(self.state_dir)
+            if (ours or any(m in cmd for m in marks)) and proc.info["pid"] != os.getpid():
                 found.append(f"{proc.info['pid']}: {cmd[:160]}")
         return found
