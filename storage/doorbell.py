@@ -30,12 +30,26 @@ def channel(cluster: str, topic: str) -> str:
     return f"conveyor:{cluster}:doorbell:{topic}"
 
 
+#: A ring names at most this many partitions, each below this number (a topic has far fewer):
+#: a hostile ring cannot make a listener count without bound.
+MAX_RING_PARTITIONS = 1024
+
+
 def parse_ring(payload: bytes) -> list[int]:
-    """The partitions a ring names; nothing for a payload that is not a list of them."""
+    """The partitions a ring names; nothing for a payload that is not a short list of them.
+
+    >>> parse_ring(b"1," + b"5" * 9), parse_ring(b",".join(b"1" for _ in range(2000)))
+    ([], [])
+    """
+    if len(payload) > 8 * MAX_RING_PARTITIONS:
+        return []
     try:
-        return [int(p) for p in payload.decode().split(",") if p]
+        partitions = [int(p) for p in payload.decode().split(",") if p]
     except (UnicodeDecodeError, ValueError):
         return []
+    if len(partitions) > MAX_RING_PARTITIONS or any(not 0 <= p < MAX_RING_PARTITIONS for p in partitions):
+        return []
+    return partitions
 
 
 class DoorbellRinger:
