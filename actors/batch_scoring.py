@@ -5,11 +5,12 @@ batch scorers, one per partition of ``score.tasks``; ``scores.ready`` announces 
   feature set (the one it was trained on by default), records the job, and emits one
   ``score.partition`` task per scorer.
 - :class:`BatchScorer` scores its share of the rows (its stretch of the feature set's
-  stable order, planned by the coordinator) chunk by chunk; each chunk's results are stored with the partition's
-  progress in one transaction fenced by the scorer's epoch, so a restarted scorer goes
-  on after the last stored chunk: every row is scored exactly once. The results are also
-  put in the prediction cache, from which online callers are answered while fresh. The
-  last partition to finish completes the job and emits ``scores.ready``.
+  stable order, planned by the coordinator) chunk by chunk; each chunk's results are
+  stored with the partition's progress in one transaction fenced by the scorer's epoch
+  (while the next chunk is scored), so a restarted scorer goes on after the last stored
+  chunk: every row is scored exactly once. The results are also put in the prediction
+  cache, from which online callers are answered while fresh. The last partition to
+  finish completes the job and emits ``scores.ready``.
 """
 
 from __future__ import annotations
