@@ -488,25 +488,18 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         return None if row is None else dict(row)
 
     async def wait_batch_scored(self, job_id: str, timeout_s: float = 3600, on_progress=None) -> dict:
-        """Wait for the job (its progress dict); :class:`client.scoring.ScoringFailed` if it failed."""
-        import asyncio
-        import time as _time
-
+        """Wait for the job (its progress dict), seen when it ends (:func:`client.finished.watch`);
+        :class:`client.scoring.ScoringFailed` if it failed."""
+        from client.finished import watch
         from client.scoring import ScoringFailed
 
-        deadline, last, pause = _time.monotonic() + timeout_s, None, 0.02
-        while _time.monotonic() < deadline:
-            found = await self.batch_score_progress(job_id)
-            if found is not None and found != last and on_progress is not None:
-                on_progress(found)
-            last = found
-            if found is not None and found["state"] == "failed":
-                raise ScoringFailed(f"batch scoring job {job_id} failed: {found['error']}")
-            if found is not None and found["state"] == "done":
-                return found
-            await asyncio.sleep(pause)
-            pause = min(0.1, pause * 1.5)        # a short job is seen done soon, a long one polled gently
-        raise TimeoutError(f"batch scoring job {job_id} not done after {timeout_s:.0f} s")
+        found = await watch(await self._db(), "score_jobs", job_id, lambda: self.batch_score_progress(job_id),
+                            lambda p: p["state"], timeout_s, on_progress)
+        if found is None:
+            raise TimeoutError(f"batch scoring job {job_id} not done after {timeout_s:.0f} s")
+        if found["state"] == "failed":
+            raise ScoringFailed(f"batch scoring job {job_id} failed: {found['error']}")
+        return found
 
     async def batch_scores(self, job_id: str) -> list[dict]:
         """The job's results: batch, line, entity key, score, label (in the feature set's order)."""

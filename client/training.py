@@ -3,9 +3,6 @@ and waiting for its verdict."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import msgspec
 
 from client.errors import ClientError, Refused
@@ -99,23 +96,18 @@ async def progress(pool, run_id: str) -> TrainingProgress | None:
         deployable=row["deployable"], split_warnings=json.loads(warnings) if isinstance(warnings, str) else warnings)
 
 
-async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None, poll_s: float = 0.1) -> TrainingProgress:
-    """Wait until the run is done (its progress) or failed (:class:`TrainingFailed`); its
-    progress is read every ``poll_s`` at most (sooner at first: a short run is seen done soon)."""
-    deadline = time.monotonic() + timeout_s
-    last, pause = None, min(0.02, poll_s)
-    while time.monotonic() < deadline:
-        current = await progress(pool, run_id)
-        if current is not None and current != last and on_progress is not None:
-            on_progress(current)
-        last = current
-        if current is not None and current.state == "failed":
-            raise TrainingFailed(f"training run {run_id} failed: {current.error}")
-        if current is not None and current.state == "done":
-            return current
-        await asyncio.sleep(pause)
-        pause = min(poll_s, pause * 1.5)
-    raise TimeoutError(f"training run {run_id} not finished after {timeout_s:.0f} s")
+async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None) -> TrainingProgress:
+    """Wait until the run is done (its progress) or failed (:class:`TrainingFailed`): seen
+    when it ends (:func:`client.finished.watch`)."""
+    from client.finished import watch
+
+    current = await watch(pool, "training_runs", run_id, lambda: progress(pool, run_id), lambda p: p.state,
+                          timeout_s, on_progress)
+    if current is None:
+        raise TimeoutError(f"training run {run_id} not finished after {timeout_s:.0f} s")
+    if current.state == "failed":
+        raise TrainingFailed(f"training run {run_id} failed: {current.error}")
+    return current
 
 
 def render_curves(settings, candidate: dict) -> dict[str, str]:
