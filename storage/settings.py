@@ -80,8 +80,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     kafka_max_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
     # An idle partition worker pauses its partition this long after an empty read, doubling
     # the pause after every further one up to the max: the first record after a quiet spell
-    # waits up to the max (0 keeps fetching every fetch_max_wait_ms: lowest latency, most
-    # idle CPU; an idle cluster of 25 actors costs about a core at 0.1 s without doubling).
+    # waits up to the max unless its publisher rang the topic's doorbell (the client and the
+    # outbox relay do: storage.doorbell), which ends the pause at once (0 keeps fetching every
+    # fetch_max_wait_ms: most idle CPU; 25 actors cost about a core at 0.1 s without doubling).
     consumer_idle_backoff_s: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.1
     consumer_idle_backoff_max_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.5
     # Supervision.
