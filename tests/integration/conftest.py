@@ -1,12 +1,17 @@
-"""Data shared by the integration tests: the breast-cancer rows ingested and prepared once."""
+"""Data shared by the integration tests: the breast-cancer rows ingested and prepared once,
+and scratch databases of the session cluster's PostgreSQL."""
 
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+import msgspec
 import numpy as np
 import pytest
 
+from storage.migrations import apply_migrations
 from storage.redis_store import connect_redis
 from tests.support.datasets import NUMERIC_SPEC, cancer_csv
 
@@ -58,3 +63,21 @@ async def redis(settings):
     client = connect_redis(settings.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def scratch(settings):
+    """(settings naming it, a connection to it): a fresh database with every migration, on
+    the session cluster's PostgreSQL, dropped afterwards; the live cluster sees none of it."""
+    name = f"scratch_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(settings.postgres_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = urlunsplit(urlsplit(settings.postgres_dsn)._replace(path=f"/{name}"))
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+        yield msgspec.structs.replace(settings, postgres_dsn=dsn), conn
+    finally:
+        await conn.close()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

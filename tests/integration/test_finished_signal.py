@@ -6,38 +6,27 @@ end (done or failed, committed) wakes it, not another row's, not a row still run
 from __future__ import annotations
 
 import asyncio
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from client.finished import finish_signal, watch
-from storage.migrations import apply_migrations
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def scratch(settings):
-    name = f"finished_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(settings.postgres_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = urlunsplit(urlsplit(settings.postgres_dsn)._replace(path=f"/{name}"))
-    conn = await asyncpg.connect(dsn)
-    await apply_migrations(conn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
+async def scratch_pool(scratch):
+    settings, conn = scratch
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=3)
     try:
         yield pool, conn
     finally:
         await pool.close()
-        await conn.close()
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
-async def test_only_the_awaited_rows_committed_end_wakes_the_signal(scratch):
-    pool, conn = scratch
+async def test_only_the_awaited_rows_committed_end_wakes_the_signal(scratch_pool):
+    pool, conn = scratch_pool
     for job in ("j1", "j2"):
         await conn.execute("INSERT INTO score_jobs (job_id, model) VALUES ($1, 'm')", job)
     await conn.execute("INSERT INTO training_runs (run_id, model, config_toml) VALUES ('j1', 'm', '')")
@@ -52,8 +41,8 @@ async def test_only_the_awaited_rows_committed_end_wakes_the_signal(scratch):
         assert await signal.wait(5)
 
 
-async def test_watch_returns_the_final_progress_when_the_row_ends_and_none_at_its_timeout(scratch):
-    pool, conn = scratch
+async def test_watch_returns_the_final_progress_when_the_row_ends_and_none_at_its_timeout(scratch_pool):
+    pool, conn = scratch_pool
     await conn.execute("INSERT INTO training_runs (run_id, model, config_toml, state) VALUES ('r1', 'm', '', 'running')")
 
     async def read():

@@ -7,33 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import msgspec
 import pytest
 
 from actors.outbox_relay import CHANNEL, OutboxRelay
 from storage.kafka import ensure_topics, reader_for
-from storage.migrations import apply_migrations
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def scratch(settings):
-    name = f"outbox_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(settings.postgres_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = urlunsplit(urlsplit(settings.postgres_dsn)._replace(path=f"/{name}"))
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn)
-        yield msgspec.structs.replace(settings, postgres_dsn=dsn), conn
-    finally:
-        await conn.close()
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _add(conn, topic: str, payload: bytes) -> None:
