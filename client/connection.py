@@ -19,7 +19,7 @@ import msgspec
 
 from client.audit import AuditQueries
 from client.configs import ConfigQueries
-from client.data import MAX_VERSION, DataQueries, check_message_id, check_name, check_version
+from client.data import DataQueries, QueryRefused, check_message_id, check_name, check_version
 from client.errors import ClusterNotRunning, SubmitRefused
 from client.learning import LearningCalls
 from client.lineage import LineageQueries
@@ -70,12 +70,14 @@ def _dataset_name(field: str, value: object) -> str:
 
 
 def _check_deploy_version(version: object) -> None:
-    """None (the best deployable) or a version number, else :class:`DeploymentRefused`."""
+    """None (the best deployable) or a version number (:func:`client.data.check_version`),
+    else :class:`DeploymentRefused`."""
     from client.scoring import DeploymentRefused
 
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)
-                                or not 1 <= version <= MAX_VERSION):
-        raise DeploymentRefused("version", f"a version number from 1 to {MAX_VERSION}; got {version!r}")
+    try:
+        check_version(version, optional=True)
+    except QueryRefused as exc:
+        raise DeploymentRefused(exc.field, exc.reason) from None
 
 
 class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, MonitoringQueries, LearningCalls,
@@ -180,13 +182,15 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
                                 " ORDER BY created_at DESC LIMIT 1", name)
         if run is None:
             return None, []
-        if run["feature_set_id"] is None:       # a run made before runs became feature sets
-            rows = await db.fetch("SELECT entity_key, vector, label FROM joined_features WHERE join_name = $1"
-                                  " AND run_id = $2 ORDER BY row_no", name, run["run_id"])
-        else:
-            rows = await db.fetch(
-                "SELECT f.entity_key, f.vector, f.label FROM features f JOIN raw_batches b USING (batch_id)"
-                " WHERE f.feature_set_id = $1 ORDER BY b.created_at, f.batch_id, f.line_no", run["feature_set_id"])
+        if run["feature_set_id"] is not None:
+            from actors.wiring import signing_key_bytes
+            from storage.feature_store import PostgresFeatureStore
+
+            _, keys, X, labels = await PostgresFeatureStore(db, signing_key_bytes(self.settings)).matrix(
+                run["feature_set_id"])
+            return run["run_id"], list(zip(keys, X.tolist(), labels))
+        rows = await db.fetch("SELECT entity_key, vector, label FROM joined_features WHERE join_name = $1"
+                              " AND run_id = $2 ORDER BY row_no", name, run["run_id"])   # a run made before
         return run["run_id"], [(r["entity_key"], list(r["vector"]), r["label"]) for r in rows]
 
     async def online_aggregates(self, stream: str, entity_key: str):

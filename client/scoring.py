@@ -19,6 +19,7 @@ from messages.types import ID_RE, NAME_RE
 #: A model name: what messages.types.Name allows.
 NAME = NAME_RE      # what a model or learner name may be
 ALIASES = ("production", "previous", "canary")
+MAX_REQUEST_BYTES = 1 << 20
 
 
 def valid_entity_key(value: object) -> bool:
@@ -28,7 +29,6 @@ def valid_entity_key(value: object) -> bool:
     (True, False, False)
     """
     return isinstance(value, str) and 0 < len(value) <= 256 and value.isprintable()
-MAX_REQUEST_BYTES = 1 << 20
 
 
 class ScoringRefused(Refused):

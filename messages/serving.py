@@ -72,7 +72,8 @@ class ScoreBatch(Message, tag="score.batch"):
 
 
 #: A row of a feature set, by its place in the set's order: (batch id, line number).
-RowKey = tuple[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]]
+RowKey = tuple[Annotated[str, msgspec.Meta(min_length=1, max_length=128)],
+               Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]]
 
 
 class ScorePartition(Message, tag="score.partition"):
