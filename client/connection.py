@@ -263,7 +263,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         :class:`client.training.TrainingFailed` if it failed."""
         from client.training import wait_for
 
-        return await wait_for(await self._db(), run_id, timeout_s, on_progress)
+        return await wait_for(await self._db(), self.settings.postgres_dsn, run_id, timeout_s, on_progress)
 
     async def candidates(self, model: str | None = None) -> list[dict]:
         """Every stored candidate (of ``model``): version, algorithm, params, metrics, verdict, lineage."""
@@ -497,7 +497,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         from client.finished import watch
         from client.scoring import ScoringFailed
 
-        found = await watch(await self._db(), "score_jobs", job_id, lambda: self.batch_score_progress(job_id),
+        found = await watch(self.settings.postgres_dsn, "score_jobs", job_id, lambda: self.batch_score_progress(job_id),
                             lambda p: p["state"], timeout_s, on_progress)
         if found is None:
             raise TimeoutError(f"batch scoring job {job_id} not done after {timeout_s:.0f} s")

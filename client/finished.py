@@ -42,28 +42,31 @@ class FinishSignal:
 
 
 @contextlib.asynccontextmanager
-async def finish_signal(pool, table: str, row_id: str):
-    """A :class:`FinishSignal` for the row, listening on a connection of ``pool`` for as long
-    as the block runs (without one, the caller's own looks still find the end)."""
+async def finish_signal(dsn: str, table: str, row_id: str):
+    """A :class:`FinishSignal` for the row, listening on a connection of its own to ``dsn``
+    for as long as the block runs (not one of the caller's pool: waits side by side would
+    take every connection their looks need); without it, the caller's looks still find the end."""
+    import asyncpg
+
     signal = FinishSignal(finished_key(table, row_id))
     connection = None
     try:
-        connection = await pool.acquire()
+        connection = await asyncpg.connect(dsn, timeout=5)
         await connection.add_listener(CHANNEL, signal.heard)
     except Exception:
         if connection is not None:
-            await pool.release(connection)
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=2)
         connection = None
     try:
         yield signal
     finally:
         if connection is not None:
             with contextlib.suppress(Exception):
-                await connection.remove_listener(CHANNEL, signal.heard)
-            await pool.release(connection)
+                await connection.close(timeout=2)
 
 
-async def watch(pool, table: str, row_id: str, read, state_of, timeout_s: float, on_progress=None,
+async def watch(dsn: str, table: str, row_id: str, read, state_of, timeout_s: float, on_progress=None,
                 first_s: float = 0.02, most_s: float = 0.5):
     """Read the row's progress (``await read()``) until ``state_of`` it is 'done' or 'failed'
     and return it; None after ``timeout_s``. Woken at once by the row's end; looks on its own
@@ -72,7 +75,7 @@ async def watch(pool, table: str, row_id: str, read, state_of, timeout_s: float,
     loop = asyncio.get_running_loop()
     deadline, last, pause = loop.time() + timeout_s, None, first_s
     most_s = max(most_s, first_s)
-    async with finish_signal(pool, table, row_id) as signal:
+    async with finish_signal(dsn, table, row_id) as signal:
         while loop.time() < deadline:
             signal.clear()
             current = await read()

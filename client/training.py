@@ -96,12 +96,12 @@ async def progress(pool, run_id: str) -> TrainingProgress | None:
         deployable=row["deployable"], split_warnings=json.loads(warnings) if isinstance(warnings, str) else warnings)
 
 
-async def wait_for(pool, run_id: str, timeout_s: float, on_progress=None) -> TrainingProgress:
-    """Wait until the run is done (its progress) or failed (:class:`TrainingFailed`): seen
-    when it ends (:func:`client.finished.watch`)."""
+async def wait_for(pool, dsn: str, run_id: str, timeout_s: float, on_progress=None) -> TrainingProgress:
+    """Wait until the run is done (its progress, read through ``pool``) or failed
+    (:class:`TrainingFailed`): seen when it ends (:func:`client.finished.watch` on ``dsn``)."""
     from client.finished import watch
 
-    current = await watch(pool, "training_runs", run_id, lambda: progress(pool, run_id), lambda p: p.state,
+    current = await watch(dsn, "training_runs", run_id, lambda: progress(pool, run_id), lambda p: p.state,
                           timeout_s, on_progress)
     if current is None:
         raise TimeoutError(f"training run {run_id} not finished after {timeout_s:.0f} s")

@@ -18,19 +18,20 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def scratch_pool(scratch):
     settings, conn = scratch
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=3)
+    # one connection: a watch that took it to listen would leave its own reads none
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=1)
     try:
-        yield pool, conn
+        yield settings.postgres_dsn, pool, conn
     finally:
         await pool.close()
 
 
 async def test_only_the_awaited_rows_committed_end_wakes_the_signal(scratch_pool):
-    pool, conn = scratch_pool
+    dsn, _, conn = scratch_pool
     for job in ("j1", "j2"):
         await conn.execute("INSERT INTO score_jobs (job_id, model) VALUES ($1, 'm')", job)
     await conn.execute("INSERT INTO training_runs (run_id, model, config_toml) VALUES ('j1', 'm', '')")
-    async with finish_signal(pool, "score_jobs", "j1") as signal:
+    async with finish_signal(dsn, "score_jobs", "j1") as signal:
         await conn.execute("UPDATE score_jobs SET state = 'done' WHERE job_id = 'j2'")          # another job
         await conn.execute("UPDATE training_runs SET state = 'done' WHERE run_id = 'j1'")      # another table
         await conn.execute("UPDATE score_jobs SET n_rows = 5 WHERE job_id = 'j1'")             # still scoring
@@ -42,7 +43,7 @@ async def test_only_the_awaited_rows_committed_end_wakes_the_signal(scratch_pool
 
 
 async def test_watch_returns_the_final_progress_when_the_row_ends_and_none_at_its_timeout(scratch_pool):
-    pool, conn = scratch_pool
+    dsn, pool, conn = scratch_pool
     await conn.execute("INSERT INTO training_runs (run_id, model, config_toml, state) VALUES ('r1', 'm', '', 'running')")
 
     async def read():
@@ -50,11 +51,11 @@ async def test_watch_returns_the_final_progress_when_the_row_ends_and_none_at_it
 
     seen = []
     # looking on its own only every 60 s: the end is seen that soon only if the notification wakes it
-    watching = asyncio.ensure_future(watch(pool, "training_runs", "r1", read, lambda p: p["state"], 120,
+    watching = asyncio.ensure_future(watch(dsn, "training_runs", "r1", read, lambda p: p["state"], 120,
                                            on_progress=seen.append, first_s=60))
     await asyncio.sleep(0.5)
     await conn.execute("UPDATE training_runs SET state = 'done', n_candidates = 3 WHERE run_id = 'r1'")
     assert await asyncio.wait_for(watching, 20) == {"state": "done", "n_candidates": 3}
     assert [p["state"] for p in seen] == ["running", "done"]
-    assert await watch(pool, "training_runs", "r-none", lambda: asyncio.sleep(0, None), lambda p: p["state"],
+    assert await watch(dsn, "training_runs", "r-none", lambda: asyncio.sleep(0, None), lambda p: p["state"],
                        0.3) is None
