@@ -27,6 +27,9 @@ class PartitionWorker(Worker):
     #: The broker's wait for a fetch (None: the ``kafka_fetch_max_wait_ms`` setting); a worker
     #: that need not see a record within a few ms waits longer and wakes the broker less.
     fetch_max_wait_ms: int | None = None
+    #: Records per ``handle`` at most (None: the ``kafka_max_batch`` setting); a worker
+    #: whose records are large batches of work handles fewer at a time.
+    max_records_per_handle: int | None = None
 
     def __init__(self, settings: Settings, name: str, topic: str, partition: int = 0,
                  checkpoint_every_n: int = 1000, checkpoint_every_s: float = 5.0) -> None:
@@ -97,7 +100,8 @@ class PartitionWorker(Worker):
         self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)
 
     async def step(self) -> None:
-        records = await self._reader.read(timeout_ms=200, max_records=self.settings.kafka_max_batch,
+        most = self.max_records_per_handle or self.settings.kafka_max_batch
+        records = await self._reader.read(timeout_ms=200, max_records=most,
                                           then_pause=self.pause_between_reads)
         self._since_checkpoint += len(records)
         stateful = self.snapshot() is not None

@@ -13,8 +13,8 @@ import asyncio
 import gc
 import hashlib
 from contextlib import contextmanager
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -27,10 +27,13 @@ from messages.ingestion import RawIngested
 from storage.base import BatchEffects, DeadLetter
 from storage.feature_store import FeatureRows
 from storage.kafka import Record
+from storage.postgres import add_dead_letters, add_to_outbox
 from storage.settings import Settings
 
-__all__ = ["PreparationWorker", "Prepared", "prepare_rows", "read_raw_rows", "stored_feature_set_id",
-           "typed_value"]
+if TYPE_CHECKING:
+    from ml.batch_chunks import Chunk
+
+__all__ = ["PreparationWorker", "feature_part", "read_raw_rows", "stored_feature_set_id", "typed_value"]
 
 
 def stored_feature_set_id(dataset: str, fitted_id: str) -> str:
@@ -41,16 +44,6 @@ def stored_feature_set_id(dataset: str, fitted_id: str) -> str:
     True
     """
     return hashlib.sha256(f"{dataset}\x00{fitted_id}".encode()).hexdigest()[:20]
-
-
-@dataclass
-class Prepared:
-    fitted: object
-    rows: FeatureRows
-    quarantined: list[tuple[int, str]]                            # (line, reason)
-    report_json: bytes
-    latest_keys: list[str]                                        # every entity once ...
-    latest: np.ndarray                                            # ... and its last vector
 
 
 @contextmanager
@@ -67,22 +60,57 @@ def _collection_paused():
             gc.enable()
 
 
-def prepare_rows(spec, fitted, lines: list[int], rows: list) -> Prepared:
-    """Pure and CPU-bound: fit the feature set on the decoded rows when there is none
-    yet, transform them, and shape the outputs for the stores."""
-    from ml.features import fit_feature_set
+def feature_part(chunk: Chunk, lines: list[int], rows: list, key: str | None
+                 ) -> tuple[FeatureRows, list[str], np.ndarray]:
+    """Pure: a transformed piece shaped for the stores: its rows for the offline store,
+    and every entity of the piece once with its last vector, for the online store."""
+    kept = chunk.report.kept
+    keys = [None if not key or rows[i].get(key) is None else str(rows[i][key]) for i in kept]
+    labels = [None] * len(kept) if chunk.y is None else [str(v) for v in chunk.y.tolist()]
+    last = {k: j for j, k in enumerate(keys) if k is not None}   # the last row of an entity wins
+    latest = chunk.X[np.fromiter(last.values(), dtype=np.intp, count=len(last))]
+    return FeatureRows([lines[i] for i in kept], keys, chunk.X, labels), list(last), latest
+
+
+def _next_part(chunks: Iterator[Chunk], lines: list[int], rows: list, key: str | None, fsid: str, batch_id: str):
+    """The next piece transformed, shaped and encoded for the offline store (in a
+    thread: the event loop only sends it), or None after the last."""
+    from storage.feature_store import PostgresFeatureStore
 
     with _collection_paused():
-        fitted = fitted if fitted is not None else fit_feature_set(spec, rows)
-        X, y, report = fitted.transform_batch(rows)
-        labels = [None] * len(X) if y is None else [str(v) for v in y.tolist()]
-        key = spec.key
-        keys = [None if not key or rows[i].get(key) is None else str(rows[i][key]) for i in report.kept]
-        last = {k: j for j, k in enumerate(keys) if k is not None}   # the last row of an entity wins
-        summary = msgspec.structs.replace(report, kept=())   # the kept indices are the stored rows themselves
-        return Prepared(fitted, FeatureRows([lines[i] for i in report.kept], keys, X, labels),
-                        [(lines[q.index], q.reason) for q in report.quarantined], msgspec.json.encode(summary),
-                        list(last), X[np.fromiter(last.values(), dtype=np.intp, count=len(last))])
+        chunk = next(chunks, None)
+        if chunk is None:
+            return None
+        part, latest_keys, latest = feature_part(chunk, lines, rows, key)
+        return PostgresFeatureStore.encoded(fsid, batch_id, part), latest_keys, latest
+
+
+class _OnlineCopy:
+    """The pieces' latest vectors written to the online store one after another, in
+    order (a later piece's vector of an entity wins), while PostgreSQL takes the rows."""
+
+    def __init__(self, online, dataset: str, feature_set_id: str) -> None:
+        self._online, self._dataset, self._fsid = online, dataset, feature_set_id
+        self._last: asyncio.Task | None = None
+
+    def add(self, keys: list[str], X: np.ndarray) -> None:
+        previous = self._last
+
+        async def after_previous() -> None:
+            if previous is not None:
+                await previous
+            await self._online.put_vectors(self._dataset, self._fsid, keys, X)
+
+        self._last = asyncio.create_task(after_previous())
+
+    async def done(self) -> None:
+        if self._last is not None:
+            await self._last
+
+    async def cancel(self) -> None:
+        if self._last is not None:
+            self._last.cancel()   # cancels the piece it waits for, and so on back
+            await asyncio.gather(self._last, return_exceptions=True)
 
 
 async def read_raw_rows(pool, batch_id: str, typed: bool, only: Collection[str] | None = None
@@ -103,16 +131,20 @@ async def read_raw_rows(pool, batch_id: str, typed: bool, only: Collection[str] 
 class PreparationWorker(PartitionWorker):
     consumer = "preparation"
     pause_between_reads = True
+    #: One announced batch per transaction: its decoded rows stay in memory until the
+    #: transaction that transforms and stores them commits.
+    max_records_per_handle = 1
 
     def __init__(self, settings: Settings, name: str, topic: str = "raw.ingested", partition: int = 0) -> None:
         super().__init__(settings, name, topic, partition)
         self.features = self.online = self._redis = None
 
     async def open(self) -> None:
-        from actors.wiring import signing_key_bytes
+        from actors.wiring import import_plugins, signing_key_bytes
         from storage.feature_store import PostgresFeatureStore, RedisOnlineStore
         from storage.redis_store import connect_redis
 
+        await asyncio.to_thread(import_plugins, self.settings.plugins)   # a spec's custom steps
         self.features = PostgresFeatureStore(self.pool, signing_key_bytes(self.settings))
         self._redis = connect_redis(self.settings.redis_url)
         self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
@@ -136,19 +168,21 @@ class PreparationWorker(PartitionWorker):
             if event.duplicate_of is not None:
                 continue  # the batch was prepared when it first arrived
             try:
-                await self._prepare(event, effects)
+                await self._prepare(event, effects, record)
             except Exception as exc:  # a spec that does not fit this data: refused, not retried forever
                 from ml.transforms import FeatureSpecError
 
                 if not isinstance(exc, (FeatureSpecError, ValueError)):
                     raise
-                effects.dead_letters.append(DeadLetter(
-                    self.topic, self.partition, record.offset, record.key, record.value,
-                    printable(f"preparation of batch {event.batch_id} ({event.dataset}) failed: {exc}")))
+                effects.dead_letters.append(self._refused(record, event, exc))
         return effects
 
-    async def _prepare(self, event: RawIngested, effects: BatchEffects) -> None:
-        from ml.features import FeatureSpec, FittedFeatureSet
+    def _refused(self, record: Record, event: RawIngested, exc: Exception) -> DeadLetter:
+        return DeadLetter(self.topic, self.partition, record.offset, record.key, record.value,
+                          printable(f"preparation of batch {event.batch_id} ({event.dataset}) failed: {exc}"))
+
+    async def _prepare(self, event: RawIngested, effects: BatchEffects, record: Record) -> None:
+        from ml.features import FeatureSpec, FittedFeatureSet, fit_feature_set
 
         spec_toml = await self.features.spec(event.dataset)
         if spec_toml is None:
@@ -157,44 +191,75 @@ class PreparationWorker(PartitionWorker):
         stored = await self.features.latest_set(event.dataset, spec_toml)
         if stored is not None and await self.features.prepared(stored.feature_set_id, event.batch_id):
             return  # a replay: this batch's features were committed with the offset before
-        fitted_earlier = self._fitted_in_chunk.get((event.dataset, spec_toml))
+        fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else \
+            self._fitted_in_chunk.get((event.dataset, spec_toml))
         fmt = await self.pool.fetchval("SELECT format FROM raw_batches WHERE batch_id = $1", event.batch_id)
-        fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else fitted_earlier
         # Everything CPU-bound runs in a thread so the actor keeps answering heartbeats.
         with _collection_paused():
             read = {*spec.raw_columns, spec.key, spec.label} - {None}   # what the feature set reads
             lines, rows = await read_raw_rows(self.pool, event.batch_id, fmt == "csv", read)
-            result = await asyncio.to_thread(prepare_rows, spec, fitted, lines, rows)
-            del rows
-        fitted_here = fitted is None
-        self._fitted_in_chunk[(event.dataset, spec_toml)] = result.fitted
-        fsid = stored_feature_set_id(event.dataset, result.fitted.feature_set_id)
-        store, names, fitted_bytes = self.features, list(result.fitted.feature_names), result.fitted.to_bytes()
+            fitted_here = fitted is None
+            if fitted_here:
+                fitted = await asyncio.to_thread(fit_feature_set, spec, rows)
+        self._fitted_in_chunk[(event.dataset, spec_toml)] = fitted
+        fsid = stored_feature_set_id(event.dataset, fitted.feature_set_id)
+        new_set = (spec_toml, fitted.to_bytes(), list(fitted.feature_names)) if fitted_here else None
+        effects.writes.append(self._write_features(record, event, spec.key, fsid, fitted, new_set, lines, rows))
 
-        online = self.online
+    def _write_features(self, record: Record, event: RawIngested, key: str | None, fsid: str, fitted,
+                        new_set: tuple[str, bytes, list[str]] | None, lines: list[int], rows: list):
+        """The write that transforms the batch piece by piece inside the commit's
+        transaction: PostgreSQL stores a piece (one COPY for the batch) and Redis takes
+        its latest vectors while the next piece is transformed in a thread. The
+        ``features.generated`` message, which counts the rows, is added to the outbox
+        at the end. ``new_set`` (spec, fitted state, feature names) is the feature set
+        fitted on this batch, stored first. A piece the feature set refuses (a custom
+        step raising) rolls all of it back to a savepoint and leaves a dead letter
+        instead, as a refused fit does."""
+        store, online, log, chunk_rows = self.features, self.online, self.log, self.settings.prepare_chunk_rows
 
         async def write(conn) -> None:
-            # The online copy is written while PostgreSQL takes the offline rows (two other
-            # processes), and is complete before the transaction commits.
-            copying = asyncio.create_task(
-                online.put_vectors(event.dataset, fsid, result.latest_keys, result.latest))
-            try:
-                if fitted_here:
-                    await store.add_set(conn, event.dataset, spec_toml, fsid, fitted_bytes, names, event.batch_id)
-                await store.write_batch(conn, fsid, event.batch_id, result.rows, result.quarantined,
-                                        result.report_json)
-            except BaseException:
-                copying.cancel()
-                await asyncio.gather(copying, return_exceptions=True)
-                raise
-            await copying
+            from ml.batch_chunks import BatchInChunks
+            from ml.transforms import FeatureSpecError
 
-        effects.writes.append(write)
-        out, quarantined = result.rows, result.quarantined
-        done = FeaturesGenerated(dataset=event.dataset, feature_set_id=fsid, batch_id=event.batch_id,
-                                 n_rows=len(out), n_quarantined=len(quarantined), fitted_here=fitted_here,
-                                 correlation_id=event.correlation_id, causation_id=event.msg_id)
-        effects.outbox.append(("features.generated", event.dataset.encode(), encode(done),
-                               f"features:{fsid}:{event.batch_id}"))
-        self.log.info("batch prepared", dataset=event.dataset, batch=event.batch_id, feature_set=fsid,
-                      rows=len(out), quarantined=len(quarantined))
+            batch = BatchInChunks(fitted, rows, chunk_rows)
+            try:
+                async with conn.transaction():   # a savepoint
+                    if new_set is not None:
+                        spec_toml, fitted_bytes, names = new_set
+                        await store.add_set(conn, event.dataset, spec_toml, fsid, fitted_bytes, names, event.batch_id)
+                    copy = _OnlineCopy(online, event.dataset, fsid)
+                    try:
+                        n_rows = await store.write_vectors(conn, fsid, event.batch_id,
+                                                           _parts(iter(batch), lines, rows, key, copy, fsid,
+                                                                  event.batch_id))
+                        await copy.done()
+                    except BaseException:
+                        await copy.cancel()
+                        raise
+                    report = batch.report()
+                    quarantined = [(lines[q.index], q.reason) for q in report.quarantined]
+                    summary = msgspec.structs.replace(report, kept=())   # the kept rows are the stored rows
+                    await store.write_quality(conn, fsid, event.batch_id, quarantined, msgspec.json.encode(summary))
+                    done = FeaturesGenerated(dataset=event.dataset, feature_set_id=fsid, batch_id=event.batch_id,
+                                             n_rows=n_rows, n_quarantined=len(quarantined),
+                                             fitted_here=new_set is not None,
+                                             correlation_id=event.correlation_id, causation_id=event.msg_id)
+            except (FeatureSpecError, ValueError) as exc:
+                await add_dead_letters(conn, [self._refused(record, event, exc)])
+                return
+            await add_to_outbox(conn, [("features.generated", event.dataset.encode(), encode(done),
+                                        f"features:{fsid}:{event.batch_id}")])
+            log.info("batch prepared", dataset=event.dataset, batch=event.batch_id, feature_set=fsid,
+                     rows=n_rows, quarantined=len(quarantined))
+        return write
+
+
+async def _parts(chunks: Iterator[Chunk], lines: list[int], rows: list, key: str | None, copy: _OnlineCopy,
+                 fsid: str, batch_id: str):
+    """The batch's pieces for the offline store's COPY, each transformed in a thread
+    while the previous one is stored; each piece's latest vectors go to ``copy``."""
+    while (part := await asyncio.to_thread(_next_part, chunks, lines, rows, key, fsid, batch_id)) is not None:
+        feature_rows, latest_keys, latest = part
+        copy.add(latest_keys, latest)
+        yield feature_rows

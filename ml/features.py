@@ -767,14 +767,17 @@ class FittedFeatureSet:
          (2, "x: type error: expected a number; got str '3'")]
         """
         rows = _as_rows(rows)
+        return self._run(rows, self.reads_label(rows, with_label))
+
+    def reads_label(self, rows: Sequence[Any], with_label: bool | None = None) -> bool:
+        """Whether :meth:`transform_batch` reads the label of these rows (see ``with_label``
+        there): a batch transformed in pieces reads it in all of them or in none."""
         spec = self._fitted.spec
         if with_label is None:
-            use_label = spec.label is not None and any(isinstance(r, Mapping) and spec.label in r for r in rows)
-        elif with_label and spec.label is None:
+            return spec.label is not None and any(isinstance(r, Mapping) and spec.label in r for r in rows)
+        if with_label and spec.label is None:
             raise FeatureSpecError("with_label", "the spec has no label")
-        else:
-            use_label = bool(with_label)
-        return self._run(rows, use_label)
+        return bool(with_label)
 
     def transform_one(self, row: Mapping[str, Any]) -> np.ndarray:
         """Features of one raw row (the online path): exactly the numbers

@@ -23,7 +23,7 @@ from itertools import chain
 
 import numpy as np
 
-__all__ = ["COLUMNS", "encode_vector_rows"]
+__all__ = ["COLUMNS", "SIGNATURE", "TRAILER", "encode_rows", "encode_vector_rows"]
 
 #: The order of the fields in every encoded row.
 COLUMNS = ("feature_set_id", "batch_id", "line_no", "vector", "entity_key", "label")
@@ -60,7 +60,23 @@ def encode_vector_rows(feature_set_id: str, batch_id: str, lines: Sequence[int],
                        X: np.ndarray, labels: Sequence[str | None], chunk: int = 20_000) -> Iterator[bytes]:
     """The rows ``(feature_set_id, batch_id, lines[j], X[j], keys[j], labels[j])`` in
     binary COPY format (:data:`COLUMNS` order), signature and trailer included, as
-    pieces of about ``chunk`` rows each.
+    pieces of about ``chunk`` rows each: :data:`SIGNATURE`, :func:`encode_rows`,
+    :data:`TRAILER` (a COPY fed in parts sends the rows of every part between one
+    signature and one trailer).
+
+    Raises
+    ------
+    ValueError
+        As :func:`encode_rows`.
+    """
+    yield SIGNATURE
+    yield from encode_rows(feature_set_id, batch_id, lines, keys, X, labels, chunk)
+    yield TRAILER
+
+
+def encode_rows(feature_set_id: str, batch_id: str, lines: Sequence[int], keys: Sequence[str | None],
+                X: np.ndarray, labels: Sequence[str | None], chunk: int = 20_000) -> Iterator[bytes]:
+    """The rows alone, without signature and trailer, as pieces of about ``chunk`` rows.
 
     Raises
     ------
@@ -77,7 +93,6 @@ def encode_vector_rows(feature_set_id: str, batch_id: str, lines: Sequence[int],
         raise ValueError("lines: a line number does not fit a PostgreSQL integer")
     dtype, head, vector_head = _fixed_part(feature_set_id, batch_id, X.shape[1])
     width = dtype.itemsize
-    yield SIGNATURE
     label_fields: dict[str | None, bytes] = {}
     for start in range(0, len(lines), chunk):
         stop = min(start + chunk, len(lines))
@@ -95,4 +110,3 @@ def encode_vector_rows(feature_set_id: str, batch_id: str, lines: Sequence[int],
         rows = fixed.tobytes()
         pieces = [rows[j:j + width] for j in range(0, len(rows), width)]
         yield b"".join(chain.from_iterable(zip(pieces, key_bytes, map(label_fields.__getitem__, labels[start:stop]))))
-    yield TRAILER

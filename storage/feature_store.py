@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import AsyncIterable, Sequence
 
 import asyncpg
 import msgspec
 import numpy as np
 
 from storage.copy_binary import COLUMNS as COPY_COLUMNS
-from storage.copy_binary import encode_vector_rows
+from storage.copy_binary import SIGNATURE as COPY_SIGNATURE
+from storage.copy_binary import TRAILER as COPY_TRAILER
+from storage.copy_binary import encode_rows
 from storage.float_arrays import float8_matrix
 from storage.signing import sign, verify
 
@@ -29,6 +31,18 @@ class FeatureRows:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+
+@dataclass(frozen=True)
+class EncodedRows:
+    """Vectors already in the binary COPY form (:meth:`PostgresFeatureStore.encoded`), so
+    that a thread can encode them while the event loop sends earlier ones."""
+
+    n_rows: int
+    pieces: list[bytes]
+
+    def __len__(self) -> int:
+        return self.n_rows
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,31 @@ class PostgresFeatureStore:
                           quarantined: list[tuple[int, str]], report: bytes) -> None:
         """Vectors, quarantined rows and the quality report of one batch, in the caller's
         transaction: all of a batch lands or none (a replay first asks :meth:`prepared`).
-        The vectors go in one binary COPY, encoded from their matrix (:mod:`storage.copy_binary`).
+        :meth:`write_vectors` of one part, then :meth:`write_quality`.
+
+        Raises
+        ------
+        LookupError
+            No feature set ``feature_set_id``.
+        """
+        async def one_part():
+            yield rows
+
+        await self.write_vectors(conn, feature_set_id, batch_id, one_part())
+        await self.write_quality(conn, feature_set_id, batch_id, quarantined, report)
+
+    @staticmethod
+    def encoded(feature_set_id: str, batch_id: str, rows: FeatureRows) -> EncodedRows:
+        """Pure and CPU-bound: ``rows`` in the binary COPY form :meth:`write_vectors` sends."""
+        return EncodedRows(len(rows), list(encode_rows(feature_set_id, batch_id, rows.lines, rows.keys, rows.X,
+                                                       rows.labels)))
+
+    async def write_vectors(self, conn, feature_set_id: str, batch_id: str,
+                            parts: AsyncIterable[FeatureRows | EncodedRows]) -> int:
+        """The vectors of a batch in one binary COPY, in the caller's transaction, fed part
+        by part as ``parts`` yields them (encoded from their matrix, :mod:`storage.copy_binary`,
+        unless a part comes :meth:`encoded` already): PostgreSQL stores one part while the
+        next is made. The number of vectors.
 
         Raises
         ------
@@ -88,14 +126,26 @@ class PostgresFeatureStore:
         if not await conn.fetchval("SELECT 1 FROM feature_sets WHERE feature_set_id = $1 FOR KEY SHARE",
                                    feature_set_id):
             raise LookupError(f"feature_set_id: no feature set {feature_set_id!r} to write batch {batch_id} into")
-        if len(rows):
-            pieces = encode_vector_rows(feature_set_id, batch_id, rows.lines, rows.keys, rows.X, rows.labels)
+        written = 0
 
-            async def source():
-                for piece in pieces:
+        async def source():
+            nonlocal written
+            yield COPY_SIGNATURE
+            async for part in parts:
+                written += len(part)
+                if not isinstance(part, EncodedRows):
+                    part = self.encoded(feature_set_id, batch_id, part)
+                for piece in part.pieces:
                     yield piece
+            yield COPY_TRAILER
 
-            await conn.copy_to_table("features", source=source(), columns=list(COPY_COLUMNS), format="binary")
+        await conn.copy_to_table("features", source=source(), columns=list(COPY_COLUMNS), format="binary")
+        return written
+
+    async def write_quality(self, conn, feature_set_id: str, batch_id: str, quarantined: list[tuple[int, str]],
+                            report: bytes) -> None:
+        """A batch's quarantined rows ((line, reason)) and its quality report (JSON), in the
+        caller's transaction."""
         await conn.executemany(
             "INSERT INTO feature_quarantine (feature_set_id, batch_id, line_no, reason) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT DO NOTHING", [(feature_set_id, batch_id, line, reason) for line, reason in quarantined])
@@ -267,4 +317,4 @@ class RedisOnlineStore:
         return n
 
 
-__all__ = ["FeatureRows", "PostgresFeatureStore", "RedisOnlineStore", "OnlineVector", "StoredFeatureSet"]
+__all__ = ["EncodedRows", "FeatureRows", "PostgresFeatureStore", "RedisOnlineStore", "OnlineVector", "StoredFeatureSet"]

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import asyncpg
 
 from storage.base import (
-    AuditLog, BatchEffects, Checkpoint, Claim, Fenced, Outbox, OutboxItem, PartitionLedger,
+    AuditLog, BatchEffects, Checkpoint, Claim, DeadLetter, Fenced, Outbox, OutboxItem, PartitionLedger,
 )
 from storage.signing import SignatureMismatch, sign, verify
 
@@ -111,16 +111,29 @@ async def _write_effects(conn: asyncpg.Connection, claim: Claim, effects: BatchE
             [r.payload for r in rows], [r.event_time for r in rows], claim.topic, claim.partition,
             [r.source_offset for r in rows],
         )
-    if effects.dead_letters:
+    await add_dead_letters(conn, effects.dead_letters)
+    await add_to_outbox(conn, effects.outbox)
+
+
+async def add_dead_letters(conn: asyncpg.Connection, letters: list[DeadLetter]) -> None:
+    """Dead letters in the caller's transaction (one per source record: a replay adds none)."""
+    if letters:
         await conn.executemany(
             "INSERT INTO dead_letters (topic, partition, source_offset, msg_key, payload, error)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (topic, partition, source_offset) DO NOTHING",
-            [(d.topic, d.partition, d.source_offset, d.key, d.payload, d.error) for d in effects.dead_letters],
+            [(d.topic, d.partition, d.source_offset, d.key, d.payload, d.error) for d in letters],
         )
-    if effects.outbox:
+
+
+async def add_to_outbox(conn: asyncpg.Connection, items: list[tuple]) -> None:
+    """Outbox rows ((topic, key, payload, dedup_key[, partition]), as in
+    :attr:`BatchEffects.outbox`) in the caller's transaction; one whose dedup key is
+    there already is not added again. For a stage write (:attr:`BatchEffects.writes`)
+    whose message is known only once the write has run."""
+    if items:
         await conn.executemany(
             "INSERT INTO outbox (topic, msg_key, payload, dedup_key, partition) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (dedup_key) DO NOTHING", [(*item, None)[:5] for item in effects.outbox],
+            " ON CONFLICT (dedup_key) DO NOTHING", [(*item, None)[:5] for item in items],
         )
 
 

@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     topic_partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
     ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     batch_score_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    #: Rows preparation transforms per piece: PostgreSQL stores one while the next is made.
+    prepare_chunk_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20000
     #: Rows a batch scorer predicts and stores per transaction.
     batch_score_chunk: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20000
     #: How long batch predictions are served from the cache to online callers.

@@ -180,3 +180,35 @@ async def test_a_spec_that_does_not_fit_the_data_is_dead_lettered_and_preparatio
                                     key="id", label="label")
     await conveyor.wait_ingested(request, ok, timeout_s=60)
     await eventually(lambda: prepared(db, ok), timeout_s=60, what="the next dataset prepared")
+
+
+async def test_a_custom_step_raising_on_a_later_batch_dead_letters_it_and_stores_none_of_it(conveyor, db, tmp_path):
+    import tests.support.plugin_algorithms  # noqa: F401 -- test.unlucky, also in the cluster's plugins
+
+    dataset = f"unlucky-{uuid.uuid4().hex[:8]}"
+    await conveyor.set_feature_spec(dataset, 'label = "label"\nkey = "id"\n'
+                                    '[[steps]]\nname = "x"\ntransform = "numeric"\ncolumns = ["x"]\n'
+                                    '[[steps]]\nname = "checked"\ntransform = "test.unlucky"\ncolumns = ["x"]\n')
+
+    async def ingest(name: str, xs) -> str:
+        path = write_rows(tmp_path / f"{name}.csv", [f"{name}{i},{x},red,{i % 2}" for i, x in enumerate(xs)])
+        request = await conveyor.ingest(dataset, path, key="id", label="label")
+        return (await conveyor.wait_ingested(request, dataset, timeout_s=60)).batch_id
+
+    def stored(batch_id):
+        return db.fetchval("SELECT count(*) FROM features WHERE batch_id = $1", batch_id)
+
+    first = await ingest("a", [x for x in range(20) if x != 13])
+    await eventually(lambda: prepared(db, dataset), timeout_s=60, what="the training batch prepared")
+    # 13 in the second piece of 7 rows: the first piece was already on its way to PostgreSQL
+    unlucky = await ingest("b", [100 + x for x in range(10)] + [13] + [200 + x for x in range(9)])
+    reason = await eventually(lambda: db.fetchval(
+        "SELECT error FROM dead_letters WHERE topic = 'raw.ingested' AND error LIKE $1", f"%{unlucky}%"),
+        timeout_s=60, what="the unlucky batch dead-lettered")
+    assert "13 is unlucky" in reason and dataset in reason
+    assert await stored(unlucky) == 0
+    assert await db.fetchval("SELECT count(*) FROM feature_quality WHERE batch_id = $1", unlucky) == 0
+    last = await ingest("c", range(30, 45))
+    await eventually(lambda: db.fetchval("SELECT 1 FROM feature_quality WHERE batch_id = $1", last),
+                     timeout_s=60, what="the next batch prepared")
+    assert (await stored(first), await stored(unlucky), await stored(last)) == (19, 0, 15)

@@ -1,5 +1,5 @@
-"""A user's own algorithms, registered when the module is imported (the cluster of the
-test session lists it in CONVEYOR_PLUGINS)."""
+"""A user's own algorithms and feature transforms, registered when the module is imported
+(the cluster of the test session lists it in CONVEYOR_PLUGINS)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 
 from ml.algorithms import ParamSpec, register_algorithm
 from ml.demo_algorithms import SlowClassifier
+from ml.transforms import Transform, register_transform
 
 
 class NearestCentroid:
@@ -34,3 +35,18 @@ register_algorithm("test.nearest_centroid", NearestCentroid, task="classificatio
 # A version that is late: the product's demo algorithm, under the tests' own name.
 register_algorithm("test.slow_classifier", SlowClassifier, task="classification",
                    params={"delay_s": ParamSpec(float, 1.0, min=0.0)}, replace=True)
+
+
+class Unlucky(Transform):
+    """A custom step with a bug: it raises on the value 13 (a batch without one goes through)."""
+
+    kind = "transform"
+    PARAMS = {}
+
+    def transform_batch(self, columns):
+        if any((column == 13).any() for column in columns):
+            raise ValueError("13 is unlucky")
+        return list(columns)
+
+
+register_transform("test.unlucky", Unlucky, replace=True)
