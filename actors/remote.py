@@ -293,6 +293,11 @@ class Compute:
         """``handle.call(method, *args)``; raises `ActorGone` if the actor died, or what the method raised."""
         return await handle.call.remote(method, *args)
 
+    async def cluster_cpus(self) -> int:
+        """The CPUs of the Ray cluster, as its nodes declared them (at least 1)."""
+        resources = await asyncio.to_thread(ray.cluster_resources)
+        return max(1, int(resources.get("CPU", 1)))
+
     async def map(self, path: str, calls: list[tuple], num_cpus: float = 1.0) -> list[Any]:
         """``path(*args)`` for every ``args`` in ``calls``, as Ray tasks spread over the cluster's CPUs."""
         refs = [_run_function.options(num_cpus=num_cpus).remote(path, *args) for args in calls]

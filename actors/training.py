@@ -212,8 +212,15 @@ class TrainingCoordinator(PartitionWorker):
         refs = [compute.put(part) for part in data[:4]]
         config = plan.config
         errors: list[str] = []
+        # as many fits at once as the cluster has CPUs: the others wait for a slot instead of
+        # sharing the CPUs (the run ends when its longest fit ends; sharing only slows it)
+        slots = asyncio.Semaphore(self.settings.training_parallel_candidates or await compute.cluster_cpus())
 
         async def train(index: int, candidate) -> None:
+            async with slots:
+                await train_now(index, candidate)
+
+        async def train_now(index: int, candidate) -> None:
             attempts = 0
 
             async def attempt(n: int):

@@ -70,6 +70,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     batch_score_chunk: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20000
     #: How long batch predictions are served from the cache to online callers.
     prediction_cache_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 3600
+    #: Candidates of a run training at once (0: one per CPU of the Ray cluster); the others
+    #: wait for a slot, in the config's order. More fits than CPUs only share the CPUs.
+    training_parallel_candidates: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0
     #: Candidate actors kept started (libraries imported) so a training run does not wait for one.
     training_warm_actors: Annotated[int, msgspec.Meta(ge=0, le=32)] = 2
     #: ... and up to this many, when runs with more candidates come (one ready per candidate).

@@ -4,6 +4,7 @@ are compared with the same estimators fit directly on the same split."""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import numpy as np
@@ -51,6 +52,28 @@ name = "sgd"
 algorithm = "sklearn.sgd_classifier"
 params = { loss = "log_loss" }
 """
+
+
+async def test_a_run_trains_as_many_candidates_at_once_as_the_cluster_has_cpus_in_the_configs_order(
+        conveyor, cancer):
+    dataset, _ = cancer
+    model = f"m-{uuid.uuid4().hex[:8]}"
+    names = [f"slow{i}" for i in range(5)]
+    candidates = "".join(f'[[candidates]]\nname = "{name}"\nalgorithm = "test.slow_fit"\nparams = {{ delay_s = 1.5 }}\n'
+                         for name in names)
+    run_id = await conveyor.train(config(model, dataset, candidates))
+    done = await conveyor.wait_trained(run_id, timeout_s=300)
+    assert done.state == "done" and done.n_trained == len(names)
+    found = {c["name"]: c for c in await conveyor.candidates(model)}
+    slots = min(len(names), os.cpu_count() or 1)   # the embedded Ray head declares every CPU of the machine
+
+    def fitting_at(moment: float) -> int:
+        return sum(c["started_at"] <= moment < c["finished_at"] for c in found.values())
+
+    busiest = max(fitting_at(c["started_at"]) for c in found.values())
+    assert busiest == slots, [(n, c["started_at"], c["finished_at"]) for n, c in found.items()]
+    starts = [found[name]["started_at"] for name in names]
+    assert starts[slots:] == sorted(starts[slots:]) and min(starts[slots:], default=max(starts)) >= max(starts[:slots])
 
 
 async def test_sklearn_candidates_equal_the_same_estimators_fit_directly_and_train_at_the_same_time(conveyor, cancer):

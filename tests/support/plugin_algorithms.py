@@ -32,6 +32,24 @@ register_algorithm("test.nearest_centroid", NearestCentroid, task="classificatio
                    params={"shrink": ParamSpec(float, 0.0, min=0.0, max=1.0)}, replace=True)
 
 
+class SlowFit(NearestCentroid):
+    """A fit that takes ``delay_s`` longer (sleeping: it leaves the CPUs to the others)."""
+
+    def __init__(self, delay_s: float = 1.0) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def fit(self, X, y):
+        import time
+
+        time.sleep(self.delay_s)
+        return super().fit(X, y)
+
+
+register_algorithm("test.slow_fit", SlowFit, task="classification",
+                   params={"delay_s": ParamSpec(float, 1.0, min=0.0)}, replace=True)
+
+
 # A version that is late: the product's demo algorithm, under the tests' own name.
 register_algorithm("test.slow_classifier", SlowClassifier, task="classification",
                    params={"delay_s": ParamSpec(float, 1.0, min=0.0)}, replace=True)
