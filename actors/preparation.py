@@ -258,8 +258,18 @@ class PreparationWorker(PartitionWorker):
 async def _parts(chunks: Iterator[Chunk], lines: list[int], rows: list, key: str | None, copy: _OnlineCopy,
                  fsid: str, batch_id: str):
     """The batch's pieces for the offline store's COPY, each transformed in a thread
-    while the previous one is stored; each piece's latest vectors go to ``copy``."""
-    while (part := await asyncio.to_thread(_next_part, chunks, lines, rows, key, fsid, batch_id)) is not None:
-        feature_rows, latest_keys, latest = part
-        copy.add(latest_keys, latest)
-        yield feature_rows
+    while the previous one is sent and stored (one piece ahead); each piece's latest
+    vectors go to ``copy``."""
+    def ahead() -> asyncio.Future:
+        return asyncio.ensure_future(asyncio.to_thread(_next_part, chunks, lines, rows, key, fsid, batch_id))
+
+    pending = ahead()
+    try:
+        while (part := await pending) is not None:
+            pending = ahead()
+            feature_rows, latest_keys, latest = part
+            copy.add(latest_keys, latest)
+            yield feature_rows
+    finally:
+        if not pending.done():   # the COPY gave up: the piece under way is not wanted
+            pending.cancel()
