@@ -125,7 +125,8 @@ class TrainingCoordinator(PartitionWorker):
         p = self.progress
         if p:
             beat["activity"] = (f"training {p['model']} (run {p['run_id'][:12]}): {p['trained']}/{p['candidates']}"
-                                f" candidates trained" + (f", {p['failed']} failed" if p.get("failed") else ""))
+                                f" candidates trained" + (f", {p['failed']} failed" if p.get("failed") else "")
+                                + (f", {p['fitting']} fitting" if p.get("fitting") else ""))
         return beat
 
     # --- one run --------------------------------------------------------------------------
@@ -218,7 +219,11 @@ class TrainingCoordinator(PartitionWorker):
 
         async def train(index: int, candidate) -> None:
             async with slots:
-                await train_now(index, candidate)
+                self.progress["fitting"] = self.progress.get("fitting", 0) + 1
+                try:
+                    await train_now(index, candidate)
+                finally:
+                    self.progress["fitting"] -= 1
 
         async def train_now(index: int, candidate) -> None:
             attempts = 0

@@ -1,5 +1,6 @@
 """Unit tests of the training coordinator's pool of warm candidate actors
-(actors.training_tasks.WarmPool), with its Ray seam replaced by a recorder."""
+(actors.training_tasks.WarmPool), with its Ray seam replaced by a recorder, and of what
+the coordinator shows in cluster status while a run goes on."""
 
 from __future__ import annotations
 
@@ -67,3 +68,15 @@ async def test_a_run_with_more_candidates_than_the_pool_raises_the_pool_to_match
     pool.fill()
     await asyncio.sleep(0.2)
     assert len(compute.hosted) == 4 + 5                  # never more than the limit
+
+
+def test_cluster_status_shows_how_many_candidates_of_a_run_are_fitting():
+    from actors.training import TrainingCoordinator
+    from storage.settings import load_settings
+
+    coordinator = TrainingCoordinator(load_settings(config_path=None, environ={}), "root.train")
+    coordinator.progress = {"run_id": "r" * 20, "model": "m", "candidates": 4, "trained": 1, "failed": 0}
+    assert coordinator.heartbeat()["activity"] == "training m (run rrrrrrrrrrrr): 1/4 candidates trained"
+    coordinator.progress.update(fitting=2, failed=1)
+    assert coordinator.heartbeat()["activity"] == ("training m (run rrrrrrrrrrrr): 1/4 candidates trained, 1 failed,"
+                                                   " 2 fitting")
