@@ -47,6 +47,7 @@ class Monitor(PartitionWorker):
     consumer = "monitor"
     #: Figures are stored every few seconds: a record need not be seen within a few ms.
     fetch_max_wait_ms = 100
+    woken_by_doorbell = False
     requests = ("pause", "restored")
     #: Alerts that move production back to the previous version (``auto_rollback``).
     ROLLBACK_KINDS = ("latency", "fallbacks", "accuracy")

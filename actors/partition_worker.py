@@ -27,6 +27,10 @@ class PartitionWorker(Worker):
     #: The broker's wait for a fetch (None: the ``kafka_fetch_max_wait_ms`` setting); a worker
     #: that need not see a record within a few ms waits longer and wakes the broker less.
     fetch_max_wait_ms: int | None = None
+    #: Woken at once by a publisher's ring on the topic's doorbell; a worker for which a
+    #: record may wait (bookkeeping off every user's path) reads at its own pace instead, in
+    #: bigger batches, and leaves the cores to the work someone waits for.
+    woken_by_doorbell = True
     #: Records per ``handle`` at most (None: the ``kafka_max_batch`` setting); a worker
     #: whose records are large batches of work handles fewer at a time.
     max_records_per_handle: int | None = None
@@ -94,7 +98,7 @@ class PartitionWorker(Worker):
             self.offset = checkpoint.source_offset if checkpoint.generation == self.claim.generation else 0
             self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
         await self.open()
-        self.doorbell = doorbell_for(self.settings)
+        self.doorbell = doorbell_for(self.settings) if self.woken_by_doorbell else None
         self._reader = reader_for(self.settings, self.topic, self.partition, self.fetch_max_wait_ms, self.doorbell)
         await self._reader.start(self.offset)
         self.log.info("partition claimed", epoch=self.claim.epoch, offset=self.offset)

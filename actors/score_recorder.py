@@ -15,6 +15,7 @@ from storage.settings import Settings
 
 class ScoreRecorder(PartitionWorker):
     consumer = "score-recorder"
+    woken_by_doorbell = False       # a record waits for the next read: up to the idle pause
 
     def __init__(self, settings: Settings, name: str, topic: str = "scores", partition: int = 0) -> None:
         super().__init__(settings, name, topic, partition)
