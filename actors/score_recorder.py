@@ -30,11 +30,13 @@ class ScoreRecorder(PartitionWorker):
                              event.label, event.latency_ms, event.fallback, event.entity_key, event.reason,
                              dt.datetime.fromtimestamp(event.produced_at, dt.timezone.utc)))
         if rows:
-            async def write(conn, rows=rows) -> None:
-                await conn.executemany(
+            async def write(conn, columns=list(zip(*rows))) -> None:
+                # one statement for the batch (a column per array), not one execution per record
+                await conn.execute(
                     "INSERT INTO scores (request_id, model, version, answered_by, score, label, latency_ms, fallback,"
-                    " entity_key, reason, scored_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    " ON CONFLICT (request_id) DO NOTHING", rows)
+                    " entity_key, reason, scored_at) SELECT * FROM unnest($1::text[], $2::text[], $3::int[],"
+                    " $4::text[], $5::float8[], $6::text[], $7::float8[], $8::bool[], $9::text[], $10::text[],"
+                    " $11::timestamptz[]) ON CONFLICT (request_id) DO NOTHING", *map(list, columns))
 
             effects.writes.append(write)
         return effects
