@@ -39,10 +39,28 @@ def connect(address: str, namespace: str) -> None:
     """
     if ray.is_initialized():
         return
+    raylet_messages_to_stderr()
     host = address.rsplit(":", 1)[0]
     local = host in ("127.0.0.1", "localhost")
     ray.init(address=address, namespace=namespace, logging_level="ERROR", log_to_driver=False,
              **({"_node_ip_address": "127.0.0.1"} if local else {}))
+
+
+def raylet_messages_to_stderr() -> None:
+    """Send what the raylet pushes to every driver (e.g. "N PYTHON worker processes have
+    been started ...") to stderr: Ray's listener prints it on stdout, in the middle of a
+    command's output (``cluster status --json`` stopped being JSON)."""
+    import ray._private.worker as ray_worker
+
+    printer = ray_worker.print_to_stdstream
+    if getattr(printer, "to_stderr", False):
+        return
+
+    def to_stderr(data, ignore_prefix):
+        printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.to_stderr = True
+    ray_worker.print_to_stdstream = to_stderr
 
 
 def disconnect() -> None:
