@@ -144,6 +144,8 @@ class TrainingCoordinator(PartitionWorker):
             self.log.error("training run failed", run=run.run_id, error=f"{type(exc).__name__}: {exc}")
         finally:
             self.progress = {}
+            if time.monotonic() - self.started_at_monotonic > WARM_AFTER_S:
+                self._warm.fill()    # at once: the next run may come before the loop's next step
 
     async def _feature_set(self, config, override: str | None) -> str:
         fsid = override or config.feature_set

@@ -80,3 +80,31 @@ def test_cluster_status_shows_how_many_candidates_of_a_run_are_fitting():
     coordinator.progress.update(fitting=2, failed=1)
     assert coordinator.heartbeat()["activity"] == ("training m (run rrrrrrrrrrrr): 1/4 candidates trained, 1 failed,"
                                                    " 2 fitting")
+
+
+async def test_the_pool_is_refilled_as_soon_as_a_run_ends_not_at_the_loops_next_step():
+    from actors.training import WARM_AFTER_S, RunFailed, TrainingCoordinator
+    from storage.settings import load_settings
+
+    class Pool:
+        filled = 0
+
+        def fill(self):
+            self.filled += 1
+
+    class Models:
+        async def fail_run(self, run_id, error):
+            pass
+
+    async def failing(run):
+        raise RunFailed("feature_set: none")
+
+    coordinator = TrainingCoordinator(load_settings(config_path=None, environ={}), "root.train")
+    coordinator._warm, coordinator.models, coordinator._run = Pool(), Models(), failing
+    coordinator.started_at_monotonic -= WARM_AFTER_S + 1
+
+    class Run:
+        run_id = "r1"
+
+    await coordinator._execute(Run())
+    assert coordinator._warm.filled == 1
