@@ -102,9 +102,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: A child not running this long after its start is restarted; `cluster start` gives up
     #: when no further actor came up for this long (or after three times it in all).
     start_timeout_s: Positive = 60.0
-    #: Modules every training process imports first (comma-separated), e.g. to register the
-    #: user's own algorithms with ml.algorithms.register_algorithm; they must be importable
-    #: by the cluster's workers (on PYTHONPATH when the cluster starts).
+    #: Modules every training, serving and preparation process imports first (comma-separated),
+    #: e.g. to register the user's own algorithms (ml.algorithms.register_algorithm) or feature
+    #: steps (ml.transforms.register_transform); they must be importable by the cluster's
+    #: workers (on PYTHONPATH when the cluster starts).
     plugins: Annotated[str, msgspec.Meta(max_length=1024,
                                          pattern=r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
                                                  r"(,[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)*)?\Z")] = ""
