@@ -20,7 +20,7 @@ def cluster():
     # small batch-scoring chunks: a scorer killed after its first chunk has more left to resume;
     # small preparation pieces: the tests' batches are transformed and stored in several
     cli = CliCluster.fresh(CONVEYOR_PLUGINS=PLUGINS, CONVEYOR_LEARNER_CHECKPOINT_EVERY_N="300",
-                           CONVEYOR_BATCH_SCORE_CHUNK="2000", CONVEYOR_PREPARE_CHUNK_ROWS="7")
+                           CONVEYOR_BATCH_SCORE_CHUNK="2000", CONVEYOR_PREPARE_CHUNK_ROWS="64")
     try:
         cli.start()
     except Exception:

@@ -200,8 +200,8 @@ async def test_a_custom_step_raising_on_a_later_batch_dead_letters_it_and_stores
 
     first = await ingest("a", [x for x in range(20) if x != 13])
     await eventually(lambda: prepared(db, dataset), timeout_s=60, what="the training batch prepared")
-    # 13 in the second piece of 7 rows: the first piece was already on its way to PostgreSQL
-    unlucky = await ingest("b", [100 + x for x in range(10)] + [13] + [200 + x for x in range(9)])
+    # 13 in the third piece of 64 rows: the first two were already on their way to PostgreSQL
+    unlucky = await ingest("b", [100 + x for x in range(140)] + [13] + [300 + x for x in range(9)])
     reason = await eventually(lambda: db.fetchval(
         "SELECT error FROM dead_letters WHERE topic = 'raw.ingested' AND error LIKE $1", f"%{unlucky}%"),
         timeout_s=60, what="the unlucky batch dead-lettered")
