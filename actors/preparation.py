@@ -132,7 +132,8 @@ class PreparationWorker(PartitionWorker):
     consumer = "preparation"
     pause_between_reads = True
     #: One announced batch per transaction: its decoded rows stay in memory until the
-    #: transaction that transforms and stores them commits.
+    #: transaction that transforms and stores them commits, and a feature set fitted on a
+    #: dataset's first batch is committed before its next batch is read (and reused).
     max_records_per_handle = 1
 
     def __init__(self, settings: Settings, name: str, topic: str = "raw.ingested", partition: int = 0) -> None:
@@ -158,9 +159,6 @@ class PreparationWorker(PartitionWorker):
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()
-        # Feature sets fitted in this chunk are not committed yet: later batches of the
-        # same dataset in the chunk must reuse them, not fit again.
-        self._fitted_in_chunk: dict[tuple[str, str], object] = {}
         for record in records:
             event = self.expect(record, effects, RawIngested)
             if event is None:
@@ -191,8 +189,7 @@ class PreparationWorker(PartitionWorker):
         stored = await self.features.latest_set(event.dataset, spec_toml)
         if stored is not None and await self.features.prepared(stored.feature_set_id, event.batch_id):
             return  # a replay: this batch's features were committed with the offset before
-        fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else \
-            self._fitted_in_chunk.get((event.dataset, spec_toml))
+        fitted = FittedFeatureSet.from_bytes(stored.fitted) if stored is not None else None
         fmt = await self.pool.fetchval("SELECT format FROM raw_batches WHERE batch_id = $1", event.batch_id)
         # Everything CPU-bound runs in a thread so the actor keeps answering heartbeats.
         with _collection_paused():
@@ -201,7 +198,6 @@ class PreparationWorker(PartitionWorker):
             fitted_here = fitted is None
             if fitted_here:
                 fitted = await asyncio.to_thread(fit_feature_set, spec, rows)
-        self._fitted_in_chunk[(event.dataset, spec_toml)] = fitted
         fsid = stored_feature_set_id(event.dataset, fitted.feature_set_id)
         new_set = (spec_toml, fitted.to_bytes(), list(fitted.feature_names)) if fitted_here else None
         effects.writes.append(self._write_features(record, event, spec.key, fsid, fitted, new_set, lines, rows))

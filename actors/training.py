@@ -104,13 +104,18 @@ class TrainingCoordinator(PartitionWorker):
     async def step(self) -> None:
         await super().step()
         idle = self._running is None or self._running.done()
-        if idle and time.monotonic() - self.started_at_monotonic > WARM_AFTER_S:
-            self._warm.fill()             # between runs, once the cluster's start has settled
+        if idle:
+            self._refill_warm_pool()
         if idle and (self._recorded or time.monotonic() - self._last_poll >= self.poll_s):
             self._last_poll, self._recorded = time.monotonic(), False
             runs = await self.models.open_runs()
             if runs:
                 self._running = asyncio.get_running_loop().create_task(self._execute(runs[0]))
+
+    def _refill_warm_pool(self) -> None:
+        """Between runs, once the cluster's start has settled."""
+        if time.monotonic() - self.started_at_monotonic > WARM_AFTER_S:
+            self._warm.fill()
 
     async def teardown(self) -> None:
         if self._warm is not None:
@@ -144,8 +149,7 @@ class TrainingCoordinator(PartitionWorker):
             self.log.error("training run failed", run=run.run_id, error=f"{type(exc).__name__}: {exc}")
         finally:
             self.progress = {}
-            if time.monotonic() - self.started_at_monotonic > WARM_AFTER_S:
-                self._warm.fill()    # at once: the next run may come before the loop's next step
+            self._refill_warm_pool()    # at once: the next run may come before the loop's next step
 
     async def _feature_set(self, config, override: str | None) -> str:
         fsid = override or config.feature_set

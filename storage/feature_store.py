@@ -35,8 +35,8 @@ class FeatureRows:
 
 @dataclass(frozen=True)
 class EncodedRows:
-    """Vectors already in the binary COPY form (:meth:`PostgresFeatureStore.encoded`), so
-    that a thread can encode them while the event loop sends earlier ones."""
+    """Vectors in the binary COPY form (:meth:`PostgresFeatureStore.encoded`, CPU-bound: a
+    thread can encode a part while the event loop sends the earlier ones)."""
 
     n_rows: int
     pieces: list[bytes]
@@ -86,35 +86,17 @@ class PostgresFeatureStore:
             " fitted_on_batch) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (feature_set_id) DO NOTHING",
             feature_set_id, dataset, spec_toml, fitted, sign(self._key, fitted), list(feature_names), batch_id)
 
-    async def write_batch(self, conn, feature_set_id: str, batch_id: str, rows: FeatureRows,
-                          quarantined: list[tuple[int, str]], report: bytes) -> None:
-        """Vectors, quarantined rows and the quality report of one batch, in the caller's
-        transaction: all of a batch lands or none (a replay first asks :meth:`prepared`).
-        :meth:`write_vectors` of one part, then :meth:`write_quality`.
-
-        Raises
-        ------
-        LookupError
-            No feature set ``feature_set_id``.
-        """
-        async def one_part():
-            yield rows
-
-        await self.write_vectors(conn, feature_set_id, batch_id, one_part())
-        await self.write_quality(conn, feature_set_id, batch_id, quarantined, report)
-
     @staticmethod
     def encoded(feature_set_id: str, batch_id: str, rows: FeatureRows) -> EncodedRows:
         """Pure and CPU-bound: ``rows`` in the binary COPY form :meth:`write_vectors` sends."""
         return EncodedRows(len(rows), list(encode_rows(feature_set_id, batch_id, rows.lines, rows.keys, rows.X,
                                                        rows.labels)))
 
-    async def write_vectors(self, conn, feature_set_id: str, batch_id: str,
-                            parts: AsyncIterable[FeatureRows | EncodedRows]) -> int:
+    async def write_vectors(self, conn, feature_set_id: str, batch_id: str, parts: AsyncIterable[EncodedRows]) -> int:
         """The vectors of a batch in one binary COPY, in the caller's transaction, fed part
-        by part as ``parts`` yields them (encoded from their matrix, :mod:`storage.copy_binary`,
-        unless a part comes :meth:`encoded` already): PostgreSQL stores one part while the
-        next is made. The number of vectors.
+        by part as ``parts`` yields them (each :meth:`encoded`): PostgreSQL stores one part
+        while the next is made. With :meth:`write_quality` in the same transaction, all of a
+        batch lands or none (a replay first asks :meth:`prepared`). The number of vectors.
 
         Raises
         ------
@@ -133,8 +115,6 @@ class PostgresFeatureStore:
             yield COPY_SIGNATURE
             async for part in parts:
                 written += len(part)
-                if not isinstance(part, EncodedRows):
-                    part = self.encoded(feature_set_id, batch_id, part)
                 for piece in part.pieces:
                     yield piece
             yield COPY_TRAILER

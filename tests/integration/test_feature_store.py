@@ -48,9 +48,17 @@ async def test_a_batch_of_vectors_is_read_back_exactly_by_matrix_in_line_order(d
     lines = list(range(2, 1000))
     keys = [None if i % 50 == 0 else f"ключ-{i}" for i in range(998)]
     labels = [None if i % 7 == 0 else str(i % 3) for i in range(998)]
+
+    async def parts(fsid, rows: FeatureRows, size: int):      # the COPY fed in parts, as preparation feeds it
+        for at in range(0, len(rows), size):
+            yield store.encoded(fsid, batch_id, FeatureRows(rows.lines[at:at + size], rows.keys[at:at + size],
+                                                            rows.X[at:at + size], rows.labels[at:at + size]))
+
     async with db.acquire() as conn, conn.transaction():
         await store.add_set(conn, dataset, "spec", fsid, b"{}", ["a", "b", "c"], batch_id)
-        await store.write_batch(conn, fsid, batch_id, FeatureRows(lines, keys, X, labels), [(1000, "x: why")], b"{}")
+        assert await store.write_vectors(conn, fsid, batch_id, parts(fsid, FeatureRows(lines, keys, X, labels), 400)) \
+            == len(lines)
+        await store.write_quality(conn, fsid, batch_id, [(1000, "x: why")], b"{}")
     names, got_keys, vectors, got_labels = await store.matrix(fsid)
     assert names == ["a", "b", "c"] and got_keys == keys and got_labels == labels
     assert np.array_equal(np.array(vectors), X) and str(vectors[-1][1]) == "-0.0"
@@ -60,8 +68,8 @@ async def test_a_batch_of_vectors_is_read_back_exactly_by_matrix_in_line_order(d
 
     with pytest.raises(LookupError, match="feature_set_id"):
         async with db.acquire() as conn, conn.transaction():
-            await store.write_batch(conn, "no-such-set", batch_id, FeatureRows(lines[:1], keys[:1], X[:1], labels[:1]),
-                                    [], b"{}")
+            await store.write_vectors(conn, "no-such-set", batch_id,
+                                      parts("no-such-set", FeatureRows(lines[:1], keys[:1], X[:1], labels[:1]), 1))
     with pytest.raises(asyncpg.PostgresError, match="append-only"):
         await db.execute("DELETE FROM feature_sets WHERE feature_set_id = $1", fsid)
 
