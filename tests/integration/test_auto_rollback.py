@@ -56,7 +56,12 @@ async def test_a_version_breaking_its_latency_objective_is_rolled_back_then_rest
     assert sorted(latencies)[int(0.99 * (len(latencies) - 1))] > 50        # the objective (50 ms) is broken
     await rolled_back(conveyor, model, 1)
     assert (await aliases(conveyor, model))[2] == ["previous"]    # still live, out of production
-    [alert] = [a for a in await conveyor.alerts(model) if a.kind == "latency"]
+    from tests.support.waiting import eventually
+
+    async def latency_alerts():    # the alert's record may land just after the rollback is seen
+        return [a for a in await conveyor.alerts(model) if a.kind == "latency"]
+
+    [alert] = await eventually(latency_alerts, timeout_s=30, what="the latency alert recorded")
     assert alert.version == 2 and alert.value > 50 and alert.threshold == 50 and "rolled back to v1" in alert.summary
     detail = json.loads(await db.fetchval("SELECT detail FROM audit_log WHERE action = 'model.rollback'"
                                           " AND subject = $1 ORDER BY id DESC LIMIT 1", model))
