@@ -84,7 +84,10 @@ def test_second_cluster_side_by_side_keeps_data_across_restart_and_leaves_no_pro
         killed = [proc for name in ("postgres", "redis", "kafka")
                   for proc in with_descendants(record["services"][name]["pids"])]
         for proc in killed:
-            proc.kill()
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:        # a child that exited with its parent: already stopped
+                pass
         psutil.wait_procs(killed, timeout=30)       # a process in a disk wait dies only when it returns
         repaired = other.run("cluster", "start", check=True)
         assert "starting them again in place" in repaired.stdout and "healthy again" in repaired.stdout
