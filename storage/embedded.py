@@ -9,6 +9,7 @@ What was started is recorded in ``<state>/cluster.json`` so that ``cluster stop`
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -283,8 +284,11 @@ def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> Ser
                # would tail from every worker's files and publish (its CPU grows with the logs)
                "--include-log-monitor=false",
                # fixed default ports would collide between clusters side by side
-               f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-               f"--metrics-export-port={free_port()}"]
+               f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}"]
+    if importlib.util.find_spec("grpc") is not None:
+        # Ray starts a Ray Client server (default port 10001) only when its optional `grpc`
+        # package is installed, and refuses the port option when it is not
+        command.append(f"--ray-client-server-port={free_port()}")
     env = {**os.environ, **ray_environment(token_path)}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
