@@ -128,10 +128,8 @@ def type_rows(rows: list[Any], typed: bool, only: Collection[str] | None = None)
         return [{k: typed_value(v) if only is None or k in only else v for k, v in row.items()}
                 if isinstance(row, dict) else row for row in rows]
     names = list(first)
-    if len(names) == 1:
-        columns: list = [[row[names[0]] for row in rows]]
-    else:
-        columns = list(zip(*map(itemgetter(*names), rows)))
-    columns = [typed_column(column) if only is None or name in only else column
-               for name, column in zip(names, columns)]
+    columns = []
+    for name in names:
+        column = list(map(itemgetter(name), rows))
+        columns.append(typed_column(column) if only is None or name in only else column)
     return [dict(zip(names, values)) for values in zip(*columns)]
