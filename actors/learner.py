@@ -220,11 +220,14 @@ class LearnerWorker(Worker):
         return write
 
     async def _publish_baselines(self) -> None:
-        """Each learner's answer of last resort, for a router whose request is late."""
-        if not self.learning.learners:
+        """Each learner's answer of last resort, for a router whose request is late; none for a
+        learner that learned nothing here yet (a router then takes another partition's)."""
+        learned = [(name, learner) for name, (_, learner) in self.learning.learners.items()
+                   if learner.champion.n_learned]
+        if not learned:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for name, (_, learner) in self.learning.learners.items():
+        for name, learner in learned:
             pipe.set(baseline_key(self.settings.cluster_name, name, self.partition),
                      json.dumps({**learner.baseline(), "task": learner.config.task}))
         await pipe.execute()

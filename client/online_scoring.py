@@ -1,8 +1,9 @@
 """Scoring with a live online learner, routed in the caller: the learner partition that
 learns the entity's events answers from its current champion (one Ray hop, a consistent
 snapshot: a partition answers between steps); when it is late or down, the learner's
-baseline (its most frequent label, or its mean, published at every checkpoint) answers
-within the deadline. Every answer is recorded like any other score."""
+baseline (its most frequent label, or its mean, published at every checkpoint; another
+partition's while it has none) answers within the deadline. Every answer is recorded like
+any other score."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from client.scoring import NAME, ScoreResult, ScoringFailed, ScoringRefused, _ca
 
 async def score_online(router, learner: str, features: dict, entity_key: str | None, deadline_ms: float,
                        n_partitions: int) -> ScoreResult:
-    from actors.learner import baseline_key
     from client.learning import partition_of
     from messages.base import new_id
 
@@ -66,16 +66,27 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
                 continue
             at += 1
     if answer is None:
-        raw = await router._redis.get(baseline_key(router.settings.cluster_name, learner, partition))
-        if raw is None:
+        answer = await _baseline(router, learner, partition, n_partitions)
+        if answer is None:
             raise ScoringFailed(f"learner {learner}: {reason}, and it has no baseline yet")
-        answer = {**json.loads(raw), "answered_by": "baseline"}
     result = ScoreResult(request_id=new_id(), model=learner, version=None, score=answer.get("score"),
                          label=answer.get("label"), answered_by=answer["answered_by"],
                          fallback=answer["answered_by"] == "baseline",
                          latency_ms=(time.perf_counter() - began) * 1000.0, reason=reason)
     router._record(result, entity_key)
     return result
+
+
+async def _baseline(router, learner: str, partition: int, n_partitions: int) -> dict | None:
+    """The baseline of ``partition``, or else of another partition of the learner: one that has
+    not checkpointed yet (it saw few events, or none) has none of its own, and another's answer
+    in time is better than none."""
+    from actors.learner import baseline_key
+
+    order = [partition, *(p for p in range(n_partitions) if p != partition)]
+    found = await router._redis.mget([baseline_key(router.settings.cluster_name, learner, p) for p in order])
+    raw = next((value for value in found if value is not None), None)
+    return None if raw is None else {**json.loads(raw), "answered_by": "baseline"}
 
 
 def _gone(exc: BaseException) -> bool:

@@ -53,6 +53,14 @@ async def learner_actor(conveyor, key: str):
     return partition, (await conveyor.status()).actor(f"root.learn.learner-{partition}")
 
 
+async def _key_of_another_partition(conveyor, partition: int) -> str | None:
+    """An entity key whose events go to a partition other than ``partition`` (None with one partition)."""
+    from client.learning import partition_of
+
+    n = await conveyor.learner_partitions()
+    return next((f"other-{i}" for i in range(1000) if partition_of(f"other-{i}", n) != partition), None) if n > 1 else None
+
+
 async def predictions(conveyor, name: str, partition: int) -> list[dict]:
     from actors.remote import RayRuntime
 
@@ -250,6 +258,17 @@ async def test_the_live_learner_serves_while_it_learns_and_its_baseline_answers_
     assert (frozen.answered_by, frozen.fallback, frozen.label) == ("baseline", True, str(majority[1]))
     assert frozen.score == pytest.approx(majority[0] / len(PHISHING))
     assert frozen.latency_ms < 1000
+    # The other partition saw none of these events, so it never checkpointed and has no baseline
+    # of its own: frozen, it is answered for by the baseline of the partition that learned them.
+    other = await _key_of_another_partition(conveyor, partition)
+    if other is not None:
+        _, idle = await learner_actor(conveyor, other)
+        os.kill(idle.pid, signal.SIGSTOP)
+        try:
+            stand_in = await conveyor.score_online(name, x, entity_key=other, deadline_ms=50)
+        finally:
+            os.kill(idle.pid, signal.SIGCONT)
+        assert (stand_in.answered_by, stand_in.label, stand_in.score) == ("baseline", frozen.label, frozen.score)
     with pytest.raises(ScoringRefused) as caught:
         await conveyor.score_online(unique("nobody"), x, deadline_ms=2000)
     assert caught.value.field == "learner"
