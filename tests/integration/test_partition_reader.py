@@ -80,3 +80,34 @@ async def test_a_reader_started_past_the_end_reads_nothing_until_it_seeks_back(s
         assert got == [b"x"]
     finally:
         await reader.stop()
+
+
+async def test_many_published_together_land_in_order_on_the_partition_of_their_key(settings):
+    """publish_many builds the record batches itself: every record is on the partition the
+    producer's default partitioner (and ``client.learning.partition_of``) names for its key,
+    in the order given, a record larger than a batch among them."""
+    from client.learning import partition_of
+
+    topic = f"reader-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka_bootstrap, {topic: 2})
+    items = [(f"{i}:".encode() + b"v" * (i % 50), f"entity-{i % 37}".encode()) for i in range(6000)]
+    items.insert(2500, (b"big:" + b"x" * (300 << 10), b"entity-3"))
+    publisher = KafkaPublisher(settings.kafka_bootstrap)
+    await publisher.start()
+    try:
+        await publisher.publish_many(topic, items)
+    finally:
+        await publisher.stop()
+    for partition in (0, 1):
+        expected = [value for value, key in items if partition_of(key.decode(), 2) == partition]
+        reader = reader_for(settings, topic, partition)
+        await reader.start(0)
+        try:
+            got = []
+            for _ in range(200):
+                got += [r.value for r in await reader.read(timeout_ms=100, max_records=1000, idle_backoff=False)]
+                if len(got) >= len(expected):
+                    break
+        finally:
+            await reader.stop()
+        assert got == expected, partition
