@@ -59,9 +59,8 @@ def aggregate_rows(aggregates: Aggregates, slots: set[str]) -> list[tuple]:
 
 
 def write_aggregates(rows: list[tuple]):
-    """The rows' upsert as one statement (one array per column): a batch touches hundreds of
-    entities with a row per numeric field each, and one execution per row cost the worker
-    and PostgreSQL more than the rest of the batch."""
+    """The rows' upsert as one statement (one array per column), not one execution per row:
+    a batch touches hundreds of entities with a row per numeric field each."""
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in range(7)]
 
     async def write(conn) -> None:

@@ -110,8 +110,8 @@ class StreamIngestWorker(PartitionWorker):
 
     consumer = "stream-ingest"
     #: A backlog is taken in big batches: a batch's aggregates are written once per entity it
-    #: touched (to PostgreSQL and Redis), so a 1,000-entity stream read 500 events at a time
-    #: wrote about as many entities as events; a batch never waits to fill.
+    #: touched (to PostgreSQL and Redis), and a 1,000-entity stream read 500 events at a time
+    #: touched about 400 entities per batch; a batch never waits to fill.
     max_records_per_handle = 5000
 
     def __init__(self, settings: Settings, name: str, topic: str = "events", partition: int = 0,
