@@ -61,6 +61,7 @@ class LearnerWorker(Worker):
         self.events = self.observations = None
         self.doorbell = None
         self._river: asyncio.Future | None = None
+        self._baselines_published: set[tuple[str, int]] = set()    # (learner, revision)
 
     # --- start: restore, replay -----------------------------------------------------------------
 
@@ -176,6 +177,9 @@ class LearnerWorker(Worker):
             self._checkpoint_steps.append(self.learning.step)
             self.last_checkpoint_offset, self.last_checkpoint_at = self.learning.events_offset, time.time()
             await self._publish_baselines()
+        elif any(learner.champion.n_learned and (name, revision) not in self._baselines_published
+                 for name, (revision, learner) in self.learning.learners.items()):
+            await self._publish_baselines()     # a learner's first: not only at the next checkpoint
 
     async def _apply(self, active, events: list, observations: list) -> StepEffects:
         """One step, applied in slices of ``slice_size`` records with the loop yielded between
@@ -220,17 +224,19 @@ class LearnerWorker(Worker):
         return write
 
     async def _publish_baselines(self) -> None:
-        """Each learner's answer of last resort, for a router whose request is late; none for a
-        learner that learned nothing here yet (a router then takes another partition's)."""
-        learned = [(name, learner) for name, (_, learner) in self.learning.learners.items()
+        """Each learner's answer of last resort, for a router whose request is late: at every
+        checkpoint, and after the first step a learner learned in; none for a learner that
+        learned nothing here yet (a router then takes another partition's)."""
+        learned = [(name, revision, learner) for name, (revision, learner) in self.learning.learners.items()
                    if learner.champion.n_learned]
         if not learned:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for name, learner in learned:
+        for name, _, learner in learned:
             pipe.set(baseline_key(self.settings.cluster_name, name, self.partition),
                      json.dumps({**learner.baseline(), "task": learner.config.task}))
         await pipe.execute()
+        self._baselines_published.update((name, revision) for name, revision, _ in learned)
 
     async def teardown(self) -> None:
         for reader in (self.events, self.observations):

@@ -1,9 +1,9 @@
 """Scoring with a live online learner, routed in the caller: the learner partition that
 learns the entity's events answers from its current champion (one Ray hop, a consistent
 snapshot: a partition answers between steps); when it is late or down, the learner's
-baseline (its most frequent label, or its mean, published at every checkpoint; another
-partition's while it has none) answers within the deadline. Every answer is recorded like
-any other score."""
+baseline (its most frequent label, or its mean, published after the first step it learned in
+and at every checkpoint; another partition's while it has none) answers within the deadline.
+Every answer is recorded like any other score."""
 
 from __future__ import annotations
 
