@@ -109,6 +109,31 @@ class WorkerHost:
         return result
 
 
+@ray.remote(num_cpus=0, max_restarts=0, **NO_TASK_EVENTS)
+class SharedHost:
+    """Hosts several light Ray-free workers in one process (a `HostSpec`): their run loops
+    share its event loop, and its heartbeat answers for all of them."""
+
+    def __init__(self, settings: Settings, workers: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        from actors.logs import configure_logging
+
+        configure_logging(settings.log_level)
+        loop = asyncio.get_running_loop()
+        self.workers = {worker_id: load_class(factory)(settings, name, **args)
+                        for worker_id, name, factory, args in workers}
+        self.tasks = [loop.create_task(worker.run()) for worker in self.workers.values()]
+
+    async def ping(self) -> dict[str, Any]:
+        from actors.worker import shared_heartbeat
+
+        return {**shared_heartbeat(self.workers), "node_id": ray.get_runtime_context().get_node_id()}
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 class RayRuntime:
     """Every Ray operation a supervisor performs."""
 
@@ -125,6 +150,13 @@ class RayRuntime:
         return await self._spawn(lambda: WorkerHost.options(
             name=name, namespace=self.namespace, lifetime="detached", num_cpus=num_cpus, max_restarts=0,
             max_concurrency=16).remote(factory, settings, name, args))
+
+    async def spawn_host(self, name: str, settings: Settings, workers: list[tuple[str, str, str, dict]],
+                         num_cpus: float):
+        """A `SharedHost` running ``workers``: (id, name, "module:Class", args) each."""
+        return await self._spawn(lambda: SharedHost.options(
+            name=name, namespace=self.namespace, lifetime="detached", num_cpus=num_cpus, max_restarts=0,
+            max_concurrency=16).remote(settings, workers))
 
     async def spawn_supervisor(self, actor_class, name: str, *args):
         return await self._spawn(lambda: actor_class.options(

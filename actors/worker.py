@@ -78,3 +78,31 @@ class Worker:
             "last_checkpoint_offset": self.last_checkpoint_offset,
             "last_checkpoint_at": self.last_checkpoint_at,
         }
+
+
+def shared_heartbeat(workers: dict[str, Worker]) -> dict[str, Any]:
+    """The heartbeat of workers sharing one process, supervised as one child: ``failed`` if
+    any of them failed or its loop ended (``error`` names each), ``starting`` until all of
+    them run, else ``running``; ``workers`` holds each one's own heartbeat by its id.
+
+    >>> a, b = Worker(None, "root.a"), Worker(None, "root.b")
+    >>> shared_heartbeat({"a": a, "b": b})["state"]
+    'starting'
+    >>> a.state = b.state = WorkerState.RUNNING
+    >>> shared_heartbeat({"a": a, "b": b})["state"]
+    'running'
+    >>> b.state, b.error = WorkerState.FAILED, "OSError: gone"
+    >>> beat = shared_heartbeat({"a": a, "b": b})
+    >>> beat["state"], beat["error"], beat["workers"]["a"]["state"]
+    ('failed', 'root.b: OSError: gone', 'running')
+    """
+    beats = {worker_id: worker.heartbeat() for worker_id, worker in workers.items()}
+    ended = [i for i, beat in beats.items() if beat["state"] in (WorkerState.FAILED.value, WorkerState.STOPPED.value)]
+    if ended:
+        state = WorkerState.FAILED.value
+    elif any(beat["state"] == WorkerState.STARTING.value for beat in beats.values()):
+        state = WorkerState.STARTING.value
+    else:
+        state = WorkerState.RUNNING.value
+    errors = [f"{workers[i].name}: {beats[i]['error'] or beats[i]['state']}" for i in ended]
+    return {"state": state, "error": "; ".join(errors), "pid": os.getpid(), "workers": beats}

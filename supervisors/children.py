@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisors.spec import AnySpec, SupervisorSpec
+from supervisors.spec import AnySpec, HostSpec, SupervisorSpec
 
 
 @dataclass
@@ -28,21 +28,37 @@ class ChildRecord:
     def is_supervisor(self) -> bool:
         return isinstance(self.spec, SupervisorSpec)
 
+    @property
+    def is_host(self) -> bool:
+        return isinstance(self.spec, HostSpec)
+
     def status(self) -> dict[str, Any]:
-        """The child as `cluster status` shows it (worker fields; supervisors add theirs)."""
-        beat = self.last_beat
+        """The child as `cluster status` shows it (worker fields; supervisors add theirs, a
+        host the workers it runs, each restarted with it)."""
+        kind = "supervisor" if self.is_supervisor else "host" if self.is_host else "worker"
+        entry = self._entry(self.name, kind, self.state, self.last_beat, self.error)
+        if self.is_host:
+            beats = self.last_beat.get("workers", {})
+            entry["children"] = [
+                self._entry(name, "worker", beat.get("state", self.state) if self.state == "running" else self.state,
+                            {**beat, "pid": self.last_beat.get("pid")}, "")
+                for name, beat in ((f"{self.name.rsplit('.', 1)[0]}.{c.id}", beats.get(c.id, {}))
+                                   for c in self.spec.children)]
+        return entry
+
+    def _entry(self, name: str, kind: str, state: str, beat: dict[str, Any], error: str) -> dict[str, Any]:
         checkpoint_at = beat.get("last_checkpoint_at")
         return {
-            "id": self.name,
-            "kind": "supervisor" if self.is_supervisor else "worker",
-            "state": self.state,
+            "id": name,
+            "kind": kind,
+            "state": state,
             "n_restarts": self.n_restarts,
             "last_restart_s": self.last_restart_s,
             "pid": beat.get("pid"),
             "n_processed": beat.get("n_processed"),
             "last_checkpoint_offset": beat.get("last_checkpoint_offset"),
             "last_checkpoint_age_s": (round(time.time() - checkpoint_at, 3) if checkpoint_at else None),
-            "error": beat.get("error") or self.error or None,
+            "error": beat.get("error") or error or None,
             "activity": beat.get("activity") or None,
             "topic": beat.get("topic"),
             "partition": beat.get("partition"),

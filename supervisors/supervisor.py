@@ -23,7 +23,7 @@ from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartI
 from storage.settings import Settings
 from supervisors.children import ChildRecord
 from supervisors.intensity import backoff_delay, record_restart
-from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
+from supervisors.spec import ChildSpec, HostSpec, Strategy, SupervisorSpec
 from supervisors.strategy import should_restart, to_restart
 
 HEALTHY = "running"
@@ -261,6 +261,9 @@ class Supervisor:
             if isinstance(spec, ChildSpec):
                 child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
                                                                dict(spec.args), spec.num_cpus)
+            elif isinstance(spec, HostSpec):   # its workers keep their names beside the host's
+                workers = [(w.id, f"{self.name}.{w.id}", w.factory, dict(w.args)) for w in spec.children]
+                child.handle = await self.runtime.spawn_host(child.name, self.settings, workers, spec.num_cpus)
             else:
                 if fresh_supervisor:  # a restart by its parent starts with a clean window
                     from storage.redis_store import SupervisionMemory

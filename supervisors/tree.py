@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from storage.settings import Settings
-from supervisors.spec import ChildSpec, Strategy, SupervisorFlags, SupervisorSpec
+from supervisors.spec import ChildSpec, HostSpec, Strategy, SupervisorFlags, SupervisorSpec
 from supervisors.supervisor import ESCALATED
 
 ROOT = "root"
@@ -22,22 +22,26 @@ def flags_from(settings: Settings, strategy: Strategy = Strategy.ONE_FOR_ONE) ->
 
 
 def cluster_tree(settings: Settings) -> SupervisorSpec:
-    """root ─┬─ outbox            (publishes what transactions emitted)
+    """root ─┬─ light ─┬─ outbox       (publishes what transactions emitted)
+             │         ├─ join         (features.generated -> joins whose sources all arrived)
+             │         ├─ scheduler    (publishes scheduled commands when due)
+             │         ├─ train        (train.models -> candidates, each in its own actor; verdict)
+             │         ├─ train-trigger (features.generated -> train.models where configured)
+             │         └─ scores       (score.recorded -> the score store)
              ├─ ingest ─┬─ events-0 … events-N-1   (one worker per partition of `events`)
              ├─ batch ──┬─ coordinator             (IngestBatch / SourceAvailable -> batch + tasks)
              │          └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)
              ├─ prepare                            (raw.ingested -> features, offline and online)
-             ├─ join                               (features.generated -> joins whose sources all arrived)
-             ├─ scheduler                          (publishes scheduled commands when due)
-             ├─ train                              (train.models -> candidates, evaluation, verdict)
-             ├─ train-trigger                      (features.generated -> train.models where configured)
              ├─ serve                              (deploy / rollback; keeps every live version's replicas up)
              ├─ fallback                           (answers with the previous version or the baseline)
-             ├─ scores                             (score.recorded -> the score store)
              ├─ monitor                            (score.recorded, observations -> figures, drift, alerts)
              ├─ learn ─┬─ learner-0 … learner-N-1  (River learners of each partition of `events`)
              └─ score-batch ─┬─ coordinator        (score.batch -> a job + partition tasks)
-                             └─ scorer-0 … scorer-K-1  (one per partition of `score.tasks`)"""
+                             └─ scorer-0 … scorer-K-1  (one per partition of `score.tasks`)
+
+    The workers under ``light`` mostly wait, and share one process (a `HostSpec`: one
+    failing restarts them all); their ids stay ``root.outbox`` and so on. The ones that
+    work per event or per row, or answer requests, keep a process each."""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
@@ -64,8 +68,9 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
     learn = SupervisorSpec(id="learn", flags=flags, children=tuple(
         ChildSpec(id=f"learner-{p}", factory="actors.learner:LearnerWorker", args={"partition": p})
         for p in range(settings.topic_partitions)))
-    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, ingest, batch, prepare, join, scheduler, train,
-                                                          trigger, serve, fallback, scores, monitor, score_batch, learn))
+    light = HostSpec(id="light", children=(outbox, join, scheduler, train, trigger, scores))
+    return SupervisorSpec(id=ROOT, flags=flags, children=(light, ingest, batch, prepare, serve, fallback, monitor,
+                                                          score_batch, learn))
 
 
 class TreeStartTimeout(TimeoutError):

@@ -8,8 +8,10 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from client.status import ClusterStatus
 from tests.support.datasets import NUMERIC_SPEC, cancer_csv
 
 pytestmark = pytest.mark.integration
@@ -55,10 +57,10 @@ def test_train_then_models_list_and_show_with_curve_images(cluster, tmp_path):
 
     seen = ""   # cluster status shows what the coordinator is doing while the run goes on
     for _ in range(60):
-        status = json.loads(cluster.run("cluster", "status", "--json").stdout)
-        [train] = [c for c in status["tree"]["children"] if c["id"] == "root.train"]
-        if train["activity"]:
-            seen = train["activity"]
+        status = msgspec.json.decode(cluster.run("cluster", "status", "--json").stdout, type=ClusterStatus)
+        train = status.actor("root.train")       # one of the light workers, under root.light
+        if train.activity:
+            seen = train.activity
             break
         time.sleep(0.2)
     assert f"training {model} (run {run_id[:12]})" in seen

@@ -76,6 +76,31 @@ async def test_hung_worker_is_detected_killed_and_restarted(conveyor):
     await eventually(lambda: not os.path.exists(f"/proc/{before.pid}"), timeout_s=10, what="frozen process gone")
 
 
+async def test_the_light_workers_share_a_process_and_come_back_together_when_it_is_killed(conveyor, db):
+    status = await conveyor.status()
+    host = status.actor("root.light")
+    light = ["root.outbox", "root.join", "root.scheduler", "root.train", "root.train-trigger", "root.scores"]
+    assert [c.id for c in host.children] == light
+    assert {status.actor(w).pid for w in light} == {host.pid}
+    last_row = await db.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
+    os.kill(status.actor("root.scores").pid, signal.SIGKILL)
+
+    async def all_back():
+        now = await conveyor.status()
+        workers = [now.actor(w) for w in light]
+        back = all(w.state == "running" and w.n_restarts == host.n_restarts + 1 for w in workers)
+        return now if back and now.actor("root.light").state == "running" else None
+
+    after = await eventually(all_back, timeout_s=60, what="every light worker restarted with its host")
+    assert {after.actor(w).pid for w in light} == {after.actor("root.light").pid} != {host.pid}
+    # the relay, restarted with the others, publishes the crash signal its supervisor recorded
+    crash = await eventually(lambda: db.fetchval(
+        "SELECT id FROM outbox WHERE id > $1 AND topic = 'lifecycle' AND published_at IS NOT NULL"
+        " AND convert_from(payload, 'UTF8') LIKE '%\"actor.crashed\"%root.light%'", last_row),
+        timeout_s=30, what="the host's crash signal published by the restarted relay")
+    assert crash > last_row
+
+
 async def test_killed_supervisor_is_restarted_by_ray_and_readopts_children(conveyor):
     status = await conveyor.status()
     ingest = status.actor("root.ingest")

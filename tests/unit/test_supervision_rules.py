@@ -10,12 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import actors.worker
 import supervisors.intensity
 import supervisors.spec
 import supervisors.strategy
 import supervisors.tree
 from supervisors.intensity import backoff_delay, record_restart
-from supervisors.spec import ChildSpec, Restart, Strategy, SupervisorFlags, SupervisorSpec
+from supervisors.children import ChildRecord
+from supervisors.spec import ChildSpec, HostSpec, Restart, Strategy, SupervisorFlags, SupervisorSpec
 from supervisors.strategy import should_restart, to_restart
 from supervisors.tree import not_running, summarize, tree_healthy
 
@@ -266,7 +268,9 @@ def sample_tree() -> SupervisorSpec:
                   restart=Restart.TRANSIENT, num_cpus=0.5),
     ))
     outbox = ChildSpec(id="outbox", factory="actors.outbox_relay:OutboxRelay", restart=Restart.TEMPORARY)
-    return SupervisorSpec(id="root", flags=flags, children=(outbox, ingest))
+    light = HostSpec(id="light", children=(ChildSpec(id="scheduler", factory="actors.scheduler:Scheduler"),
+                                           ChildSpec(id="scores", factory="actors.score_recorder:ScoreRecorder")))
+    return SupervisorSpec(id="root", flags=flags, children=(outbox, ingest, light))
 
 
 def test_spec_defaults():
@@ -346,6 +350,54 @@ def test_a_start_that_runs_late_names_the_actors_still_waiting_and_why():
     assert len(late) < 260     # a long error is cut, not pasted whole into the message
 
 
+# --- light workers sharing a process -----------------------------------------------------------
+
+
+def test_a_hosts_workers_show_as_its_children_with_their_own_beats_and_its_pid():
+    light = sample_tree().child("light")
+    record = ChildRecord(light, "root.light", state="running", n_restarts=2, last_beat={
+        "state": "running", "error": "", "pid": 41, "workers": {
+            "scheduler": {"state": "running", "error": "", "n_processed": 3},
+            "scores": {"state": "running", "error": "", "n_processed": 7, "topic": "score.recorded",
+                       "partition": 0, "offset": 9}}})
+    status = record.status()
+    assert (status["id"], status["kind"], status["pid"]) == ("root.light", "host", 41)
+    assert [(c["id"], c["kind"], c["pid"], c["n_processed"], c["n_restarts"]) for c in status["children"]] == [
+        ("root.scheduler", "worker", 41, 3, 2), ("root.scores", "worker", 41, 7, 2)]
+    assert status["children"][1]["offset"] == 9
+    assert tree_healthy({"id": "root", "state": "running", "children": [status]})
+
+
+def test_the_workers_of_a_host_that_is_not_running_show_its_state_and_keep_it_unhealthy():
+    light = sample_tree().child("light")
+    record = ChildRecord(light, "root.light", state="starting", last_beat={})
+    status = record.status()
+    assert [(c["id"], c["state"]) for c in status["children"]] == [("root.scheduler", "starting"),
+                                                                   ("root.scores", "starting")]
+    assert not_running({"id": "root", "state": "running", "children": [status]}) == [
+        "root.light (starting)", "root.scheduler (starting)", "root.scores (starting)"]
+
+
+def test_the_cluster_tree_hosts_only_its_light_workers_together_and_every_id_is_unique():
+    from storage.settings import load_settings
+    from supervisors.tree import cluster_tree
+
+    tree = cluster_tree(load_settings(None, {}))
+    [light] = [c for c in tree.children if isinstance(c, HostSpec)]
+    assert [c.id for c in light.children] == ["outbox", "join", "scheduler", "train", "train-trigger", "scores"]
+
+    def ids(node, prefix):
+        for child in node.children:
+            yield f"{prefix}.{child.id}"
+            if isinstance(child, SupervisorSpec):
+                yield from ids(child, f"{prefix}.{child.id}")
+            elif isinstance(child, HostSpec):    # a host's workers are named beside it
+                yield from (f"{prefix}.{w.id}" for w in child.children)
+
+    found = list(ids(tree, "root"))
+    assert len(found) == len(set(found))
+
+
 def test_a_healthy_tree_has_nobody_waiting():
     status = _status("running")
     assert tree_healthy(status) and not_running(status) == [] and summarize(status) == "5/5 actors running"
@@ -355,7 +407,7 @@ def test_a_healthy_tree_has_nobody_waiting():
 
 
 @pytest.mark.parametrize("module", [supervisors.spec, supervisors.strategy, supervisors.intensity,
-                                     supervisors.tree],
+                                     supervisors.tree, actors.worker],
                          ids=lambda m: m.__name__)
 def test_module_doctests_pass(module):
     result = doctest.testmod(module)
