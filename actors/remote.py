@@ -46,9 +46,15 @@ def connect(address: str, namespace: str) -> None:
              **({"_node_ip_address": "127.0.0.1"} if local else {}))
 
 
+#: What the raylet tells every driver when a node has started many worker processes: a
+#: tree of many light actors (``num_cpus=0``) starts them by design, so it says nothing to
+#: a Conveyor user but was printed in the middle of ``cluster start``'s progress.
+_EXPECTED_RAYLET_NOTICES = ("PYTHON worker processes have been started",)
+
+
 def raylet_messages_to_stderr() -> None:
-    """Send what the raylet pushes to every driver (e.g. "N PYTHON worker processes have
-    been started ...") to stderr: Ray's listener prints it on stdout, in the middle of a
+    """Send what the raylet pushes to every driver to stderr, leaving out the notices a
+    Conveyor tree causes by design: Ray's listener prints it on stdout, in the middle of a
     command's output (``cluster status --json`` stopped being JSON)."""
     import ray._private.worker as ray_worker
 
@@ -57,7 +63,10 @@ def raylet_messages_to_stderr() -> None:
         return
 
     def to_stderr(data, ignore_prefix):
-        printer({**data, "is_err": True}, ignore_prefix)
+        lines = [line for line in data.get("lines", [])
+                 if not any(notice in line for notice in _EXPECTED_RAYLET_NOTICES)]
+        if lines:
+            printer({**data, "lines": lines, "is_err": True}, ignore_prefix)
 
     to_stderr.to_stderr = True
     ray_worker.print_to_stdstream = to_stderr
