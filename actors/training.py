@@ -241,9 +241,12 @@ class TrainingCoordinator(PartitionWorker):
                                                candidate, plan.task, plan.metric, config.seed + index,
                                                config.validation_ratio, config.checkpoint_every, config.max_attempts)
                 try:
-                    return await compute.call(handle, "run", *refs, data[4])
-                finally:
-                    compute.kill(handle)
+                    result = await compute.call(handle, "run", *refs, data[4])
+                except BaseException:
+                    self._warm.discard(handle)
+                    raise
+                await self._warm.give_back(handle)    # serves a later candidate
+                return result
 
             try:
                 result = await with_retries(config.max_attempts, attempt, (ActorGone, OSError, TimeoutError),

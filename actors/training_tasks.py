@@ -86,6 +86,10 @@ class WarmPool:
     up to ``limit``: a configuration trained again (by schedule, by trigger) finds an actor
     ready for each of its candidates.
 
+    An actor whose candidate finished comes back (``give_back``) and serves a later one,
+    up to ``max_uses`` candidates: a new process costs ~2 s of CPU here (the interpreter,
+    Ray, scikit-learn), which a run after another would otherwise pay again per candidate.
+
     >>> pool = WarmPool(compute=None, size=2, limit=6)
     >>> pool.expect(4); pool.target
     4
@@ -93,12 +97,14 @@ class WarmPool:
     6
     """
 
-    def __init__(self, compute, size: int, plugins: str = "", log=None, limit: int | None = None) -> None:
+    def __init__(self, compute, size: int, plugins: str = "", log=None, limit: int | None = None,
+                 max_uses: int = 20) -> None:
         self.compute, self.size, self.plugins, self.log = compute, size, plugins, log
         self.limit = max(size, size if limit is None else limit)
-        self.target = size
+        self.target, self.max_uses = size, max_uses
         self._ready: list = []
         self._starting: set[asyncio.Task] = set()
+        self._uses: dict[Any, int] = {}     # candidates each actor taken so far has served
 
     def expect(self, n_candidates: int) -> None:
         """A run of ``n_candidates`` came: keep that many ready from now on (up to ``limit``)."""
@@ -131,8 +137,30 @@ class WarmPool:
             await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
         handle = self._ready.pop() if self._ready else await self.compute.host(
             f"train.cold.{os.urandom(4).hex()}", "actors.training_tasks:Warm", self.plugins)
+        self._uses[handle] = self._uses.get(handle, 0) + 1
         await self.compute.adopt(handle, factory, *args)
         return handle
+
+    async def give_back(self, handle) -> None:
+        """``handle``'s candidate finished: the actor drops it and waits for the next one, or
+        is stopped when the pool is full or the actor has served ``max_uses`` candidates.
+        An actor whose candidate failed is not given back: the caller stops it."""
+        uses = self._uses.pop(handle, self.max_uses)
+        if uses >= self.max_uses or len(self._ready) + len(self._starting) >= self.target:
+            self.compute.kill(handle)
+            return
+        try:
+            await self.compute.adopt(handle, "actors.training_tasks:Warm", self.plugins)
+        except Exception:          # gone meanwhile: the pool starts another when it is filled
+            self.compute.kill(handle)
+            return
+        self._uses[handle] = uses
+        self._ready.append(handle)
+
+    def discard(self, handle) -> None:
+        """Stop a taken actor that is not given back (its candidate failed, or it died)."""
+        self._uses.pop(handle, None)
+        self.compute.kill(handle)
 
     def close(self) -> None:
         for task in list(self._starting):
@@ -140,6 +168,7 @@ class WarmPool:
         for handle in self._ready:
             self.compute.kill(handle)
         self._ready.clear()
+        self._uses.clear()
 
 
 class CandidateTrainer:

@@ -16,6 +16,7 @@ class Recorder:
         self.start_s, self.fail = start_s, fail
         self.hosted: list[str] = []
         self.adopted: list[tuple[str, str]] = []
+        self.killed: list[str] = []
 
     async def host(self, name, factory, *args):
         self.hosted.append(name)
@@ -31,7 +32,7 @@ class Recorder:
         self.adopted.append((handle, factory))
 
     def kill(self, handle) -> None:
-        pass
+        self.killed.append(handle)
 
 
 async def test_a_take_while_warm_actors_start_waits_for_them_instead_of_starting_more():
@@ -68,6 +69,39 @@ async def test_a_run_with_more_candidates_than_the_pool_raises_the_pool_to_match
     pool.fill()
     await asyncio.sleep(0.2)
     assert len(compute.hosted) == 4 + 5                  # never more than the limit
+
+
+async def test_an_actor_given_back_serves_the_next_candidate_without_a_new_process():
+    compute = Recorder()
+    pool = WarmPool(compute, size=2)
+    pool.fill()
+    first = await asyncio.gather(*(pool.take("m:F", i) for i in range(2)))
+    for handle in first:
+        await pool.give_back(handle)
+    assert compute.adopted[-2:] == [(first[0], "actors.training_tasks:Warm"), (first[1], "actors.training_tasks:Warm")]
+    pool.fill()                                          # between runs: nothing to start
+    second = await asyncio.gather(*(pool.take("m:G", i) for i in range(2)))
+    assert sorted(second) == sorted(first) and len(compute.hosted) == 2 and compute.killed == []
+
+
+async def test_an_actor_is_stopped_instead_when_the_pool_is_full_or_it_served_its_share():
+    compute = Recorder()
+    pool = WarmPool(compute, size=1, max_uses=2)
+    a, b = await asyncio.gather(pool.take("m:F", 0), pool.take("m:F", 1))
+    await pool.give_back(a)
+    await pool.give_back(b)                              # the pool already holds one: b is stopped
+    assert compute.killed == [b]
+    assert await pool.take("m:F", 2) == a                # a's second candidate ...
+    await pool.give_back(a)                              # ... its last: stopped, not kept
+    assert compute.killed == [b, a] and pool._ready == []
+
+
+async def test_an_actor_whose_candidate_failed_is_discarded_not_reused():
+    compute = Recorder()
+    pool = WarmPool(compute, size=1)
+    handle = await pool.take("m:F")
+    pool.discard(handle)
+    assert compute.killed == [handle] and pool._ready == []
 
 
 def test_cluster_status_shows_how_many_candidates_of_a_run_are_fitting():
