@@ -42,9 +42,14 @@ class ChildRecord:
             entry["children"] = [
                 self._entry(name, "worker", beat.get("state", self.state) if self.state == "running" else self.state,
                             {**beat, "pid": self.last_beat.get("pid")}, "")
-                for name, beat in ((f"{self.name.rsplit('.', 1)[0]}.{c.id}", beats.get(c.id, {}))
-                                   for c in self.spec.children)]
+                for name, beat in ((name, beats.get(worker.id, {})) for worker, name in self.hosted())]
         return entry
+
+    def hosted(self) -> list[tuple[Any, str]]:
+        """A host's workers with their names: beside the host's, under its supervisor
+        (``root.light`` runs ``root.outbox``, ...)."""
+        supervisor = self.name.rsplit(".", 1)[0]
+        return [(worker, f"{supervisor}.{worker.id}") for worker in self.spec.children]
 
     def _entry(self, name: str, kind: str, state: str, beat: dict[str, Any], error: str) -> dict[str, Any]:
         checkpoint_at = beat.get("last_checkpoint_at")

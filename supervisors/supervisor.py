@@ -262,7 +262,7 @@ class Supervisor:
                 child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
                                                                dict(spec.args), spec.num_cpus)
             elif isinstance(spec, HostSpec):   # its workers keep their names beside the host's
-                workers = [(w.id, f"{self.name}.{w.id}", w.factory, dict(w.args)) for w in spec.children]
+                workers = [(w.id, name, w.factory, dict(w.args)) for w, name in child.hosted()]
                 child.handle = await self.runtime.spawn_host(child.name, self.settings, workers, spec.num_cpus)
             else:
                 if fresh_supervisor:  # a restart by its parent starts with a clean window
