@@ -22,12 +22,12 @@ def flags_from(settings: Settings, strategy: Strategy = Strategy.ONE_FOR_ONE) ->
 
 
 def cluster_tree(settings: Settings) -> SupervisorSpec:
-    """root ─┬─ light ─┬─ outbox       (publishes what transactions emitted)
-             │         ├─ join         (features.generated -> joins whose sources all arrived)
-             │         ├─ scheduler    (publishes scheduled commands when due)
-             │         ├─ train        (train.models -> candidates, each in its own actor; verdict)
+    """root ─┬─ outbox                             (publishes what transactions emitted)
+             ├─ light ─┬─ join          (features.generated -> joins whose sources all arrived)
+             │         ├─ scheduler     (publishes scheduled commands when due)
+             │         ├─ train         (train.models -> candidates, each in its own actor; verdict)
              │         ├─ train-trigger (features.generated -> train.models where configured)
-             │         └─ scores       (score.recorded -> the score store)
+             │         └─ scores        (score.recorded -> the score store)
              ├─ ingest ─┬─ events-0 … events-N-1   (one worker per partition of `events`)
              ├─ batch ──┬─ coordinator             (IngestBatch / SourceAvailable -> batch + tasks)
              │          └─ loader-0 … loader-M-1   (one per partition of `ingest.tasks`)
@@ -40,8 +40,9 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
                              └─ scorer-0 … scorer-K-1  (one per partition of `score.tasks`)
 
     The workers under ``light`` mostly wait, and share one process (a `HostSpec`: one
-    failing restarts them all); their ids stay ``root.outbox`` and so on. The ones that
-    work per event or per row, or answer requests, keep a process each."""
+    failing restarts them all); their ids stay ``root.join`` and so on. The ones that work
+    per event or per row, or answer requests, keep a process each, and so does the outbox
+    relay: every event between stages passes through it, so it restarts alone and fast."""
     flags = flags_from(settings)
     ingest = SupervisorSpec(id="ingest", flags=flags, children=tuple(
         ChildSpec(id=f"events-{p}", factory="actors.stream_ingest:StreamIngestWorker",
@@ -68,9 +69,9 @@ def cluster_tree(settings: Settings) -> SupervisorSpec:
     learn = SupervisorSpec(id="learn", flags=flags, children=tuple(
         ChildSpec(id=f"learner-{p}", factory="actors.learner:LearnerWorker", args={"partition": p})
         for p in range(settings.topic_partitions)))
-    light = HostSpec(id="light", children=(outbox, join, scheduler, train, trigger, scores))
-    return SupervisorSpec(id=ROOT, flags=flags, children=(light, ingest, batch, prepare, serve, fallback, monitor,
-                                                          score_batch, learn))
+    light = HostSpec(id="light", children=(join, scheduler, train, trigger, scores))
+    return SupervisorSpec(id=ROOT, flags=flags, children=(outbox, light, ingest, batch, prepare, serve, fallback,
+                                                          monitor, score_batch, learn))
 
 
 class TreeStartTimeout(TimeoutError):

@@ -30,8 +30,8 @@ class CliCluster:
 
     @classmethod
     def small(cls, **extra_env: str | None) -> "CliCluster":
-        """A fresh cluster with one partition per stage and no warm training actors (16 actor
-        processes instead of 22): for tests of the cluster's life, where the tree's width does
+        """A fresh cluster with one partition per stage and no warm training actors (17 actor
+        processes instead of 23): for tests of the cluster's life, where the tree's width does
         not matter."""
         return cls.fresh(**{**SMALL_TREE, **extra_env})
 
