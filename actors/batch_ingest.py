@@ -281,12 +281,15 @@ class BatchLoader(PartitionWorker):
         store = self.store
 
         async def write(conn) -> None:
+            # Serialise the loaders of one batch on its row, then see whether all are done. The
+            # row lock comes first: the insert below takes a key-share lock on the same row (its
+            # foreign key), and two loaders each holding one while asking for the row lock
+            # deadlocked when they finished at the same time.
+            await conn.execute("SELECT 1 FROM raw_batches WHERE batch_id = $1 FOR UPDATE", task.batch_id)
             await conn.execute(
                 "INSERT INTO raw_batch_tasks (batch_id, partition, n_partitions, n_rows) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (batch_id, partition) DO NOTHING",
                 task.batch_id, task.partition, task.n_partitions, n_rows)
-            # Serialise the loaders of one batch on its row, then see whether all are done.
-            await conn.execute("SELECT 1 FROM raw_batches WHERE batch_id = $1 FOR UPDATE", task.batch_id)
             done, n_stored = await conn.fetchrow(
                 "SELECT count(*), sum(n_rows) FROM raw_batch_tasks WHERE batch_id = $1", task.batch_id)
             if done < task.n_partitions:

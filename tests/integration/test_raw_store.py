@@ -460,3 +460,32 @@ async def test_a_superseded_writer_is_fenced_and_stores_nothing(store, db, setti
     assert await append_partition(store, batch_id, dataset, path, 0, 1,
                                   hold=lambda conn: ledger.hold(conn, new)) == 1000
     assert await count(db, "raw_records", batch_id) == 1000
+
+
+async def test_the_loaders_of_a_batch_finishing_at_the_same_time_never_deadlock_and_announce_it_once(store, db):
+    """Both loaders' last transactions record their partition as done and lock the batch to
+    see whether all are: run side by side, they must not deadlock (each one's insert held a
+    key-share lock on the batch row that the other's row lock waited for)."""
+    import asyncio
+
+    from actors.batch_ingest import BatchLoader
+    from messages.ingestion import LoadPartition
+
+    loader = BatchLoader.__new__(BatchLoader)
+    loader.store = store
+    dataset = dataset_name("race")
+    for attempt in range(10):
+        batch_id, _ = await store.begin_batch(dataset, uuid.uuid4().hex * 2, "csv", "/data/race.csv")
+        writes = [loader._finish(LoadPartition(request_id=f"r{attempt}", batch_id=batch_id, dataset=dataset,
+                                               path="/data/race.csv", format="csv", partition=p, n_partitions=2), 0)
+                  for p in range(2)]
+
+        async def finish(write):
+            async with db.acquire() as conn, conn.transaction():
+                await write(conn)
+
+        await asyncio.gather(*(finish(w) for w in writes))       # DeadlockDetectedError before the fix
+        assert (await store.batch(batch_id)).complete
+        announced = await db.fetch("SELECT payload FROM outbox WHERE topic = 'raw.ingested'"
+                                   " AND convert_from(payload, 'UTF8') LIKE '%' || $1 || '%'", batch_id)
+        assert len(announced) == 1
