@@ -40,8 +40,11 @@ async def test_kills_and_freezes_while_streaming_lose_and_duplicate_nothing(conv
     targets = [t.format(p=p) for t in STREAM_TARGETS for p in range(n_partitions) if t.format(p=p) in present]
     faults = plan_faults(SEED, N_FAULTS, DURATION_S, sorted(set(targets)))
 
-    # The learner's baseline exists once its partitions checkpointed: send a first slice, then ask.
+    # A late request is answered by a baseline, which a partition publishes once it has learned
+    # something (before that, "no baseline yet" is the answer): learn a first slice, then ask.
     await conveyor.submit_many(events[:400])
+    await conveyor.wait_learned(name, 400, timeout_s=120)
+    await eventually(lambda: _has_baseline(conveyor, name, n_partitions), timeout_s=30, what="a baseline")
     await eventually(lambda: _answers(conveyor, name, features[0]), timeout_s=60, what="a first answer")
     tally = ScoringTally(deadline_ms=200.0)
     stop = asyncio.Event()
@@ -91,6 +94,19 @@ async def _answers(conveyor, name: str, features: dict) -> bool:
         return True
     except Exception:
         return False
+
+
+async def _has_baseline(conveyor, name: str, n_partitions: int) -> bool:
+    from actors.learner import baseline_key
+    from storage.redis_store import connect_redis
+
+    client = connect_redis(conveyor.settings.redis_url)
+    try:
+        found = await client.mget([baseline_key(conveyor.settings.cluster_name, name, p)
+                                   for p in range(n_partitions)])
+    finally:
+        await client.aclose()
+    return any(value is not None for value in found)
 
 
 async def _all_running(conveyor) -> bool:
