@@ -41,7 +41,7 @@ class ChildRecord:
             beats = self.last_beat.get("workers", {})
             entry["children"] = [
                 self._entry(name, "worker", beat.get("state", self.state) if self.state == "running" else self.state,
-                            {**beat, "pid": self.last_beat.get("pid")}, "")
+                            beat, "")     # each worker's beat carries its pid: the host's
                 for name, beat in ((name, beats.get(worker.id, {})) for worker, name in self.hosted())]
         return entry
 

@@ -97,16 +97,10 @@ async def _answers(conveyor, name: str, features: dict) -> bool:
 
 
 async def _has_baseline(conveyor, name: str, n_partitions: int) -> bool:
-    from actors.learner import baseline_key
-    from storage.redis_store import connect_redis
+    """Whether a late request would find a baseline: read as the router reads it."""
+    from client.online_scoring import _baseline
 
-    client = connect_redis(conveyor.settings.redis_url)
-    try:
-        found = await client.mget([baseline_key(conveyor.settings.cluster_name, name, p)
-                                   for p in range(n_partitions)])
-    finally:
-        await client.aclose()
-    return any(value is not None for value in found)
+    return await _baseline(await conveyor._router(), name, 0, n_partitions) is not None
 
 
 async def _all_running(conveyor) -> bool:

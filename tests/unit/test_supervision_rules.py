@@ -357,8 +357,8 @@ def test_a_hosts_workers_show_as_its_children_with_their_own_beats_and_its_pid()
     light = sample_tree().child("light")
     record = ChildRecord(light, "root.light", state="running", n_restarts=2, last_beat={
         "state": "running", "error": "", "pid": 41, "workers": {
-            "scheduler": {"state": "running", "error": "", "n_processed": 3},
-            "scores": {"state": "running", "error": "", "n_processed": 7, "topic": "score.recorded",
+            "scheduler": {"state": "running", "error": "", "pid": 41, "n_processed": 3},
+            "scores": {"state": "running", "error": "", "pid": 41, "n_processed": 7, "topic": "score.recorded",
                        "partition": 0, "offset": 9}}})
     status = record.status()
     assert (status["id"], status["kind"], status["pid"]) == ("root.light", "host", 41)
