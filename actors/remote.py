@@ -99,6 +99,12 @@ class WorkerHost:
         beat["node_id"] = ray.get_runtime_context().get_node_id()
         return beat
 
+    async def started(self, timeout_s: float) -> dict[str, Any]:
+        """The heartbeat once the worker has left ``starting``, or after ``timeout_s``."""
+        from actors.worker import beat_once_started
+
+        return await beat_once_started(self.ping, timeout_s)
+
     async def stop(self) -> None:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
@@ -136,6 +142,12 @@ class SharedHost:
         from actors.worker import shared_heartbeat
 
         return {**shared_heartbeat(self.workers), "node_id": ray.get_runtime_context().get_node_id()}
+
+    async def started(self, timeout_s: float) -> dict[str, Any]:
+        """The heartbeat once every worker has left ``starting`` (or one failed), or after ``timeout_s``."""
+        from actors.worker import beat_once_started
+
+        return await beat_once_started(self.ping, timeout_s)
 
     async def stop(self) -> None:
         for task in self.tasks:

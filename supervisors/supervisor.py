@@ -272,10 +272,12 @@ class Supervisor:
                     self.runtime.actor_class(Supervisor), child.name, spec, self.settings, child.name)
             child.spawned_s = round(time.monotonic() - began, 3)    # until Ray took the actor's name
             deadline = time.monotonic() + self.flags.start_timeout_s
-            beat = await self.runtime.call(child.handle, "ping", self.flags.start_timeout_s)
-            while beat.get("state") not in (HEALTHY, "failed", ESCALATED) and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-                beat = await self.runtime.call(child.handle, "ping", self.flags.start_timeout_s)
+            beat: dict = {}
+            while beat.get("state") not in (HEALTHY, "failed", ESCALATED) and (left := deadline - time.monotonic()) > 0:
+                if beat:
+                    await asyncio.sleep(0.02)
+                # one call that returns once the child has left "starting" (not a ping every 20 ms)
+                beat = await self.runtime.call(child.handle, "started", left + 5.0, left)
             child.last_beat, child.last_beat_at, child.state = beat, time.time(), beat.get("state", "?")
             if child.state == HEALTHY:
                 return True
@@ -302,6 +304,12 @@ class Supervisor:
 
         return {"state": self.state, "pid": os.getpid(), "error": "",
                 "node_id": self.runtime.node_id()}
+
+    async def started(self, timeout_s: float) -> dict[str, Any]:
+        """The heartbeat once this supervisor has started its children (or gave up), or after ``timeout_s``."""
+        from actors.worker import beat_once_started
+
+        return await beat_once_started(self.ping, timeout_s)
 
     async def status(self) -> dict[str, Any]:
         """This supervisor and its whole subtree."""
