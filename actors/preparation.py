@@ -20,10 +20,11 @@ import msgspec
 import numpy as np
 
 from actors.partition_worker import PartitionWorker
-from actors.raw_values import decode_rows, typed_value
+from actors.raw_values import decode_batch, typed_value
 from messages.codec import encode, printable
 from messages.features import FeaturesGenerated
 from messages.ingestion import RawIngested
+from ml.columns import Columns, column_of
 from storage.base import BatchEffects, DeadLetter
 from storage.feature_store import FeatureRows
 from storage.kafka import Record
@@ -60,19 +61,24 @@ def _collection_paused():
             gc.enable()
 
 
-def feature_part(chunk: Chunk, lines: list[int], rows: list, key: str | None
+def feature_part(chunk: Chunk, lines: list[int], rows: list | Columns, key: str | None
                  ) -> tuple[FeatureRows, list[str], np.ndarray]:
     """Pure: a transformed piece shaped for the stores: its rows for the offline store,
     and every entity of the piece once with its last vector, for the online store."""
     kept = chunk.report.kept
-    keys = [None if not key or rows[i].get(key) is None else str(rows[i][key]) for i in kept]
+    if key:
+        entity = column_of(rows, key)
+        keys = [None if entity[i] is None else str(entity[i]) for i in kept]
+    else:
+        keys = [None] * len(kept)
     labels = [None] * len(kept) if chunk.y is None else [str(v) for v in chunk.y.tolist()]
     last = {k: j for j, k in enumerate(keys) if k is not None}   # the last row of an entity wins
     latest = chunk.X[np.fromiter(last.values(), dtype=np.intp, count=len(last))]
     return FeatureRows([lines[i] for i in kept], keys, chunk.X, labels), list(last), latest
 
 
-def _next_part(chunks: Iterator[Chunk], lines: list[int], rows: list, key: str | None, fsid: str, batch_id: str):
+def _next_part(chunks: Iterator[Chunk], lines: list[int], rows: list | Columns, key: str | None, fsid: str,
+               batch_id: str):
     """The next piece transformed, shaped and encoded for the offline store (in a
     thread: the event loop only sends it), or None after the last."""
     from storage.feature_store import PostgresFeatureStore
@@ -114,9 +120,10 @@ class _OnlineCopy:
 
 
 async def read_raw_rows(pool, batch_id: str, typed: bool, only: Collection[str] | None = None
-                        ) -> tuple[list[int], list]:
-    """The line numbers and decoded rows of a raw batch, in line order; CSV text typed
-    when ``typed`` (the columns in ``only``, when given), in a thread.
+                        ) -> tuple[list[int], list | Columns]:
+    """The line numbers and decoded rows of a raw batch, in line order (as ``Columns`` when
+    they all hold the same columns, as a CSV batch's do); CSV text typed when ``typed``
+    (the columns in ``only``, when given), in a thread.
 
     One query, then decoding: reading in pages and decoding each while the next is read
     was measured to cost more CPU on both sides (one page as one ``string_agg`` text:
@@ -125,7 +132,7 @@ async def read_raw_rows(pool, batch_id: str, typed: bool, only: Collection[str] 
     """
     found = await pool.fetch('SELECT line_no, "values" FROM raw_records WHERE batch_id = $1 ORDER BY line_no',
                              batch_id)
-    return [r[0] for r in found], await asyncio.to_thread(decode_rows, [r[1] for r in found], typed, only)
+    return [r[0] for r in found], await asyncio.to_thread(decode_batch, [r[1] for r in found], typed, only)
 
 
 class PreparationWorker(PartitionWorker):
@@ -203,7 +210,7 @@ class PreparationWorker(PartitionWorker):
         effects.writes.append(self._write_features(record, event, spec.key, fsid, fitted, new_set, lines, rows))
 
     def _write_features(self, record: Record, event: RawIngested, key: str | None, fsid: str, fitted,
-                        new_set: tuple[str, bytes, list[str]] | None, lines: list[int], rows: list):
+                        new_set: tuple[str, bytes, list[str]] | None, lines: list[int], rows: list | Columns):
         """The write that transforms the batch piece by piece inside the commit's
         transaction: PostgreSQL stores a piece (one COPY for the batch) and Redis takes
         its latest vectors while the next piece is transformed in a thread. The
@@ -251,8 +258,8 @@ class PreparationWorker(PartitionWorker):
         return write
 
 
-async def _parts(chunks: Iterator[Chunk], lines: list[int], rows: list, key: str | None, copy: _OnlineCopy,
-                 fsid: str, batch_id: str):
+async def _parts(chunks: Iterator[Chunk], lines: list[int], rows: list | Columns, key: str | None,
+                 copy: _OnlineCopy, fsid: str, batch_id: str):
     """The batch's pieces for the offline store's COPY, each transformed in a thread
     while the previous one is sent and stored (one piece ahead); each piece's latest
     vectors go to ``copy``."""

@@ -20,13 +20,14 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from ml.columns import Columns, has_mapping_row
 from ml.quality import QualityReport
 from ml.transforms import FeatureSpecError
 
@@ -50,7 +51,7 @@ class BatchInChunks:
     Parameters
     ----------
     fitted : FittedFeatureSet
-    rows : sequence of dict
+    rows : sequence of dict, or Columns
         The raw rows of the batch.
     chunk_rows : int
         Rows per piece (the last may be shorter).
@@ -58,7 +59,8 @@ class BatchInChunks:
         As for ``transform_batch``, decided once for the whole batch.
     """
 
-    def __init__(self, fitted: Any, rows: Sequence[Any], chunk_rows: int, *, with_label: bool | None = None) -> None:
+    def __init__(self, fitted: Any, rows: Sequence[Any] | Columns, chunk_rows: int, *,
+                 with_label: bool | None = None) -> None:
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
             raise FeatureSpecError("chunk_rows", f"must be a whole number >= 1; got {chunk_rows!r}")
         self._fitted = fitted
@@ -74,7 +76,7 @@ class BatchInChunks:
             chunk = self._rows[start:start + self._chunk_rows]
             X, y, report = self._fitted.transform_batch(chunk, with_label=self._use_label)
             report = _shifted(report, start)
-            self._parts.append((report, any(isinstance(row, Mapping) for row in chunk)))
+            self._parts.append((report, has_mapping_row(chunk)))
             yield Chunk(start, len(chunk), X, y, report)
 
     def report(self) -> QualityReport:

@@ -85,6 +85,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ml.columns import Columns
 from ml.quality import (Flag, Problem, QualityCollector, QualityReport, QuarantineError, QuarantinedRow,
                         coerce_column, is_missing, show)
 from ml.transforms import (FeatureSpecError, Transform, available_transforms, check_name, get_transform,
@@ -374,13 +375,18 @@ def _feature_id(fitted: _Fitted) -> str:
 
 
 class _Batch:
-    """The rows of one request, their quality collector and their raw columns."""
+    """The rows of one request (dicts, or :class:`Columns`), their quality collector and
+    their raw columns."""
 
-    def __init__(self, rows: list[Any]) -> None:
+    def __init__(self, rows: list[Any] | Columns) -> None:
         self.rows = rows
         self.n = len(rows)
         self.quality = QualityCollector(self.n)
-        self.maps = np.array([isinstance(row, Mapping) for row in rows], dtype=bool)
+        self._columns = rows if isinstance(rows, Columns) else None
+        if self._columns is not None:   # every row is a mapping with the same columns
+            self.maps = np.ones(self.n, dtype=bool)
+        else:
+            self.maps = np.array([isinstance(row, Mapping) for row in rows], dtype=bool)
         self.keys: list[Any] = [None] * self.n
         for i in np.flatnonzero(~self.maps):
             self.quality.add(i, None, Problem.TYPE_ERROR,
@@ -390,11 +396,26 @@ class _Batch:
 
     def raw(self, column: str) -> list[Any]:
         if column not in self._raw:
-            self._raw[column] = [row.get(column) if ok else None for row, ok in zip(self.rows, self.maps)]
+            if self._columns is not None:
+                self._raw[column] = self._columns.column(column)
+            else:
+                self._raw[column] = [row.get(column) if ok else None for row, ok in zip(self.rows, self.maps)]
         return self._raw[column]
 
     def present(self, column: str) -> bool:
+        if self._columns is not None:
+            return self.n > 0 and column in self._columns.names
         return any(ok and column in row for row, ok in zip(self.rows, self.maps))
+
+    def present_columns(self) -> set[str]:
+        """The name of every column some mapping row holds."""
+        if self._columns is not None:
+            return set(self._columns.names) if self.n else set()
+        present: set[str] = set()
+        for row, ok in zip(self.rows, self.maps):
+            if ok:
+                present.update(str(k) for k in row)
+        return present
 
     def read(self, column: str, input_type: str) -> np.ndarray:
         """The column read as ``input_type``; its problems are recorded once."""
@@ -603,11 +624,12 @@ def _report(batch: _Batch, spec: FeatureSpec, raw_columns: Sequence[str], use_la
             feature_set_id: str | None) -> QualityReport:
     expected = list(raw_columns)
     expected += [c for c in (spec.key, spec.label if use_label else None) if c is not None and c not in expected]
-    present: set[str] = set()
-    for row, ok in zip(batch.rows, batch.maps):
-        if ok:
-            present.update(str(k) for k in row)
-    missing_values = {c: sum(bool(ok) and is_missing(v) for v, ok in zip(batch.raw(c), batch.maps)) for c in expected}
+    present = batch.present_columns()
+    if batch.maps.all():
+        missing_values = {c: sum(map(is_missing, batch.raw(c))) for c in expected}
+    else:
+        missing_values = {c: sum(bool(ok) and is_missing(v) for v, ok in zip(batch.raw(c), batch.maps))
+                          for c in expected}
     return batch.quality.report(
         keys=batch.keys,
         expected_columns=tuple(expected),
@@ -618,7 +640,9 @@ def _report(batch: _Batch, spec: FeatureSpec, raw_columns: Sequence[str], use_la
     )
 
 
-def _as_rows(rows: Any) -> list[Any]:
+def _as_rows(rows: Any) -> list[Any] | Columns:
+    if isinstance(rows, Columns):
+        return rows
     if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
         raise FeatureSpecError("rows", f"must be a list of rows (dicts); got {type(rows).__name__}")
     return list(rows)
@@ -774,6 +798,8 @@ class FittedFeatureSet:
         there): a batch transformed in pieces reads it in all of them or in none."""
         spec = self._fitted.spec
         if with_label is None:
+            if isinstance(rows, Columns):
+                return spec.label is not None and len(rows) > 0 and spec.label in rows.names
             return spec.label is not None and any(isinstance(r, Mapping) and spec.label in r for r in rows)
         if with_label and spec.label is None:
             raise FeatureSpecError("with_label", "the spec has no label")

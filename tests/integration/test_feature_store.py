@@ -92,6 +92,7 @@ async def test_a_batch_of_vectors_by_matrix_is_stored_as_put_many_stores_it(sett
 async def test_raw_rows_are_read_as_stored_in_line_order_and_typed(db):
     from actors.batch_parse import ParsedRow
     from actors.preparation import read_raw_rows, typed_value
+    from ml.columns import Columns
     from storage.raw_store import PostgresRawStore
 
     raw = PostgresRawStore(db)
@@ -105,8 +106,9 @@ async def test_raw_rows_are_read_as_stored_in_line_order_and_typed(db):
                              [ParsedRow(line, v) for j, (line, v) in enumerate(zip(lines, values)) if j % 2 == partition])
     got_lines, rows = await read_raw_rows(db, batch_id, typed=True)
     assert got_lines == lines
-    assert rows == [{k: typed_value(v) for k, v in row.items()} for row in values]
-    assert (await read_raw_rows(db, batch_id, typed=False))[1] == values
+    assert isinstance(rows, Columns)        # a CSV batch's rows all hold the same columns
+    assert rows.rows() == [{k: typed_value(v) for k, v in row.items()} for row in values]
+    assert (await read_raw_rows(db, batch_id, typed=False))[1].rows() == values
     only_x = (await read_raw_rows(db, batch_id, typed=True, only={"x"}))[1]
-    assert only_x == [{**row, "x": typed_value(row["x"])} for row in values]
+    assert only_x.rows() == [{**row, "x": typed_value(row["x"])} for row in values]
     assert await read_raw_rows(db, "no-such-batch", typed=True) == ([], [])

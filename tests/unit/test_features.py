@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import ml.columns
 import ml.features
 import ml.quality
 import ml.transforms
+from ml.columns import Columns
 from ml.features import FeatureSpec, FittedFeatureSet, StepSpec, fit_feature_set
 from ml.quality import Flag, QuarantineError
 from ml.transforms import (
@@ -383,6 +385,52 @@ def test_training_rows_batch_and_one_agree(name):
 @given(rows=raw_rows())
 def test_generated_rows_batch_and_one_agree(name, rows):
     assert_parity(FITTED[name], rows)
+
+
+# --------------------------------------------------------------------------- a batch as columns
+
+
+def uniform(rows):
+    """The rows with every column of any of them (None where a row lacked it): rows a batch of columns can hold."""
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    return [{name: row.get(name) for name in names} for row in rows]
+
+
+def same_outcome(a, b):
+    (Xa, ya, report_a), (Xb, yb, report_b) = a, b
+    return (np.array_equal(Xa, Xb) and (ya is None) == (yb is None) and (ya is None or np.array_equal(ya, yb))
+            and report_a == report_b)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+@FAST
+@given(rows=raw_rows().map(uniform), labelled=st.booleans())
+def test_a_batch_of_columns_transforms_as_its_rows_do(name, rows, labelled):
+    if labelled:
+        rows = [{**row, "y": i % 2} for i, row in enumerate(rows)]
+    columns = Columns.from_rows(rows)
+    for with_label in (None, False):
+        assert same_outcome(FITTED[name].transform_batch(columns, with_label=with_label),
+                            FITTED[name].transform_batch(rows, with_label=with_label))
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_a_feature_set_fitted_on_columns_is_the_one_fitted_on_the_rows(name):
+    rows = uniform(TRAIN)
+    on_columns = fit_feature_set(spec_for(name), Columns.from_rows(rows))
+    on_rows = fit_feature_set(spec_for(name), rows)
+    assert on_columns.feature_set_id == on_rows.feature_set_id and on_columns.fit_report == on_rows.fit_report
+
+
+def test_a_batch_of_columns_refuses_columns_of_different_lengths_and_cuts_only_by_slice():
+    with pytest.raises(FeatureSpecError, match="rows: every column"):
+        Columns({"a": [1, 2], "b": [1]})
+    with pytest.raises(FeatureSpecError, match="column names are strings"):
+        Columns({1: [1]})
+    with pytest.raises(TypeError):
+        Columns({"a": [1]})[0]
+    assert Columns.from_rows([{}, {}]) is None and Columns.from_rows([{"a": 1}, ["a"]]) is None
+    assert len(Columns({})) == 0
 
 
 def test_every_transform_in_one_spec():
@@ -861,7 +909,7 @@ def test_fit_uses_only_good_rows_and_reports_the_rest():
 # --------------------------------------------------------------------------- doctests
 
 
-@pytest.mark.parametrize("module", [ml.features, ml.transforms, ml.quality])
+@pytest.mark.parametrize("module", [ml.features, ml.transforms, ml.quality, ml.columns])
 def test_module_doctests_pass(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0

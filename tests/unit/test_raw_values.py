@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actors.raw_values
-from actors.raw_values import decode_rows, typed_column, typed_value
+from actors.raw_values import decode_batch, decode_rows, typed_column, typed_value
+from ml.columns import Columns
 
 SPELLINGS = ["0", "-3", "+7", " 42 ", "007", "1_000", "2.5", "-0.0", ".5", "5.", "1e3", "1E-2", "inf", "-Infinity",
              "nan", "NaN", "1" * 400, "1" * 400 + ".0", "1e999", "٣", "red", "e7", "0x10", "1,5", "", "true", " "]
@@ -77,3 +78,22 @@ def test_only_the_columns_named_are_typed_the_others_stay_as_stored():
                                                                  {"id": 2, "x": None, "note": "x"}]
     ragged = ['{"id": "1", "note": "7"}', '{"x": "3"}']
     assert decode_rows(ragged, typed=True, only={"x"}) == [{"id": "1", "note": "7"}, {"x": 3}]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"id": st.integers().map(str), "x": st.sampled_from(SPELLINGS),
+                                       "note": st.text(max_size=4)}), min_size=1, max_size=20),
+       st.sampled_from([None, {"x"}, {"id", "x", "note"}]), st.booleans())
+def test_a_batch_whose_rows_hold_the_same_columns_decodes_to_columns_of_the_same_values(rows, only, typed):
+    stored = [msgspec.json.encode(r).decode() for r in rows]
+    got = decode_batch(stored, typed=typed, only=only)
+    expected = decode_rows(stored, typed=typed, only=only)
+    assert isinstance(got, Columns) and got.rows() == expected
+    assert all(same([g[k] for k in e], list(e.values())) for g, e in zip(got.rows(), expected))   # types too
+
+
+def test_a_batch_whose_rows_differ_decodes_to_rows():
+    stored = ['{"a": "1", "b": "x"}', '{"a": "2.5"}', '[1, 2]']
+    assert decode_batch(stored, typed=True) == decode_rows(stored, typed=True) == [{"a": 1, "b": "x"}, {"a": 2.5},
+                                                                                    [1, 2]]
+    assert decode_batch([], typed=True) == []
