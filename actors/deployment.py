@@ -29,7 +29,8 @@ from storage.settings import Settings
 
 #: Seconds a retired version's replicas stay up for requests already in flight.
 RETIRE_GRACE_S = 2.0
-#: Health checks (2 s each) a live replica may miss in a row before it is restarted.
+#: Health checks a live replica may fail in a row before it is restarted: no answer within 2 s,
+#: or an answer without its version loaded (a load that failed is not tried again in place).
 MAX_MISSED_CHECKS = 3
 
 
@@ -103,12 +104,17 @@ class DeploymentManager(Worker):
         handle = RayRuntime(self.settings.cluster_name).lookup(name)
         if handle is not None:
             try:
-                await asyncio.wait_for(handle.stats.remote(), timeout=2.0)
+                serving: bool | None = bool((await asyncio.wait_for(handle.stats.remote(), timeout=2.0))["loaded"])
+            except ActorGone:
+                serving = None           # gone: restarted now
+            except Exception:            # busy or hung
+                serving = False
+            if serving:
                 self._missed.pop(name, None)
                 return
-            except ActorGone:
-                pass
-            except Exception:            # busy or hung: restarted only after MAX_MISSED checks in a row
+            # busy, hung, or alive without its version (its load failed, say while Redis was
+            # down): restarted only after MAX_MISSED_CHECKS checks in a row
+            if serving is False:
                 self._missed[name] = self._missed.get(name, 0) + 1
                 if self._missed[name] < MAX_MISSED_CHECKS:
                     return

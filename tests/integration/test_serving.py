@@ -47,6 +47,16 @@ async def production_of(conveyor, model: str) -> int:
     return live[0] if live else (await conveyor.deploy(model, 1))["version"]
 
 
+async def serving_in_a_new_process(runtime, name: str, old_pid: int) -> bool:
+    """Whether replica ``name`` runs in another process than ``old_pid`` with its version loaded."""
+    handle = runtime.lookup(name)
+    try:
+        return (handle is not None and await runtime.call(handle, "pid", 2) != old_pid
+                and (await runtime.call(handle, "stats", 2))["loaded"])
+    except Exception:
+        return False
+
+
 async def traffic(conveyor, model: str, stop: asyncio.Event, results: list, errors: list, deadline_ms: float = 500):
     i = 0
     while not stop.is_set():
@@ -118,21 +128,35 @@ async def test_a_killed_replica_fails_no_request_and_is_restarted(conveyor, sett
         await asyncio.sleep(0.3)
         os.kill(old_pid, signal.SIGKILL)
 
-        async def restarted():
-            handle = runtime.lookup(name)
-            try:
-                return (handle is not None and await runtime.call(handle, "pid", 2) != old_pid
-                        and (await runtime.call(handle, "stats", 2))["loaded"])
-            except Exception:
-                return False
-
-        await eventually(restarted, timeout_s=60, what="the replica restarted by the deployment manager")
+        await eventually(lambda: serving_in_a_new_process(runtime, name, old_pid), timeout_s=60,
+                         what="the replica restarted by the deployment manager")
         await asyncio.sleep(0.5)
     finally:
         stop.set()
         await runner
     assert errors == [] and len(results) > 20
     assert results[-1].answered_by == "primary"
+
+
+async def test_a_replica_left_without_its_version_is_replaced_by_one_that_serves(conveyor, settings, trained):
+    """A replica whose load failed (say Redis was down while it started) answers its health
+    check but serves nothing: the deployment manager replaces it."""
+    from actors.remote import Compute, RayRuntime
+    from tests.support.waiting import eventually
+
+    runtime = RayRuntime(settings.cluster_name)
+    production = await production_of(conveyor, trained)
+    name = f"serve.{trained}.v{production}.r1"
+    # in its place, the same replica never loaded
+    unloaded = await Compute(settings.cluster_name).start(name, "actors.remote:ReplicaHost",
+                                                          "actors.serving:ModelReplica", settings, trained,
+                                                          production, detached=True)
+    unloaded_pid = await runtime.call(unloaded, "pid", 10)
+
+    await eventually(lambda: serving_in_a_new_process(runtime, name, unloaded_pid), timeout_s=60,
+                     what="the unloaded replica replaced by one that serves")
+    answer = await asyncio.wait_for(runtime.lookup(name).score.remote({"features": ROWS[0][1]}), timeout=10)
+    assert answer["version"] == production and 0.0 <= answer["score"] <= 1.0
 
 
 async def test_a_late_version_is_answered_by_the_fallback_within_the_deadline(conveyor, settings, trained, cancer):
