@@ -138,23 +138,45 @@ async def test_a_killed_replica_fails_no_request_and_is_restarted(conveyor, sett
     assert results[-1].answered_by == "primary"
 
 
-async def test_a_replica_left_without_its_version_is_replaced_by_one_that_serves(conveyor, settings, trained):
-    """A replica whose load failed (say Redis was down while it started) answers its health
-    check but serves nothing: the deployment manager replaces it."""
-    from actors.remote import Compute, RayRuntime
+async def test_a_replica_whose_load_failed_is_replaced_once_its_version_can_load(conveyor, settings, trained):
+    """A replica restarted while its version cannot be loaded (here its artifact is gone from
+    Redis for a while, as while Redis is being repaired) answers its health check but serves
+    nothing: the deployment manager keeps replacing it until one loads."""
+    from actors.remote import RayRuntime
+    from storage.redis_store import connect_redis
     from tests.support.waiting import eventually
 
     runtime = RayRuntime(settings.cluster_name)
     production = await production_of(conveyor, trained)
     name = f"serve.{trained}.v{production}.r1"
-    # in its place, the same replica never loaded
-    unloaded = await Compute(settings.cluster_name).start(name, "actors.remote:ReplicaHost",
-                                                          "actors.serving:ModelReplica", settings, trained,
-                                                          production, detached=True)
-    unloaded_pid = await runtime.call(unloaded, "pid", 10)
+    redis = connect_redis(settings.redis_url)
+    key = f"conveyor:{settings.cluster_name}:serve:artifact:{trained}:{production}"
+    artifact = await redis.get(key)
+    assert artifact
+    try:
+        await redis.delete(key)
+        old_pid = await runtime.call(runtime.lookup(name), "pid", 10)
+        os.kill(old_pid, signal.SIGKILL)
 
-    await eventually(lambda: serving_in_a_new_process(runtime, name, unloaded_pid), timeout_s=60,
-                     what="the unloaded replica replaced by one that serves")
+        unloaded: set[int] = set()
+
+        async def replaced_while_it_cannot_load():
+            handle = runtime.lookup(name)
+            try:
+                pid = await runtime.call(handle, "pid", 2)
+                if pid != old_pid and not (await runtime.call(handle, "stats", 2))["loaded"]:
+                    unloaded.add(pid)
+            except Exception:
+                pass
+            return len(unloaded) >= 2       # one that could not load, then another in its place
+
+        await eventually(replaced_while_it_cannot_load, timeout_s=60, interval_s=0.05,
+                         what="a replica that could not load its version replaced by another")
+    finally:
+        await redis.set(key, artifact)
+        await redis.aclose()
+    await eventually(lambda: serving_in_a_new_process(runtime, name, old_pid), timeout_s=60,
+                     what="a replica that serves once its version can load")
     answer = await asyncio.wait_for(runtime.lookup(name).score.remote({"features": ROWS[0][1]}), timeout=10)
     assert answer["version"] == production and 0.0 <= answer["score"] <= 1.0
 
