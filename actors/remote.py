@@ -16,6 +16,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 import ray  # noqa: E402
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
+from actors.worker import AnswersStarted
 from storage.settings import Settings
 
 #: Raised by `RayRuntime.call` when the actor's process is gone ...
@@ -84,7 +85,7 @@ NO_TASK_EVENTS = {"enable_task_events": False}
 
 
 @ray.remote(num_cpus=0, max_restarts=0, **NO_TASK_EVENTS)
-class WorkerHost:
+class WorkerHost(AnswersStarted):
     """Hosts one Ray-free worker: starts its run loop, answers heartbeats."""
 
     def __init__(self, factory: str, settings: Settings, name: str, args: dict[str, Any]) -> None:
@@ -98,12 +99,6 @@ class WorkerHost:
         beat = self.worker.heartbeat()
         beat["node_id"] = ray.get_runtime_context().get_node_id()
         return beat
-
-    async def started(self, timeout_s: float) -> dict[str, Any]:
-        """The heartbeat once the worker has left ``starting``, or after ``timeout_s``."""
-        from actors.worker import beat_once_started
-
-        return await beat_once_started(self.ping, timeout_s)
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -125,7 +120,7 @@ class WorkerHost:
 
 
 @ray.remote(num_cpus=0, max_restarts=0, **NO_TASK_EVENTS)
-class SharedHost:
+class SharedHost(AnswersStarted):
     """Hosts several light Ray-free workers in one process (a `HostSpec`): their run loops
     share its event loop, and its heartbeat answers for all of them."""
 
@@ -142,12 +137,6 @@ class SharedHost:
         from actors.worker import shared_heartbeat
 
         return {**shared_heartbeat(self.workers), "node_id": ray.get_runtime_context().get_node_id()}
-
-    async def started(self, timeout_s: float) -> dict[str, Any]:
-        """The heartbeat once every worker has left ``starting`` (or one failed), or after ``timeout_s``."""
-        from actors.worker import beat_once_started
-
-        return await beat_once_started(self.ping, timeout_s)
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -130,3 +130,12 @@ async def beat_once_started(ping, timeout_s: float, step_s: float = 0.02) -> dic
         await asyncio.sleep(step_s)
         beat = await ping()
     return beat
+
+
+class AnswersStarted:
+    """For an actor with an async ``ping`` (its heartbeat): ``started``, the call a
+    supervisor starting it waits on (:func:`beat_once_started`)."""
+
+    async def started(self, timeout_s: float) -> dict[str, Any]:
+        """The heartbeat once this actor has left ``starting``, or after ``timeout_s``."""
+        return await beat_once_started(self.ping, timeout_s)

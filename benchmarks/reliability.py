@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(f"benchmarks/{script} exited {done.returncode}")
     shorter = "- Sustained load for a whole hour: the soak above is shorter.\n" if args.soak_minutes < 60 else ""
     with open(args.out, "a") as f:
-        f.write(NOT_COVERED + shorter + "".join(f"\n**{line}: its section may be missing or stale.**\n" for line in failed))
+        f.write(NOT_COVERED + shorter
+                + "".join(f"\n**{line}: its section may be missing or stale.**\n" for line in failed))
     print(f"written: {args.out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

@@ -67,11 +67,11 @@ class RedisServingStore:
         self._decode_routes = msgspec.msgpack.Decoder(Routes)
 
     async def put_artifact(self, model: str, version: int, artifact: bytes) -> None:
-        await self._client.set(f"{self._prefix}artifact:{model}:{version}", sign(self._key, artifact) + artifact)
+        await self._client.set(self.artifact_key(model, version), sign(self._key, artifact) + artifact)
 
     async def artifact(self, model: str, version: int) -> bytes:
         """The artifact's bytes, its signature verified (SignatureMismatch otherwise)."""
-        raw = await self._client.get(f"{self._prefix}artifact:{model}:{version}")
+        raw = await self._client.get(self.artifact_key(model, version))
         if raw is None:
             raise LookupError(f"version: {model} v{version} is not deployed")
         signature, artifact = raw[:_SIG_BYTES], raw[_SIG_BYTES:]
@@ -105,6 +105,9 @@ class RedisServingStore:
         manager and the fallback, so never a walk of the keyspace, which holds a key per
         entity of every dataset's online store)."""
         return [self._decode_routes.decode(raw) for raw in (await self._client.hgetall(self._routes_key)).values()]
+
+    def artifact_key(self, model: str, version: int) -> str:
+        return f"{self._prefix}artifact:{model}:{version}"
 
     def predictions_key(self, model: str, version: int) -> str:
         return f"{self._prefix}cache:{model}:{version}"

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from actors.worker import AnswersStarted
 from messages.base import Message
 from messages.codec import encode
 from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartIntensityExceeded
@@ -36,7 +37,7 @@ ESCALATED = "escalated"
 OUTAGE_GRACE_S = 15.0
 
 
-class Supervisor:
+class Supervisor(AnswersStarted):
     def __init__(self, spec: SupervisorSpec, settings: Settings, name: str, runtime=None) -> None:
         from actors.logs import configure_logging
         from actors.remote import RayRuntime
@@ -304,12 +305,6 @@ class Supervisor:
 
         return {"state": self.state, "pid": os.getpid(), "error": "",
                 "node_id": self.runtime.node_id()}
-
-    async def started(self, timeout_s: float) -> dict[str, Any]:
-        """The heartbeat once this supervisor has started its children (or gave up), or after ``timeout_s``."""
-        from actors.worker import beat_once_started
-
-        return await beat_once_started(self.ping, timeout_s)
 
     async def status(self) -> dict[str, Any]:
         """This supervisor and its whole subtree."""

@@ -144,13 +144,14 @@ async def test_a_replica_whose_load_failed_is_replaced_once_its_version_can_load
     nothing: the deployment manager keeps replacing it until one loads."""
     from actors.remote import RayRuntime
     from storage.redis_store import connect_redis
+    from storage.serving_store import RedisServingStore
     from tests.support.waiting import eventually
 
     runtime = RayRuntime(settings.cluster_name)
     production = await production_of(conveyor, trained)
     name = f"serve.{trained}.v{production}.r1"
     redis = connect_redis(settings.redis_url)
-    key = f"conveyor:{settings.cluster_name}:serve:artifact:{trained}:{production}"
+    key = RedisServingStore(redis, settings.cluster_name, b"").artifact_key(trained, production)
     artifact = await redis.get(key)
     assert artifact
     try:
