@@ -253,19 +253,21 @@ class BatchScorer(PartitionWorker):
         done = progress["rows_done"]
         storing: asyncio.Future | None = None
         try:
-            async for part in self._chunks(task, done, clock):
-                vectors = float8_matrix([r["vector"] for r in part], n_features)
-                clock.lap("decode")
-                scores, labels = await asyncio.to_thread(predict_rows, model, kind, vectors)
-                clock.lap("predict")
-                done += len(part)
-                results = [(task.job_id, r["batch_id"], r["line_no"], r["entity_key"], s, lab)
-                           for r, s, lab in zip(part, scores, labels)]
-                clock.lap("results")
-                if storing is not None:     # one chunk stored at a time, in order: progress only grows
-                    await storing
-                    clock.lap("store")
-                storing = asyncio.ensure_future(self._store(task, offset, results, done))
+            # closed on leaving, even by an error: its connection goes back to the pool at once
+            async with contextlib.aclosing(self._chunks(task, done, clock)) as chunks:
+                async for part in chunks:
+                    vectors = float8_matrix([r["vector"] for r in part], n_features)
+                    clock.lap("decode")
+                    scores, labels = await asyncio.to_thread(predict_rows, model, kind, vectors)
+                    clock.lap("predict")
+                    done += len(part)
+                    results = [(task.job_id, r["batch_id"], r["line_no"], r["entity_key"], s, lab)
+                               for r, s, lab in zip(part, scores, labels)]
+                    clock.lap("results")
+                    if storing is not None:     # one chunk stored at a time, in order: progress only grows
+                        await storing
+                        clock.lap("store")
+                    storing = asyncio.ensure_future(self._store(task, offset, results, done))
             if storing is not None:
                 await storing
                 clock.lap("store")
@@ -295,24 +297,29 @@ class BatchScorer(PartitionWorker):
 
     async def _chunks(self, task: ScorePartition, rows_done: int, clock: PhaseClock):
         """This partition's rows not yet scored (its stretch of the feature set, in its stable
-        order), a chunk at a time; the next chunk is read while the caller works on this one."""
+        order), a chunk at a time; the next chunk is read while the caller works on this one.
+
+        One query per partition, read through a cursor: planned and ordered once. A query
+        per chunk (keyset, ``LIMIT``) was planned anew each time, and for a feature set the
+        planner has no statistics of yet (any set just prepared) it sorted the whole stretch
+        for every chunk."""
         chunk = self.settings.batch_score_chunk
         select, where = partition_rows(task)
-        n = len(where)
-        reading = asyncio.ensure_future(self.pool.fetch(
-            f"{select} ORDER BY batch_id, line_no OFFSET ${n + 1} LIMIT ${n + 2}", *where, rows_done, chunk))
-        try:
-            while reading is not None:
-                rows = await reading
-                clock.lap("fetch")
-                reading = None if len(rows) < chunk else asyncio.ensure_future(self.pool.fetch(
-                    f"{select} AND (batch_id, line_no) > (${n + 1}, ${n + 2}) ORDER BY batch_id, line_no"
-                    f" LIMIT ${n + 3}", *where, rows[-1]["batch_id"], rows[-1]["line_no"], chunk))
-                if rows:
-                    yield rows
-        finally:
-            if reading is not None:
-                reading.cancel()
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            cursor = await conn.cursor(f"{select} ORDER BY batch_id, line_no OFFSET ${len(where) + 1}", *where,
+                                       rows_done)
+            reading = asyncio.ensure_future(cursor.fetch(chunk))
+            try:
+                while reading is not None:
+                    rows = await reading
+                    clock.lap("fetch")
+                    reading = None if len(rows) < chunk else asyncio.ensure_future(cursor.fetch(chunk))
+                    if rows:
+                        yield rows
+            finally:
+                if reading is not None:
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
 
     async def _cache(self, task: ScorePartition, results: list[tuple]) -> None:
         """The chunk's predictions in the prediction cache (online callers are answered from it)."""
