@@ -299,13 +299,16 @@ class BatchScorer(PartitionWorker):
         """This partition's rows not yet scored (its stretch of the feature set, in its stable
         order), a chunk at a time; the next chunk is read while the caller works on this one.
 
-        One query per partition, read through a cursor: planned and ordered once. A query
+        One query per partition, read through a cursor in the primary key's order. A query
         per chunk (keyset, ``LIMIT``) was planned anew each time, and for a feature set the
         planner has no statistics of yet (any set just prepared) it sorted the whole stretch
         for every chunk."""
         chunk = self.settings.batch_score_chunk
         select, where = partition_rows(task)
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            # The primary key gives the order: scanning it streams the first chunk at once.
+            # Without statistics of the set the planner would sort the stretch first.
+            await conn.execute("SET LOCAL enable_sort = off")
             cursor = await conn.cursor(f"{select} ORDER BY batch_id, line_no OFFSET ${len(where) + 1}", *where,
                                        rows_done)
             reading = asyncio.ensure_future(cursor.fetch(chunk))
