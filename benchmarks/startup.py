@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Start-up figures of a Conveyor cluster, each beside a floor measured in the same run.
 
-    python benchmarks/startup.py [--runs N]        # default 3 runs; ~1 minute per run
+    python benchmarks/startup.py [--runs N]        # default 3 runs; ~2 minutes per run
 
 Every run starts a fresh embedded cluster (its own state dir under /tmp, a unique
 cluster name) and a bare Ray head, measures both, and stops both again. Printed,
@@ -14,15 +14,24 @@ each as the median over the runs, with the floor, the ratio and the goal:
    of every process of the cluster: the pids recorded in ``<state>/cluster.json`` with
    all their descendants, plus every process whose command line mentions the state dir
    or Ray's work dir. Floor: the same sum for the bare Ray head.
-3. Restart of a killed checkpointed worker (ms): ``root.ingest.events-0`` is SIGKILLed
+3. Idle CPU (% of one core) over ``IDLE_CPU_S`` seconds once the machine has settled
+   (``benchmarks.quiet``, at most 60 s): the CPU time every
+   process of the cluster used (as for memory) divided by the wall time. Floor: the bare
+   Ray head holding as many idle async actors (``num_cpus=0``, detached) as the tree has
+   actor processes (supervisors, workers, hosts): what Ray itself costs per process.
+   The cluster also holds the training coordinator's warm candidate actors (not in the
+   floor). For information (no goal): what a cluster leaves to the work on 2 cores.
+4. Restart of a killed checkpointed worker (ms): ``root.ingest.events-0`` is SIGKILLed
    while a small ``StreamEvent`` is published to partition 0 of ``events`` every ~5 ms;
    the figure is kill -> first ``raw_events`` row (partition 0) of an event published
    after the kill seen in PostgreSQL. Floor: a light Ray actor with ``max_restarts=1``
-   SIGKILLed in the bare head, kill -> its first successful call.
+   SIGKILLed in the bare head (beside the idle actors of 3), kill -> its first
+   successful call.
 
 One process can join one Ray cluster only (Ray reads the token at import), so each
-restart measurement runs in its own subprocess of this script (internal modes
-``--_measure-restart`` and ``--_floor-restart``, each printing one JSON line).
+restart measurement (and the floor's idle actors) runs in its own subprocess of this
+script (internal modes ``--_measure-restart``, ``--_floor-restart`` and ``--_floor-idle``,
+each printing one JSON line).
 Nothing started here outlives the run: each cluster is stopped with
 ``python run.py cluster stop`` (the bare head by its recorded processes), and a warning
 is printed if any process still mentions a state dir afterwards.
@@ -45,7 +54,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = "root.ingest.events-0"
 IDLE_S = 5.0
-GOALS = {"start_s": ("<= 15 s", 15.0), "memory_mib": ("<= 3 GiB", 3072.0), "restart_ms": ("<= 2,000 ms", 2000.0)}
+IDLE_CPU_S = 20.0
+GOALS = {"start_s": ("<= 15 s", 15.0), "memory_mib": ("<= 3 GiB", 3072.0), "restart_ms": ("<= 2,000 ms", 2000.0),
+         "idle_cpu_pct": ("(information)", None)}
 
 
 # --- helpers shared by the modes ----------------------------------------------------------
@@ -129,6 +140,57 @@ def cluster_memory_mib(services: dict[str, dict], marks: list[str]) -> tuple[flo
     return total, counted
 
 
+def cluster_cpu_pct(services: dict[str, dict], marks: list[str], seconds: float) -> float:
+    """CPU the cluster's processes used over ``seconds``, in % of one core, once the
+    machine has settled (at most 60 s); processes that come or go meanwhile count for
+    the part they were seen."""
+    import psutil
+
+    def times() -> dict[int, float]:
+        out = {}
+        for pid, proc in cluster_processes(services, marks).items():
+            try:
+                t = proc.cpu_times()
+                out[pid] = t.user + t.system
+            except psutil.Error:
+                continue
+        return out
+
+    from benchmarks.quiet import wait_quiet
+
+    wait_quiet(max_s=60.0)     # what starting left running (imports of warm actors) is not idle cost
+    before, began = times(), time.monotonic()
+    time.sleep(seconds)
+    after, wall = times(), time.monotonic() - began
+    used = sum(cpu - before.get(pid, cpu) for pid, cpu in after.items())
+    return used / wall * 100
+
+
+def actor_processes(services: dict[str, dict], marks: list[str]) -> int:
+    """How many of the cluster's processes are Ray actors (``ray::Class`` titles)."""
+    import psutil
+
+    n = 0
+    for proc in cluster_processes(services, marks).values():
+        try:
+            n += bool(proc.cmdline()) and proc.cmdline()[0].startswith("ray::")
+        except psutil.Error:
+            continue
+    return n
+
+
+def tree_processes() -> int:
+    """How many actor processes the default cluster tree has (supervisors, workers, hosts)."""
+    from storage.settings import load_settings
+    from supervisors.spec import SupervisorSpec
+    from supervisors.tree import cluster_tree
+
+    def count(node) -> int:
+        return 1 + (sum(count(c) for c in node.children) if isinstance(node, SupervisorSpec) else 0)
+
+    return count(cluster_tree(load_settings(None, {})))
+
+
 def _json_line(stdout: str) -> dict:
     for line in reversed(stdout.strip().splitlines()):
         line = line.strip()
@@ -186,6 +248,11 @@ def measure_floor(errors: list[str]) -> dict:
         services = {"ray": {"pids": record.pids}}
         out["memory_mib"], out["memory_procs"] = cluster_memory_mib(services, [str(state), record.work_dir])
         try:
+            out["idle_actors"] = _run_mode("--_floor-idle", str(token), record.address, str(tree_processes()))["n"]
+            out["idle_cpu_pct"] = cluster_cpu_pct(services, [str(state), record.work_dir], IDLE_CPU_S)
+        except Exception as exc:
+            errors.append(f"floor idle CPU: {exc}")
+        try:
             got = _run_mode("--_floor-restart", str(token), record.address)
             out["restart_ms"] = got["restart_ms"]
         except Exception as exc:
@@ -199,6 +266,29 @@ def measure_floor(errors: list[str]) -> dict:
         _leftovers(marks, "the bare Ray head")
         _remove_dirs(state, record.work_dir if record else "")
     return out
+
+
+def floor_idle(token_path: str, address: str, n: str) -> None:
+    """(subprocess) ``n`` idle async actors, detached (they outlive this process and die
+    with the head), each answering one call before this returns."""
+    _project_on_path()
+    from storage import embedded
+
+    embedded.prepare_ray_environment(token_path)
+    import ray
+
+    ray.init(address=address, namespace="bench-floor-idle", logging_level="ERROR", log_to_driver=False,
+             _node_ip_address="127.0.0.1")
+
+    @ray.remote(num_cpus=0)
+    class Idle:
+        async def pid(self) -> int:
+            return os.getpid()
+
+    actors = [Idle.options(name=f"idle-{i}", lifetime="detached").remote() for i in range(int(n))]
+    pids = ray.get([a.pid.remote() for a in actors], timeout=300)
+    ray.shutdown()
+    print(json.dumps({"n": len(set(pids))}), flush=True)
 
 
 def floor_restart(token_path: str, address: str) -> None:
@@ -275,6 +365,8 @@ def measure_cluster(errors: list[str]) -> dict:
         work_dir = (services.get("ray") or {}).get("work_dir", "")
         time.sleep(IDLE_S)
         out["memory_mib"], out["memory_procs"] = cluster_memory_mib(services, [str(state), work_dir])
+        out["idle_cpu_pct"] = cluster_cpu_pct(services, [str(state), work_dir], IDLE_CPU_S)
+        out["actor_procs"] = actor_processes(services, [str(state), work_dir])
         try:
             got = _run_mode("--_measure-restart", str(state), name, timeout=150)
             out.update(restart_ms=got["restart_ms"], restart_db_ms=got.get("db_ms"),
@@ -412,6 +504,7 @@ def _fmt(value: float | None, digits: int) -> str:
 def report(runs: list[tuple[dict, dict]], errors: list[str]) -> None:
     rows = [("cluster start to healthy (s)", "start_s", 1),
             ("idle memory (MiB)", "memory_mib", 0),
+            ("idle CPU (% of one core)", "idle_cpu_pct", 1),
             ("worker restart (ms)", "restart_ms", 0)]
     print()
     print("per run (conveyor / floor):")
@@ -431,9 +524,13 @@ def report(runs: list[tuple[dict, dict]], errors: list[str]) -> None:
         floor = _median([f.get(key) for _, f in runs])
         ratio = f"{mine / floor:.1f}x" if mine is not None and floor else "n/a"
         goal, limit = GOALS[key]
-        verdict = "" if mine is None else ("  ok" if mine <= limit else "  MISSED")
+        verdict = "" if mine is None or limit is None else ("  ok" if mine <= limit else "  MISSED")
         print(f"{label:<30} {_fmt(mine, digits):>10}   {_fmt(floor, digits):>12}   {ratio:>6}   {goal}{verdict}")
-    print(f"(medians over {len(runs)} run(s); floor = bare Ray head with the same flags, measured in the same run)")
+    print(f"(medians over {len(runs)} run(s); floor = bare Ray head with the same flags, measured in the same run;"
+          f" for idle CPU it holds {_fmt(_median([f.get('idle_actors') for _, f in runs]), 0)} idle actors, one per"
+          f" actor process of the tree, over {IDLE_CPU_S:.0f} s; the cluster had"
+          f" {_fmt(_median([c.get('actor_procs') for c, _ in runs]), 0)} actor processes: the tree's and the"
+          f" training coordinator's warm candidate actors)")
     if errors:
         print("\nerrors:")
         for e in errors:
@@ -445,13 +542,15 @@ def report(runs: list[tuple[dict, dict]], errors: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmarks/startup.py",
-        description="Cluster start time, idle memory and worker restart time of Conveyor, each beside a "
+        description="Cluster start time, idle memory, idle CPU and worker restart time of Conveyor, each beside a "
                     "bare-Ray floor measured in the same run (medians over --runs).")
-    parser.add_argument("--runs", type=int, default=3, help="number of runs (default 3; ~1 minute each)")
+    parser.add_argument("--runs", type=int, default=3, help="number of runs (default 3; ~2 minutes each)")
     parser.add_argument("--_measure-restart", nargs=2, metavar=("STATE_DIR", "CLUSTER_NAME"),
                         dest="measure_restart", help=argparse.SUPPRESS)
     parser.add_argument("--_floor-restart", nargs=2, metavar=("TOKEN_PATH", "ADDRESS"),
                         dest="floor_restart", help=argparse.SUPPRESS)
+    parser.add_argument("--_floor-idle", nargs=3, metavar=("TOKEN_PATH", "ADDRESS", "N"),
+                        dest="floor_idle", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _project_on_path()
     if args.measure_restart:
@@ -459,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.floor_restart:
         floor_restart(*args.floor_restart)
+        return 0
+    if args.floor_idle:
+        floor_idle(*args.floor_idle)
         return 0
     if args.runs < 1:
         parser.error("--runs must be at least 1")
