@@ -78,6 +78,18 @@ def import_model_libraries() -> None:
     import sklearn.tree  # noqa: F401
 
 
+@contextlib.asynccontextmanager
+async def key_ordered_reads(pool):
+    """A connection of ``pool`` in a read-only transaction whose queries read a feature
+    set in its primary key's order by scanning that key, never by sorting: for a set the
+    planner has no statistics of yet (any set just prepared) it would otherwise sort all
+    of the set's rows first (100,000 rows: ~0.3 s before the first row of a stretch,
+    ~0.1 s for one boundary row; 0.02-0.10 s by the key)."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL enable_sort = off")
+        yield conn
+
+
 class PhaseClock:
     """Seconds spent per named phase, summed over laps.
 
@@ -170,10 +182,11 @@ class BatchScoreCoordinator(PartitionWorker):
         and no scorer reads past the rows of the others. Rows added to the set later fall
         into exactly one stretch."""
         bounds: list[tuple[str, int] | None] = [None]
-        for k in range(1, n):
-            row = await self.pool.fetchrow("SELECT batch_id, line_no FROM features WHERE feature_set_id = $1"
-                                           " ORDER BY batch_id, line_no OFFSET $2 LIMIT 1", fsid, k * n_rows // n)
-            bounds.append(None if row is None else (row["batch_id"], row["line_no"]))
+        async with key_ordered_reads(self.pool) as conn:
+            for k in range(1, n):
+                row = await conn.fetchrow("SELECT batch_id, line_no FROM features WHERE feature_set_id = $1"
+                                          " ORDER BY batch_id, line_no OFFSET $2 LIMIT 1", fsid, k * n_rows // n)
+                bounds.append(None if row is None else (row["batch_id"], row["line_no"]))
         bounds.append(None)
         if any(b is None for b in bounds[1:-1]):     # fewer rows than counted: every n-th row instead
             return [None] * (n + 1)
@@ -305,10 +318,7 @@ class BatchScorer(PartitionWorker):
         for every chunk."""
         chunk = self.settings.batch_score_chunk
         select, where = partition_rows(task)
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
-            # The primary key gives the order: scanning it streams the first chunk at once.
-            # Without statistics of the set the planner would sort the stretch first.
-            await conn.execute("SET LOCAL enable_sort = off")
+        async with key_ordered_reads(self.pool) as conn:    # the first chunk comes at once
             cursor = await conn.cursor(f"{select} ORDER BY batch_id, line_no OFFSET ${len(where) + 1}", *where,
                                        rows_done)
             reading = asyncio.ensure_future(cursor.fetch(chunk))
