@@ -146,6 +146,8 @@ def cluster_cpu_pct(services: dict[str, dict], marks: list[str], seconds: float)
     the part they were seen."""
     import psutil
 
+    from benchmarks.quiet import wait_quiet
+
     def times() -> dict[int, float]:
         out = {}
         for pid, proc in cluster_processes(services, marks).items():
@@ -155,8 +157,6 @@ def cluster_cpu_pct(services: dict[str, dict], marks: list[str], seconds: float)
             except psutil.Error:
                 continue
         return out
-
-    from benchmarks.quiet import wait_quiet
 
     wait_quiet(max_s=60.0)     # what starting left running (imports of warm actors) is not idle cost
     before, began = times(), time.monotonic()
@@ -173,9 +173,10 @@ def actor_processes(services: dict[str, dict], marks: list[str]) -> int:
     n = 0
     for proc in cluster_processes(services, marks).values():
         try:
-            n += bool(proc.cmdline()) and proc.cmdline()[0].startswith("ray::")
+            cmdline = proc.cmdline()
         except psutil.Error:
             continue
+        n += bool(cmdline) and cmdline[0].startswith("ray::")
     return n
 
 
