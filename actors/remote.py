@@ -16,7 +16,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 import ray  # noqa: E402
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
-from actors.worker import AnswersStarted
+from actors.worker import AnswersStarted, WorkerState
 from storage.settings import Settings
 
 #: Raised by `RayRuntime.call` when the actor's process is gone ...
@@ -94,6 +94,8 @@ class WorkerHost(AnswersStarted):
         configure_logging(settings.log_level)
         self.worker = load_class(factory)(settings, name, **args)
         self.task = asyncio.get_running_loop().create_task(self.worker.run())
+        self.reporting = tell_supervisor_if_failed([self.task], settings.cluster_name, name,
+                                                   lambda: self.worker.state is WorkerState.FAILED)
 
     async def ping(self) -> dict[str, Any]:
         beat = self.worker.heartbeat()
@@ -124,14 +126,17 @@ class SharedHost(AnswersStarted):
     """Hosts several light Ray-free workers in one process (a `HostSpec`): their run loops
     share its event loop, and its heartbeat answers for all of them."""
 
-    def __init__(self, settings: Settings, workers: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    def __init__(self, settings: Settings, name: str, workers: list[tuple[str, str, str, dict[str, Any]]]) -> None:
         from actors.logs import configure_logging
 
         configure_logging(settings.log_level)
         loop = asyncio.get_running_loop()
-        self.workers = {worker_id: load_class(factory)(settings, name, **args)
-                        for worker_id, name, factory, args in workers}
+        self.workers = {worker_id: load_class(factory)(settings, worker_name, **args)
+                        for worker_id, worker_name, factory, args in workers}
         self.tasks = [loop.create_task(worker.run()) for worker in self.workers.values()]
+        self.reporting = tell_supervisor_if_failed(
+            self.tasks, settings.cluster_name, name,
+            lambda: any(worker.state is WorkerState.FAILED for worker in self.workers.values()))
 
     async def ping(self) -> dict[str, Any]:
         from actors.worker import shared_heartbeat
@@ -142,6 +147,30 @@ class SharedHost(AnswersStarted):
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def tell_supervisor_if_failed(tasks: list[asyncio.Task], namespace: str, child_name: str, failed) -> set:
+    """When one of a host's worker loops (``tasks``) ends and ``failed()`` says so, tell the
+    supervisor of ``child_name`` (the name before its last dot) at once: between its pings it
+    looks only at the host's process, which a failed loop leaves running. Returns the set
+    holding the report while it is sent (keep it: a task only weakly referenced can vanish)."""
+    supervisor, _, _ = child_name.rpartition(".")
+    sending: set = set()
+
+    async def report() -> None:
+        try:
+            handle = await asyncio.to_thread(ray.get_actor, supervisor, namespace=namespace)
+            await asyncio.wait_for(handle.child_failed.remote(child_name), 10.0)
+        except Exception:       # no supervisor answering: its next ping sees the failure
+            pass
+
+    def on_done(_task: asyncio.Task) -> None:
+        if supervisor and failed() and not sending:
+            sending.add(asyncio.get_running_loop().create_task(report()))
+
+    for task in tasks:
+        task.add_done_callback(on_done)
+    return sending
 
 
 class RayRuntime:
@@ -166,7 +195,7 @@ class RayRuntime:
         """A `SharedHost` running ``workers``: (id, name, "module:Class", args) each."""
         return await self._spawn(lambda: SharedHost.options(
             name=name, namespace=self.namespace, lifetime="detached", num_cpus=num_cpus, max_restarts=0,
-            max_concurrency=16).remote(settings, workers))
+            max_concurrency=16).remote(settings, name, workers))
 
     async def spawn_supervisor(self, actor_class, name: str, *args):
         return await self._spawn(lambda: actor_class.options(

@@ -95,6 +95,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Supervision.
     heartbeat_interval_s: Positive = 0.5
     max_missed_heartbeats: Count = 3
+    #: A running worker on the supervisor's own node is asked for a heartbeat (a Ray call)
+    #: every n-th check only; its process is looked at (exited, stopped by a signal) at every
+    #: check, and a worker that fails tells its supervisor at once. Pinging every child at
+    #: every check cost ~0.13-0.17 of 2 cores on an idle tree here. 1 pings at every check.
+    n_checks_per_ping: Count = 4
     restart_intensity: Count = 5
     restart_period_s: Positive = 30.0
     backoff_base_s: Annotated[float, msgspec.Meta(ge=0, le=3_600)] = 0.05

@@ -23,6 +23,7 @@ class ChildRecord:
     spawned_s: float | None = None        # how long the last start waited for the actor's name
     restarting: bool = False
     error: str = ""
+    reported: bool = False                # the child said it failed: ask it at the next check
 
     @property
     def is_supervisor(self) -> bool:
@@ -31,6 +32,25 @@ class ChildRecord:
     @property
     def is_host(self) -> bool:
         return isinstance(self.spec, HostSpec)
+
+    def ping_due(self, now: float, period_s: float, local: bool) -> bool:
+        """Whether this check asks the child for a heartbeat (a Ray call). A settled child
+        (running, on this node, answering) is asked once ``period_s`` has passed since its
+        last beat: between pings its process is looked at locally, and a worker that fails
+        reports it at once. Every other child is asked at every check.
+
+        >>> child = ChildRecord(spec=None, name="root.w", state="running", last_beat_at=100.0)
+        >>> child.ping_due(101.0, period_s=2.0, local=True), child.ping_due(102.0, period_s=2.0, local=True)
+        (False, True)
+        >>> child.ping_due(101.0, period_s=2.0, local=False)      # on another node
+        True
+        >>> child.missed_heartbeats = 1                            # late once: asked at every check
+        >>> child.ping_due(101.0, period_s=2.0, local=True)
+        True
+        """
+        settled = (local and not self.is_supervisor and self.state == "running" and not self.reported
+                   and self.missed_heartbeats == 0)
+        return not settled or now - self.last_beat_at >= period_s
 
     def status(self) -> dict[str, Any]:
         """The child as `cluster status` shows it (worker fields; supervisors add theirs, a

@@ -33,8 +33,9 @@ class SupervisorFlags(msgspec.Struct, frozen=True, kw_only=True):
     period_s: float = 30.0       # ... inside this sliding window, else escalate
     backoff_base_s: float = 0.05
     backoff_max_s: float = 5.0
-    heartbeat_interval_s: float = 0.5
+    heartbeat_interval_s: float = 0.5   # how often each child's process is checked (exited, frozen)
     max_missed_heartbeats: int = 3
+    n_checks_per_ping: int = 4          # a settled child on this node is pinged every n-th check
     start_timeout_s: float = 60.0
 
 

@@ -2,6 +2,13 @@
 heartbeats), restarts them by its strategy with backoff, and escalates when the
 restart intensity is exceeded.
 
+Watching is cheap where it can be: at every check (``heartbeat_interval_s``) the process
+of each worker on this node is looked at (exited, stopped by a signal), but a settled
+one is asked for a heartbeat only every ``n_checks_per_ping`` checks; a worker whose
+loop fails tells its supervisor at once (``child_failed``), and a frozen process is
+pinged at once. Supervisors, late children and those on other nodes are pinged at every
+check.
+
 It is a detached named actor that Ray restarts (``max_restarts=-1``); on every
 start it re-adopts the children that are still alive by name, so there is never
 a duplicate worker. What must survive its own restart (restart counts and the
@@ -54,6 +61,7 @@ class Supervisor(AnswersStarted):
         self._redis = self._pool = self._memory = None
         self._outage_seen = -OUTAGE_GRACE_S - 1.0   # monotonic time a shared service was last seen down
         self._waiting_for: list[str] = []
+        self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._main())
 
     # --- the loop ----------------------------------------------------------------------
@@ -63,7 +71,11 @@ class Supervisor(AnswersStarted):
         await self._retry_forever("start children", self._start_children)
         self.state = HEALTHY if self.state != ESCALATED else self.state
         while True:
-            await asyncio.sleep(self.flags.heartbeat_interval_s)
+            try:    # a check every interval, or at once when a child reports a failure
+                await asyncio.wait_for(self._wake.wait(), self.flags.heartbeat_interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
             if self.state == ESCALATED:
                 continue
             try:
@@ -150,17 +162,23 @@ class Supervisor(AnswersStarted):
 
         if child.handle is None:
             return "crashed", child.error or "not running"
-        pid = child.last_beat.get("pid")
+        pid, node_id = child.last_beat.get("pid"), child.last_beat.get("node_id")
         # A worker's exited process is seen at once (a ping would hang ~1 s first); a
         # supervisor child is restarted in place by Ray, and re-adopts its children.
-        if not child.is_supervisor and self.runtime.process_gone(pid, child.last_beat.get("node_id")):
+        local = not child.is_supervisor and node_id is not None and node_id == self.runtime.node_id()
+        if local and self.runtime.process_gone(pid, node_id):
             return "crashed", f"its process {pid} exited"
+        frozen = local and self.runtime.process_stopped(pid, node_id)     # the ping below confirms it
+        period_s = self.flags.heartbeat_interval_s * self.flags.n_checks_per_ping
+        if not frozen and not child.ping_due(time.time(), period_s, local):
+            return None, ""
+        child.reported = False
         try:
             beat = await self.runtime.call(child.handle, "ping", self.flags.heartbeat_interval_s * 2)
         except (asyncio.TimeoutError, ActorUnavailable):
             # Ray restarts supervisors itself: give it time before calling one hung.
             child.missed_heartbeats += 1
-            if not child.is_supervisor and self.runtime.process_stopped(pid, child.last_beat.get("node_id")):
+            if local and self.runtime.process_stopped(pid, node_id):
                 return "hung", f"missed a heartbeat; its process {pid} is stopped by a signal"
             allowed = self.flags.max_missed_heartbeats
             if child.is_supervisor:
@@ -305,6 +323,14 @@ class Supervisor(AnswersStarted):
 
         return {"state": self.state, "pid": os.getpid(), "error": "",
                 "node_id": self.runtime.node_id()}
+
+    async def child_failed(self, name: str) -> None:
+        """Told by a child's host that its worker failed: the child is checked at once,
+        without waiting for its next ping."""
+        for child in self.children.values():
+            if child.name == name:
+                child.reported = True
+                self._wake.set()
 
     async def status(self) -> dict[str, Any]:
         """This supervisor and its whole subtree."""

@@ -17,7 +17,8 @@ def flags_from(settings: Settings, strategy: Strategy = Strategy.ONE_FOR_ONE) ->
         strategy=strategy, intensity=settings.restart_intensity, period_s=settings.restart_period_s,
         backoff_base_s=settings.backoff_base_s, backoff_max_s=settings.backoff_max_s,
         heartbeat_interval_s=settings.heartbeat_interval_s,
-        max_missed_heartbeats=settings.max_missed_heartbeats, start_timeout_s=settings.start_timeout_s,
+        max_missed_heartbeats=settings.max_missed_heartbeats, n_checks_per_ping=settings.n_checks_per_ping,
+        start_timeout_s=settings.start_timeout_s,
     )
 
 

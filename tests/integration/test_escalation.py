@@ -45,3 +45,28 @@ async def _both(escalations):
     found = await escalations()
     supervisors = {s.supervisor for s in found}
     return found if {"esc-parent.crashy", "esc-parent"} <= supervisors else None
+
+
+async def test_a_worker_whose_loop_fails_is_restarted_on_its_own_report_not_on_a_ping(settings):
+    """With pings of a settled worker (practically) never due, only the report its host
+    sends when the worker's loop fails can bring the restart; the process stays up."""
+    from actors.remote import RayRuntime
+    from supervisors.spec import ChildSpec, SupervisorFlags, SupervisorSpec
+    from supervisors.supervisor import Supervisor
+    from supervisors.tree import stop_tree
+
+    flags = SupervisorFlags(intensity=100, period_s=60, heartbeat_interval_s=0.1, n_checks_per_ping=10_000,
+                            backoff_base_s=0.01, backoff_max_s=0.05)
+    spec = SupervisorSpec(id="reported", flags=flags, children=(
+        ChildSpec(id="w", factory="tests.support.workers:CrashingWorker", args={"crash_after_s": 1.0}),))
+    runtime = RayRuntime(settings.cluster_name)
+    handle = await runtime.spawn_supervisor(runtime.actor_class(Supervisor), spec.id, spec, settings, spec.id)
+    try:
+        async def restarted_twice():
+            child = (await runtime.call(handle, "status", 5.0))["children"][0]
+            return child if child["n_restarts"] >= 2 else None
+
+        child = await eventually(restarted_twice, timeout_s=60, what="the failing worker restarted twice")
+        assert child["id"] == "reported.w"
+    finally:
+        await stop_tree(spec.id, settings)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actors.worker
+import supervisors.children
 import supervisors.intensity
 import supervisors.spec
 import supervisors.strategy
@@ -408,7 +409,7 @@ def test_a_healthy_tree_has_nobody_waiting():
 
 
 @pytest.mark.parametrize("module", [supervisors.spec, supervisors.strategy, supervisors.intensity,
-                                     supervisors.tree, actors.worker],
+                                     supervisors.tree, supervisors.children, actors.worker],
                          ids=lambda m: m.__name__)
 def test_module_doctests_pass(module):
     result = doctest.testmod(module)
