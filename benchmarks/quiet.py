@@ -27,3 +27,21 @@ def wait_quiet(max_s: float = 60.0, quiet_percent: float = QUIET_PERCENT, window
 async def settle(max_s: float = 60.0) -> float:
     """:func:`wait_quiet` without blocking the caller's event loop."""
     return await asyncio.to_thread(wait_quiet, max_s)
+
+
+async def warm_pool_started(namespace: str, n_actors: int, max_s: float = 90.0) -> float:
+    """Wait until the training coordinator's ``n_actors`` warm candidate actors exist (it
+    starts them ``actors.training.WARM_AFTER_S`` after its own start, and each imports its
+    libraries then: a few CPU seconds a fresh cluster spends after it is healthy), then
+    settle; the seconds waited. Needs a Ray connection to the cluster."""
+    import ray
+
+    began = time.monotonic()
+    while n_actors and time.monotonic() - began < max_s:
+        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                 if a["namespace"] == namespace and a["name"].startswith("train.warm.")]
+        if len(names) >= n_actors:
+            break
+        await asyncio.sleep(0.5)
+    await settle()
+    return time.monotonic() - began
