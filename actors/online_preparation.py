@@ -19,6 +19,7 @@ from messages.stream import StreamEvent
 #: Per entity ("stream\\x1fentity"): per field [n, total, min, max].
 Aggregates = dict[str, dict[str, list[float]]]
 SEP = "\x1f"
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 def update_aggregates(aggregates: Aggregates, event: StreamEvent) -> str | None:
@@ -30,21 +31,31 @@ def update_aggregates(aggregates: Aggregates, event: StreamEvent) -> str | None:
     >>> aggs[slot]["x"]
     [3, 9.0, 1.0, 5.0]
     """
-    numbers = {k: float(v) for k, v in event.values.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")}
-    if not numbers:
-        return None
-    slot = f"{event.stream}{SEP}{event.entity_key}"
-    fields = aggregates.setdefault(slot, {})
-    for name, value in numbers.items():
+    fields = None
+    for name, value in event.values.items():
+        kind = type(value)        # exactly int or float: a decoded event's numbers (bool is neither)
+        if kind is int:
+            try:
+                value = float(value)
+            except OverflowError:     # an int beyond any float: not a number to aggregate
+                continue
+        elif kind is not float or value != value or value in _INFINITIES:
+            continue
+        if fields is None:
+            slot = f"{event.stream}{SEP}{event.entity_key}"
+            fields = aggregates.setdefault(slot, {})
         current = fields.get(name)
         if current is None:
             fields[name] = [1, value, value, value]
-        else:
-            current[0] += 1
-            current[1] += value
-            current[2] = min(current[2], value)
-            current[3] = max(current[3], value)
+            continue
+        current[0] += 1
+        current[1] += value
+        if value < current[2]:
+            current[2] = value
+        elif value > current[3]:
+            current[3] = value
+    if fields is None:
+        return None
     return slot
 
 

@@ -205,3 +205,21 @@ def test_entity_aggregates_are_features_from_the_entitys_earlier_events():
     for at in range(0, 3000, 700):
         apply_step(replayed, {"agg": (1, config)}, records(events[at:at + 700], at), [], partition=0)
     assert replayed.learners["agg"][1].entities == learner.entities
+
+
+def test_an_int_beyond_the_float_range_is_refused_or_left_out_and_the_step_goes_on():
+    """JSON allows a 401-digit int; no model's arithmetic takes it (it raised OverflowError,
+    which failed the whole step again on every replay)."""
+    named = parse_learner_config('name = "named"\nstream = "s"\nlabel = "y"\nfeatures = ["a", "b"]\n'
+                                 '[model]\nalgorithm = "river.logistic_regression"\n')
+    any_number = parse_learner_config('name = "any"\nstream = "s"\nlabel = "y"\n'
+                                      '[model]\nalgorithm = "river.logistic_regression"\n')
+    huge = StreamEvent(stream="s", entity_key="k", values={"a": 1.0, "b": 10**400, "y": True})
+    fine = StreamEvent(stream="s", entity_key="k", values={"a": 2.0, "b": 3, "y": False})
+    state = PartitionState()
+    out = apply_step(state, {"named": (1, named), "any": (1, any_number)}, records([huge, fine]), [], partition=0)
+    named_report, any_report = (state.learners[n][1].report() for n in ("named", "any"))
+    assert (named_report["n_learned"], named_report["n_refused"]) == (1, 1)
+    assert [d.error for d in out.dead_letters] == [
+        "learner named: values.b: a finite number; got an int beyond the float range"]
+    assert (any_report["n_learned"], any_report["n_refused"]) == (2, 0)     # learned from "a" alone

@@ -283,3 +283,19 @@ def test_a_producers_duplicate_is_stored_counted_and_aggregated_once():
     assert again.raw_events == [] and state.accepted == {"s": 1}
     assert state.aggregates["s\x1fk"]["x"] == [1, 2.0, 2.0, 2.0]
     assert message_ids([Record(9, None, b"not json")]) == {}
+
+
+def test_an_int_beyond_the_float_range_is_stored_and_left_out_of_the_aggregates():
+    """A 401-digit int is valid JSON: it raised OverflowError in the aggregates before, failing
+    the partition's batch again on every replay."""
+    state = IngestState()
+    effects = ingest_batch(state, [rec(0, event(x=10**400, y=2.0)), rec(1, event(x=1.0))], TOPIC, PARTITION)
+    assert len(effects.raw_events) == 2 and "1" + "0" * 400 in effects.raw_events[0].payload
+    assert state.aggregates["clicks\x1fuser-1"] == {"y": [1, 2.0, 2.0, 2.0], "x": [1, 1.0, 1.0, 1.0]}
+
+
+def test_aggregates_fold_ints_and_floats_and_leave_out_everything_else():
+    state = IngestState()
+    values = [dict(x=3, b=True, s="7", n=None), dict(x=-1.5, b=False), dict(x=10.0)]
+    ingest_batch(state, [rec(i, event(**v)) for i, v in enumerate(values)], TOPIC, PARTITION)
+    assert state.aggregates["clicks\x1fuser-1"] == {"x": [3, 11.5, -1.5, 10.0]}
