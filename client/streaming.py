@@ -114,7 +114,10 @@ def build_events(rows: Iterable[tuple[dict, object]], stream: str, *, label_fiel
         key = entity_key or (str(values[key_field]) if key_field and key_field in values else f"{stream}-{i}")
         if labels == "inline" and y is not None:
             values[label_field] = _scalar(y)
-        event = StreamEvent(stream=stream, entity_key=key, values=values)
+        try:
+            event = StreamEvent(stream=stream, entity_key=key, values=values)
+        except ValueError as exc:          # a column name no event may carry
+            raise StreamRefused(f"row {i}", str(exc)) from None
         out = [event]
         if labels == "later" and y is not None:
             waiting.append(Observation(stream=stream, event_id=event.msg_id, entity_key=key, label=_scalar(y)))

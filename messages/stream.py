@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from messages.base import Message, MessageId
-from messages.types import EntityKey, Name, Record
+from messages.types import EntityKey, Name, Record, check_value_names
 
 
 class StreamEvent(Message, tag="stream.event"):
@@ -24,6 +24,10 @@ class StreamEvent(Message, tag="stream.event"):
     entity_key: EntityKey
     values: Record = {}
     event_time: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_value_names(self.values)
 
 
 #: A label: what the outside world observed for an earlier event.

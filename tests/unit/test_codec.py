@@ -361,6 +361,18 @@ def test_value_names_are_bounded(name):
     assert "$.values" in failure({**BASE, "values": {name: 1}})
 
 
+@pytest.mark.parametrize("name", ["k\x00", "a\x1b[31mred", "\tk", "k\x7f", "line1\nline2", "\x1f"])
+def test_value_names_with_control_characters_are_refused_every_time(name):
+    for _ in range(2):                          # the second time from the checked-names memo
+        reason = failure({**BASE, "values": {"fine": 1, name: 1}})
+        assert "$.values" in reason and "control characters" in reason
+
+
+@pytest.mark.parametrize("name", ["x", "zip code", "O'Brien", "ключ", "a.b-c_d", "k" * 128])
+def test_printable_value_names_are_accepted(name):
+    assert decode(raw({**BASE, "values": {name: 1}})).values == {name: 1}
+
+
 def test_oversized_payload_is_refused_before_parsing(monkeypatch):
     class Spy:
         called = False
