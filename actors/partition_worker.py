@@ -60,6 +60,18 @@ class PartitionWorker(Worker):
     def restore(self, state: bytes) -> None:
         """Adopt the state of a checkpoint."""
 
+    def checkpoint_writes(self) -> list:
+        """Stage writes to run with each checkpoint, in its transaction (see
+        :attr:`BatchEffects.writes`): for a copy of the state that the store needs only as of
+        the latest checkpoint, which a restart replays on top of."""
+        return []
+
+    @property
+    def stateful(self) -> bool:
+        """Whether this worker checkpoints state (it overrides :meth:`snapshot`); asked every
+        step, so it does not take a snapshot to find out."""
+        return type(self).snapshot is not PartitionWorker.snapshot
+
     async def open(self) -> None:
         """Open what ``handle`` needs beyond the pool (called once the partition is claimed)."""
 
@@ -91,7 +103,7 @@ class PartitionWorker(Worker):
         self.claim = await self.ledger.claim(self.consumer, self.topic, self.partition)
         self.offset = self.claim.next_offset
         checkpoint = await self.ledger.latest_checkpoint(self.checkpoint_owner)
-        if checkpoint is not None and self.snapshot() is not None:
+        if checkpoint is not None and self.stateful:
             self.restore(checkpoint.state)
             # A checkpoint of an older broker generation holds the state of a log that is
             # gone; the new log is read from its start on top of it.
@@ -108,7 +120,7 @@ class PartitionWorker(Worker):
         records = await self._reader.read(timeout_ms=200, max_records=most,
                                           then_pause=self.pause_between_reads)
         self._since_checkpoint += len(records)
-        stateful = self.snapshot() is not None
+        stateful = self.stateful
         due = stateful and self._since_checkpoint > 0 and (
             self._since_checkpoint >= self.checkpoint_every_n
             or time.time() - (self.last_checkpoint_at or self.started_at) >= self.checkpoint_every_s)
@@ -119,6 +131,7 @@ class PartitionWorker(Worker):
         next_offset = records[-1].offset + 1 if records else self.offset
         if due:
             effects.checkpoint_state = self.snapshot()
+            effects.writes.extend(self.checkpoint_writes())
         await self.ledger.commit(self.claim, next_offset, effects)
         self.offset = next_offset
         self.n_processed += len(records)

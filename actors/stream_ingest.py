@@ -2,14 +2,18 @@
 topic in the raw store, exactly once, and dead-letters what does not decode.
 
 Effects (raw rows, dead letters, outbox rows) and the consumed offset are written
-in one transaction; the worker's state (counts per stream) is checkpointed every
-N events or T seconds in that same transaction. A restarted worker restores the
+in one transaction; the worker's state (counts per stream, per-entity aggregates) is
+checkpointed every N events or T seconds in that same transaction, and the aggregates
+changed meanwhile are copied to PostgreSQL with a checkpoint every few seconds (to
+Redis with every batch). A restarted worker restores the
 latest checkpoint and replays from its offset; replay is idempotent (raw rows are
 keyed by ``msg_id``, dead letters by source offset), so its state afterwards is
 the same as if it had never crashed.
 """
 
 from __future__ import annotations
+
+import time
 
 import msgspec
 
@@ -65,15 +69,18 @@ def message_ids(records: list[Record]) -> dict[str, int]:
 
 
 def ingest_batch(state: IngestState, records: list[Record], topic: str, partition: int,
-                 events: list[StreamEvent] | None = None, sent_before: frozenset[str] = frozenset()) -> BatchEffects:
+                 events: list[StreamEvent] | None = None, sent_before: frozenset[str] = frozenset(),
+                 touched: set[str] | None = None) -> BatchEffects:
     """Pure: decode ``records``, update ``state`` (counts and per-entity aggregates), and
-    return the effects to write; the accepted events are appended to ``events``.
+    return the effects to write; the accepted events are appended to ``events``, and the
+    aggregate slots they changed are added to ``touched`` (written to the store by the
+    caller: :func:`write_aggregates` of :func:`aggregate_rows`).
 
     An event whose ``msg_id`` came before, in an earlier record (``sent_before``: ids stored
     from another offset) or earlier in this batch, is a producer's duplicate: stored once
     (the raw store is keyed by msg_id), counted and aggregated once."""
     effects = BatchEffects()
-    touched: set[str] = set()
+    touched = set() if touched is None else touched
     events = [] if events is None else events
     seen: set[str] = set()
     for record in records:
@@ -100,8 +107,6 @@ def ingest_batch(state: IngestState, records: list[Record], topic: str, partitio
         if update_aggregates(state.aggregates, message) is not None:
             touched.add(f"{message.stream}{SEP}{message.entity_key}")
         events.append(message)
-    if touched:
-        effects.writes.append(write_aggregates(aggregate_rows(state.aggregates, touched)))
     return effects
 
 
@@ -109,15 +114,20 @@ class StreamIngestWorker(PartitionWorker):
     """One partition of the ``events`` topic into the raw store."""
 
     consumer = "stream-ingest"
-    #: A backlog is taken in big batches: a batch's aggregates are written once per entity it
-    #: touched (to PostgreSQL and Redis), and a 1,000-entity stream read 500 events at a time
-    #: touched about 400 entities per batch; a batch never waits to fill.
+    #: A backlog is taken in big batches: a batch's aggregates are written to Redis once per
+    #: entity it touched, and a 1,000-entity stream read 500 events at a time touched about
+    #: 400 entities per batch; a batch never waits to fill.
     max_records_per_handle = 5000
+    #: The aggregates changed meanwhile go to PostgreSQL with a checkpoint at most this often
+    #: (Redis has them from every batch).
+    store_aggregates_every_s = 5.0
 
     def __init__(self, settings: Settings, name: str, topic: str = "events", partition: int = 0,
                  checkpoint_every_n: int = 1000, checkpoint_every_s: float = 5.0) -> None:
         super().__init__(settings, name, topic, partition, checkpoint_every_n, checkpoint_every_s)
         self.ingest_state = IngestState()
+        self._unstored: set[str] = set()     # aggregate slots changed since they were last stored
+        self._stored_at = float("-inf")      # monotonic time they were last stored
 
     async def open(self) -> None:
         from actors.wiring import signing_key_bytes
@@ -136,7 +146,7 @@ class StreamIngestWorker(PartitionWorker):
     async def handle(self, records: list[Record]) -> BatchEffects:
         events: list[StreamEvent] = []
         effects = ingest_batch(self.ingest_state, records, self.topic, self.partition, events,
-                               await self._sent_before(records))
+                               await self._sent_before(records), self._unstored)
         await self._prepare_online(events, effects)
         return effects
 
@@ -188,8 +198,22 @@ class StreamIngestWorker(PartitionWorker):
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.ingest_state)
 
+    def checkpoint_writes(self) -> list:
+        """The aggregates changed since they were last stored, to PostgreSQL with this
+        checkpoint, once ``store_aggregates_every_s`` have passed (Redis has them from every
+        batch). Stored with every batch, a 1,000-entity stream upserted two rows per event
+        under a backlog (~20-40 us per event here) and up to one per field per event at a
+        steady rate. The rows hold absolute values from the checkpointed state: a restart
+        restores it, stores every slot again at its first chance, and replays on top."""
+        if not self._unstored or time.monotonic() - self._stored_at < self.store_aggregates_every_s:
+            return []
+        rows = aggregate_rows(self.ingest_state.aggregates, self._unstored)
+        self._unstored, self._stored_at = set(), time.monotonic()
+        return [write_aggregates(rows)]
+
     def restore(self, state: bytes) -> None:
         self.ingest_state = msgspec.msgpack.decode(state, type=IngestState)
+        self._unstored = set(self.ingest_state.aggregates)   # which were stored before the restart is not known
 
     def heartbeat(self) -> dict:
         beat = super().heartbeat()

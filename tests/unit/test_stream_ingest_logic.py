@@ -299,3 +299,39 @@ def test_aggregates_fold_ints_and_floats_and_leave_out_everything_else():
     values = [dict(x=3, b=True, s="7", n=None), dict(x=-1.5, b=False), dict(x=10.0)]
     ingest_batch(state, [rec(i, event(**v)) for i, v in enumerate(values)], TOPIC, PARTITION)
     assert state.aggregates["clicks\x1fuser-1"] == {"x": [3, 11.5, -1.5, 10.0]}
+
+
+class Conn:
+    """Records what a stage write executes."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    async def execute(self, sql, *args):
+        self.calls.append((sql, args))
+
+
+async def test_aggregates_go_to_postgres_with_a_checkpoint_at_most_every_few_seconds_and_all_after_a_restore():
+    from actors.stream_ingest import StreamIngestWorker
+
+    worker = StreamIngestWorker(None, "root.ingest.events-3", partition=PARTITION)
+    ingest_batch(worker.ingest_state, [rec(0, event(key="a", x=1.0)), rec(1, event(key="b", x=2.0))],
+                 TOPIC, PARTITION, touched=worker._unstored)
+    [write] = worker.checkpoint_writes()
+    conn = Conn()
+    await write(conn)
+    [(sql, columns)] = conn.calls
+    assert "online_aggregates" in sql and columns[1] == ["a", "b"] and columns[3] == [1, 1]
+    ingest_batch(worker.ingest_state, [rec(2, event(key="a", x=3.0))], TOPIC, PARTITION, touched=worker._unstored)
+    assert worker.checkpoint_writes() == []           # stored moments ago: with a later checkpoint
+    worker._stored_at -= worker.store_aggregates_every_s
+    [write] = worker.checkpoint_writes()
+    conn = Conn()
+    await write(conn)
+    assert conn.calls[0][1][1] == ["a"] and conn.calls[0][1][3] == [2]     # only what changed, absolute
+    restarted = StreamIngestWorker(None, "root.ingest.events-3", partition=PARTITION)
+    restarted.restore(worker.snapshot())
+    [write] = restarted.checkpoint_writes()           # which were stored is not known: all of them
+    conn = Conn()
+    await write(conn)
+    assert conn.calls[0][1][1] == ["a", "b"]
