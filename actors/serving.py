@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from storage.route_rules import fallback_versions
 from storage.settings import Settings
 
 MAX_FEATURES = 4096
+_FLOAT_MAX = sys.float_info.max
 
 
 class ScoringError(FieldError):
@@ -56,6 +58,10 @@ def check_features(features: Any) -> dict:
     Traceback (most recent call last):
     ...
     actors.serving.ScoringError: features.x: must be a finite number; got nan
+    >>> check_features({"x": 10**400})
+    Traceback (most recent call last):
+    ...
+    actors.serving.ScoringError: features.x: must be a finite number; got an int beyond the float range
     """
     if not isinstance(features, dict):
         raise ScoringError("features", f"expected a mapping of feature names to values, got {type(features).__name__}")
@@ -66,6 +72,8 @@ def check_features(features: Any) -> dict:
             raise ScoringError("features", f"feature names are strings of 1-128 characters; got {name!r:.40}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ScoringError(f"features.{name}", f"must be a finite number; got {value!r}")
+        if type(value) is int and not -_FLOAT_MAX <= value <= _FLOAT_MAX:     # JSON allows 10**400
+            raise ScoringError(f"features.{name}", "must be a finite number; got an int beyond the float range")
         if isinstance(value, str) and len(value) > 65536:
             raise ScoringError(f"features.{name}", "text longer than 65,536 characters")
         if value is not None and not isinstance(value, (bool, int, float, str)):

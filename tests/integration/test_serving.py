@@ -243,6 +243,7 @@ async def test_bad_requests_are_refused_typed_and_never_take_down_a_replica(conv
         (dict(model=trained, features={**good, "f3": "abc"}), "features"),
         (dict(model=trained, features={**good, "f3": float("nan")}), "features.f3"),
         (dict(model=trained, features={**good, "f3": float("inf")}), "features.f3"),
+        (dict(model=trained, features={**good, "f3": 10**400}), "features.f3"),
         (dict(model=trained, features={**good, "f3": [1, 2]}), "features.f3"),
         (dict(model=trained, features={**good, "big": "x" * 70_000}), "features.big"),
         (dict(model=trained, features={f"k{i}": 1.0 for i in range(5000)}), "features"),
