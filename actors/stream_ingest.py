@@ -5,10 +5,10 @@ Effects (raw rows, dead letters, outbox rows) and the consumed offset are writte
 in one transaction; the worker's state (counts per stream, per-entity aggregates) is
 checkpointed every N events or T seconds in that same transaction, and the aggregates
 changed meanwhile are copied to PostgreSQL with a checkpoint every few seconds (to
-Redis with every batch). A restarted worker restores the
-latest checkpoint and replays from its offset; replay is idempotent (raw rows are
-keyed by ``msg_id``, dead letters by source offset), so its state afterwards is
-the same as if it had never crashed.
+Redis with every batch). A restarted worker restores the latest checkpoint and
+replays from its offset; replay is idempotent (raw rows are keyed by ``msg_id``, dead
+letters by source offset), so its state afterwards is the same as if it had never
+crashed.
 """
 
 from __future__ import annotations

@@ -69,5 +69,6 @@ def check_value_names(values: dict, field: str = "values") -> None:
         if not _free_of_control_characters(name):
             raise ValueError(f"Expected value names without control characters, got {name!r} - at `$.{field}`")
 
+
 #: Free text for reasons and details.
 Text = Annotated[str, msgspec.Meta(max_length=8192, pattern=r"^[^\x00]*\Z")]
