@@ -28,11 +28,14 @@ NOT_COVERED = """
   default cannot bound it; an external Kafka applies its topics' retention (not measured
   here). The soak shows the growth without the broker beside the total.
 - A killed worker is seen by its supervisor at the next check (every 0.5 s) from its
-  process having exited; a frozen one (stopped by SIGSTOP) at its first missed heartbeat
-  (a ping that waits twice the 0.5 s interval); one hung otherwise (a busy loop, a
-  deadlock) after three missed heartbeats, about 4.5 s. Then it is killed and restarted:
-  on a quiet cluster a restart took 0.8-1.1 s from detection to running (a new process,
-  its imports and its setup), on this loaded 2-core machine two to four times that.
+  process having exited; a frozen one (stopped by SIGSTOP) from its process state at the
+  next check, confirmed by a ping that waits twice the 0.5 s interval; one whose loop
+  failed when its host reports it, at once. A worker hung otherwise (a busy loop, a
+  deadlock) is found by the heartbeat a settled worker is asked for every 4th check:
+  after up to 2 s and three missed heartbeats, about 6.5 s. Then it is killed and
+  restarted: on a quiet cluster a restart took 0.8-1.1 s from detection to running (a new
+  process, its imports and its setup; 1.8-1.9 s on 2026-11-28, a learner partition 3.9 s),
+  on this loaded 2-core machine two to four times that.
 - A learner partition's restart includes restoring its checkpoint and replaying its
   journal: the slowest restarts in the chaos run.
 
