@@ -400,6 +400,17 @@ def test_the_cluster_tree_hosts_only_its_light_workers_together_and_every_id_is_
     assert len(found) == len(set(found))
 
 
+def test_every_supervisor_of_the_tree_watches_with_the_configured_checks():
+    from storage.settings import load_settings
+    from supervisors.tree import cluster_tree
+
+    tree = cluster_tree(load_settings(None, {"CONVEYOR_N_CHECKS_PER_PING": "7", "CONVEYOR_HEARTBEAT_INTERVAL_S": "0.25"}))
+    supervisors = [tree, *(c for c in tree.children if isinstance(c, SupervisorSpec))]
+    assert len(supervisors) > 1
+    assert {(s.flags.n_checks_per_ping, s.flags.heartbeat_interval_s) for s in supervisors} == {(7, 0.25)}
+    assert SupervisorFlags().n_checks_per_ping == 4
+
+
 def test_a_healthy_tree_has_nobody_waiting():
     status = _status("running")
     assert tree_healthy(status) and not_running(status) == [] and summarize(status) == "5/5 actors running"
