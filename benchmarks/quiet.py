@@ -34,13 +34,11 @@ async def warm_pool_started(namespace: str, n_actors: int, max_s: float = 90.0) 
     starts them ``actors.training.WARM_AFTER_S`` after its own start, and each imports its
     libraries then: a few CPU seconds a fresh cluster spends after it is healthy), then
     settle; the seconds waited. Needs a Ray connection to the cluster."""
-    import ray
+    from actors.remote import RayRuntime
 
-    began = time.monotonic()
+    runtime, began = RayRuntime(namespace), time.monotonic()
     while n_actors and time.monotonic() - began < max_s:
-        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                 if a["namespace"] == namespace and a["name"].startswith("train.warm.")]
-        if len(names) >= n_actors:
+        if len(runtime.named_below("train.warm")) >= n_actors:
             break
         await asyncio.sleep(0.5)
     await settle()

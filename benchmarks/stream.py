@@ -9,8 +9,9 @@ StandardScaler | LogisticRegression, labels in the events) and N events of River
 seeded Agrawal stream (9 numeric fields, entity keys spread over 1,000 entities),
 published with ``client.submit_many`` once the cluster's own start-up is over: its
 warm training actors started (20 s after the tree) and the machine settled
-(``benchmarks.quiet``); their imports took ~8 of the ~55 CPU s of a run otherwise. The figure is events per second from the first
-submit to the last event learned (predicted, judged, learned; the partitions' reports).
+(``benchmarks.quiet``); their imports took ~8 of the ~55 CPU s of a run otherwise.
+The figure is events per second from the first submit to the last event learned
+(predicted, judged, learned; the partitions' reports).
 
 Floor: ``river.evaluate.progressive_val_score`` of the same model over the same events
 with the same metrics (Accuracy and ROC AUC), in this process: the learner's own work

@@ -327,10 +327,10 @@ class Supervisor(AnswersStarted):
     async def child_failed(self, name: str) -> None:
         """Told by a child's host that its worker failed: the child is checked at once,
         without waiting for its next ping."""
-        for child in self.children.values():
-            if child.name == name:
-                child.reported = True
-                self._wake.set()
+        child = self.children.get(name.removeprefix(f"{self.name}."))
+        if child is not None and child.name == name:
+            child.reported = True
+            self._wake.set()
 
     async def status(self) -> dict[str, Any]:
         """This supervisor and its whole subtree."""
