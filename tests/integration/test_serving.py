@@ -138,6 +138,26 @@ async def test_a_killed_replica_fails_no_request_and_is_restarted(conveyor, sett
     assert results[-1].answered_by == "primary"
 
 
+async def test_a_frozen_replica_is_passed_over_after_its_first_late_answer(conveyor, settings, trained):
+    """A frozen replica (SIGSTOP) answers nothing and Ray never reports it dead: once it let a
+    request time out, the caller sends the version's requests to the other replica instead of
+    waiting out every other one and answering it from the fallback."""
+    from actors.remote import RayRuntime
+
+    runtime = RayRuntime(settings.cluster_name)
+    production = await production_of(conveyor, trained)
+    await conveyor.score(trained, ROWS[0][1], deadline_ms=1000)            # both replicas known
+    frozen = await runtime.call(runtime.lookup(f"serve.{trained}.v{production}.r0"), "pid", 10)
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        results = [await conveyor.score(trained, ROWS[i % len(ROWS)][1], deadline_ms=200) for i in range(30)]
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    by = [r.answered_by for r in results]
+    assert all(r.version == production for r in results if r.answered_by == "primary")
+    assert by.count("primary") >= 27, by        # round robin alone sends every other request to r0
+
+
 async def test_a_replica_whose_load_failed_is_replaced_once_its_version_can_load(conveyor, settings, trained):
     """A replica restarted while its version cannot be loaded (here its artifact is gone from
     Redis for a while, as while Redis is being repaired) answers its health check but serves
