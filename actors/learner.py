@@ -22,7 +22,7 @@ import pickle
 import time
 
 from actors.learner_steps import PartitionState, StepEffects, apply_step
-from actors.worker import Worker
+from actors.worker import Worker, WorkerState
 from ml.errors import FieldError
 from storage.base import BatchEffects
 from storage.kafka import PartitionReader, reader_for
@@ -35,6 +35,11 @@ SIGNAL_LINES = {"DriftDetected": "drift detected", "LearnerPromoted": "challenge
 
 class LearnerUnknown(FieldError):
     """A request for a learner this partition does not learn."""
+
+
+class LearnerNotReady(RuntimeError):
+    """A request to a partition still restoring its learners (after a restart): it cannot
+    tell yet which learners it has, nor answer from where they will be."""
 
 
 class LearnerWorker(Worker):
@@ -252,6 +257,8 @@ class LearnerWorker(Worker):
     # --- requests -----------------------------------------------------------------------------------
 
     def predict(self, learner: str, values: dict, entity_key: str | None = None) -> dict:
+        if self.state is not WorkerState.RUNNING:
+            raise LearnerNotReady(f"partition {self.partition} is {self.state.value}, not answering yet")
         found = self.learning.learners.get(learner)
         if found is None:
             raise LearnerUnknown("learner", f"no learner {learner!r} learns on partition {self.partition}"

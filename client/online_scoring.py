@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 
-from client.scoring import NAME, ScoreResult, ScoringFailed, ScoringRefused, _cause, fallback_at_s
+from client.scoring import NAME, ScoreResult, ScoringFailed, ScoringRefused, _cause, baseline_room_s, fallback_at_s
 
 
 async def score_online(router, learner: str, features: dict, entity_key: str | None, deadline_ms: float,
@@ -28,15 +28,18 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
     known = router.__dict__.setdefault("_learner_partitions", {})
     if entity_key:
         order = [partition_of(entity_key, n_partitions)]
-    else:   # any partition that learns it; the one that answered last time first
+    else:   # any partition that learns it; the one that answered last time first, one late just now last
         first = known.get(learner, 0)
         order = [first, *(p for p in range(n_partitions) if p != first)]
+        punctual = router.punctual_first([_name(p) for p in order])
+        order = [p for p in order if _name(p) in punctual] + [p for p in order if _name(p) not in punctual]
     reason = answer = None
     partition, at, renewed = order[0], 0, set()
     while at < len(order):
         partition = order[at]
-        name = f"root.learn.learner-{partition}"
-        handle = router.actor(name)
+        name = _name(partition)
+        left = fallback_at_s(deadline_ms / 1000.0) - (time.perf_counter() - began)
+        handle = await router.find_actor(name, left) if left > 0 else None
         if handle is None:
             reason, at = f"{name} is not running", at + 1
             continue
@@ -50,12 +53,16 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
             known[learner] = partition
             break
         except asyncio.TimeoutError:
+            router.was_late(name)
             reason = f"learner {learner} did not answer within {deadline_ms * 0.75:.0f} ms"
             break
         except Exception as exc:
             cause = _cause(exc)
             if type(cause).__name__ == "LearnerUnknown" and partition != order[-1]:
                 reason, at = cause.reason, at + 1
+                continue
+            if type(cause).__name__ == "LearnerNotReady":     # restarted, restoring: another, else the baseline
+                reason, at = str(cause), at + 1
                 continue
             if hasattr(cause, "field") and hasattr(cause, "reason"):
                 raise ScoringRefused(cause.field, cause.reason) from None
@@ -66,7 +73,9 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
                 continue
             at += 1
     if answer is None:
-        answer = await _baseline(router, learner, partition, n_partitions)
+        deadline_s = deadline_ms / 1000.0
+        left = deadline_s - (time.perf_counter() - began) - baseline_room_s(deadline_s)
+        answer = await _baseline(router, learner, partition, n_partitions, left)
         if answer is None:
             raise ScoringFailed(f"learner {learner}: {reason}, and it has no baseline yet")
     result = ScoreResult(request_id=new_id(), model=learner, version=None, score=answer.get("score"),
@@ -77,16 +86,31 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
     return result
 
 
-async def _baseline(router, learner: str, partition: int, n_partitions: int) -> dict | None:
+async def _baseline(router, learner: str, partition: int, n_partitions: int, within_s: float) -> dict | None:
     """The baseline of ``partition``, or else of another partition of the learner: one that has
     not checkpointed yet (it saw few events, or none) has none of its own, and another's answer
-    in time is better than none."""
+    in time is better than none. Read from Redis within ``within_s``; while Redis does not
+    answer in time (down, being repaired), the one this process read last."""
+    from redis.exceptions import RedisError
+
     from actors.learner import baseline_key
 
     order = [partition, *(p for p in range(n_partitions) if p != partition)]
-    found = await router._redis.mget([baseline_key(router.settings.cluster_name, learner, p) for p in order])
+    last = router.__dict__.setdefault("_learner_baselines", {})
+    try:
+        found = await asyncio.wait_for(
+            router._redis.mget([baseline_key(router.settings.cluster_name, learner, p) for p in order]),
+            timeout=max(within_s, 0.001))
+    except (RedisError, OSError, asyncio.TimeoutError):
+        found = [last.get((learner, p)) for p in order]
+    else:
+        last.update({(learner, p): raw for p, raw in zip(order, found) if raw is not None})
     raw = next((value for value in found if value is not None), None)
     return None if raw is None else {**json.loads(raw), "answered_by": "baseline"}
+
+
+def _name(partition: int) -> str:
+    return f"root.learn.learner-{partition}"
 
 
 def _gone(exc: BaseException) -> bool:
