@@ -106,8 +106,8 @@ async def run(settings, cluster, args) -> dict:
     from actors.remote import RayRuntime
     from client.connection import Conveyor
     from tests.chaos.harness import (
-        STREAM_TARGETS, ScoringTally, agrawal_events, inject, keep_scoring, plan_faults, recovery_summary,
-        reference_scores, replica_pid, restart_service, send_at_rate, tree_pid,
+        STREAM_TARGETS, ScoringTally, agrawal_events, inject, keep_scoring, loop_stalls, plan_faults,
+        recovery_summary, reference_scores, replica_pid, restart_service, send_at_rate, tree_pid,
     )
 
     async with Conveyor.connect(settings) as conveyor:
@@ -140,6 +140,7 @@ async def run(settings, cluster, args) -> dict:
                    asyncio.ensure_future(keep_scoring(
                        lambda i: conveyor.score_online(name, features[i % len(features)], deadline_ms=DEADLINE_MS),
                        learner_tally, stop))]
+        stalls = asyncio.ensure_future(loop_stalls(stop))
         print(f"  streaming {args.events:,} events at {args.rate:,.0f}/s with {len(faults)} faults ...", flush=True)
         started = time.monotonic()
         sender = asyncio.ensure_future(send_at_rate(conveyor.submit_many, events[first:], args.rate))
@@ -171,6 +172,7 @@ async def run(settings, cluster, args) -> dict:
         finally:
             stop.set()
             await asyncio.gather(*scorers)
+            late_wakes = await stalls
             sender.cancel()
             for task in restarts:
                 task.cancel()
@@ -196,7 +198,7 @@ async def run(settings, cluster, args) -> dict:
             "predicted": sum(r["n_predicted"] for r in reports.values()), "same_as_river": same,
             "faults": results, "recovery": recovery_summary(results), "floor": floor,
             "model": model_tally, "learner": learner_tally, "seed": args.seed, "rate": args.rate,
-            "freeze_s": args.freeze_s, "services": service_results}
+            "freeze_s": args.freeze_s, "services": service_results, "loop_late_ms": late_wakes}
 
 
 def table(r: dict) -> str:
@@ -216,6 +218,17 @@ def table(r: dict) -> str:
         late = len(t.latencies_ms) - t.in_deadline
         lines.append(f"| {label} | {t.n:,} | {t.in_deadline:,} | {late:,} | {len(t.failed):,} | "
                      f"{t.availability():.4f} | {', '.join(f'{k} {v:,}' for k, v in sorted(t.by.items()))} |")
+    for label, t in (("deployed model", r["model"]), ("live learner", r["learner"])):
+        if t.late_by or t.failed:
+            late = sorted(ms for ms in t.latencies_ms if ms > t.deadline_ms) or [float("nan")]
+            lines.append(f"\n{label}: late by {', '.join(f'{k} {v:,}' for k, v in sorted(t.late_by.items())) or '-'} "
+                         f"(p50 {statistics.median(late):.0f} ms, max {late[-1]:.0f} ms); "
+                         f"failed: {'; '.join(f'{v:,}x {k}' for k, v in sorted(t.failures().items())) or '-'}")
+    wakes = sorted(r["loop_late_ms"]) or [0.0]
+    p99 = wakes[int(0.99 * (len(wakes) - 1))]
+    lines.append(f"\nThe callers' event loop (this process: it also submits the events and injects the faults) "
+                 f"woke late by p50 {statistics.median(wakes):.1f} ms, p99 {p99:.1f} ms, max {wakes[-1]:.0f} ms; "
+                 f"{sum(w > DEADLINE_MS for w in wakes):,} wakes later than the deadline.")
     floor = r["floor"]
     lines += ["", "| recovery | faults | back | p50 s | max s |", "|---|---|---|---|---|"]
     for action, s in r["recovery"].items():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import statistics
 import time
@@ -188,11 +189,23 @@ class ScoringTally:
     deadline_ms: float
     latencies_ms: list[float] = field(default_factory=list)
     by: dict[str, int] = field(default_factory=dict)
+    late_by: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
 
     def add(self, result) -> None:
         self.latencies_ms.append(result.latency_ms)
         self.by[result.answered_by] = self.by.get(result.answered_by, 0) + 1
+        if result.latency_ms > self.deadline_ms:
+            self.late_by[result.answered_by] = self.late_by.get(result.answered_by, 0) + 1
+
+    def failures(self) -> dict[str, int]:
+        """How often each failure was seen (its message up to the first digit: ids and times
+        differ between requests)."""
+        counts: dict[str, int] = {}
+        for message in self.failed:
+            kind = re.split(r"[0-9]", message, maxsplit=1)[0].rstrip(" v-.:") or message
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     @property
     def n(self) -> int:
@@ -217,6 +230,17 @@ async def keep_scoring(score, tally: ScoringTally, stop: asyncio.Event, pause_s:
             tally.failed.append(f"{type(exc).__name__}: {exc}"[:200])
         i += 1
         await asyncio.sleep(pause_s)
+
+
+async def loop_stalls(stop: asyncio.Event, period_s: float = 0.01) -> list[float]:
+    """How late (ms) this process's event loop woke from each ``period_s`` sleep until
+    ``stop``: every caller on the loop waits that long too, whatever the cluster does."""
+    late: list[float] = []
+    while not stop.is_set():
+        began = time.perf_counter()
+        await asyncio.sleep(period_s)
+        late.append(max(0.0, (time.perf_counter() - began - period_s) * 1000.0))
+    return late
 
 
 async def send_at_rate(submit, items: list, rate: float, batch: int = 200) -> float:
