@@ -108,17 +108,24 @@ class Router:
         if fallback is not None:   # the first call to an actor opens a connection: open it now
             self._warm(fallback.ping.remote())
 
-    async def routes(self, model: str):
+    async def routes(self, model: str, within_s: float | None = None):
+        """``model``'s routes, read again from Redis every ``routes_ttl_s``. Once some were read,
+        a read waits at most ``within_s``: while Redis is unreachable or slow (down, being
+        repaired, loading its data) requests are routed by what was read last, and Redis is
+        tried again a TTL later, not by every request."""
         cached = self._routes.get(model)
         if cached is not None and time.monotonic() - cached[0] < self.routes_ttl_s:
             return cached[1]
         from redis.exceptions import ConnectionError as RedisDown, TimeoutError as RedisLate
 
         try:
-            routes = await self._store.routes(model)
+            read = self._store.routes(model)
+            routes = await (read if cached is None or within_s is None
+                            else asyncio.wait_for(read, timeout=max(within_s, 0.001)))
         except (OSError, RedisDown, RedisLate, asyncio.TimeoutError):
             if cached is None:
                 raise
+            self._routes[model] = (time.monotonic(), cached[1])
             return cached[1]     # Redis unreachable: route by what was last read rather than fail
         if routes is None or routes.production is None:
             raise ScoringRefused("model", f"{model!r} is not deployed (python run.py models deploy {model})")
@@ -174,16 +181,17 @@ class Router:
             raise ScoringRefused("request_id", f"1-64 letters, digits and _.:- only; got {str(request_id)[:80]!r}")
         request_id = request_id or new_id()
         request["request_id"] = request_id      # on the log lines of whoever answers it
-        routes = await self.routes(model)
+        deadline_s = deadline_ms / 1000.0
+        routes = await self.routes(model, within_s=0.25 * deadline_s)
         chosen = self._choose(routes, version)
         if features is not None:
             missing = [c for c in routes.raw_columns if c not in features]
             if missing:
                 raise ScoringRefused(f"features.{missing[0]}", f"missing ({len(missing)} of the model's "
                                                               f"{len(routes.raw_columns)} inputs are missing)")
-        deadline_s = deadline_ms / 1000.0
         reason = None
-        answer = await self._cached(model, chosen, entity_key) if entity_key and version is None else None
+        answer = (await self._cached(model, chosen, entity_key, 0.25 * deadline_s)
+                  if entity_key and version is None else None)
         if answer is None:
             answer, reason = await self._primary(routes, chosen, request, began, fallback_at_s(deadline_s))
         if answer is None:
@@ -237,8 +245,15 @@ class Router:
                                             f"{', '.join(ALIASES)})")
         return version
 
-    async def _cached(self, model: str, version: int, entity_key: str) -> dict | None:
-        found = await self._store.prediction(model, version, entity_key)
+    async def _cached(self, model: str, version: int, entity_key: str, within_s: float) -> dict | None:
+        """The batch prediction cached for the entity, when Redis has a fresh one within ``within_s``."""
+        from redis.exceptions import RedisError
+
+        try:
+            found = await asyncio.wait_for(self._store.prediction(model, version, entity_key),
+                                           timeout=max(within_s, 0.001))
+        except (RedisError, OSError, asyncio.TimeoutError):     # no cache now: the model answers
+            return None
         if found is None:
             return None
         score, label = found

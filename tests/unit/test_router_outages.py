@@ -1,0 +1,71 @@
+"""Unit tests of the scoring router's reads from Redis (client.scoring.Router): once a
+model's routes were read, a request never waits past its share of the deadline for them, nor
+for the prediction cache, while Redis is slow or down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.exceptions import ConnectionError as RedisDown
+
+from client.actor_lookup import ActorFinder
+from client.scoring import Router
+from storage.serving_store import Routes
+
+
+class SlowStore:
+    """The serving store's reads: answering, stalling, or refusing like a Redis being repaired."""
+
+    def __init__(self) -> None:
+        self.calls, self.stall_s, self.down = 0, 0.0, False
+
+    async def _answer(self, value):
+        self.calls += 1
+        if self.down:
+            raise RedisDown("Error 111 connecting to unix socket")
+        await asyncio.sleep(self.stall_s)
+        return value
+
+    async def routes(self, model):
+        return await self._answer(Routes(model=model, task="classification", production=1))
+
+    async def prediction(self, model, version, entity_key):
+        return await self._answer([0.7, "yes"])
+
+
+def router_on(store: SlowStore) -> Router:
+    router = Router.__new__(Router)      # no cluster: only what routing by the routes needs
+    router._store, router._routes, router.routes_ttl_s = store, {}, 0.05
+    router._actors, router._pending = ActorFinder(lambda name: None), set()
+    return router
+
+
+async def test_a_stalled_redis_costs_a_request_at_most_its_share_then_nothing_until_a_ttl_later():
+    store = SlowStore()
+    router = router_on(store)
+    first = await router.routes("m", within_s=0.01)
+    await asyncio.sleep(0.06)                       # the routes are due to be read again
+    store.stall_s = 5.0
+    began = time.perf_counter()
+    assert await router.routes("m", within_s=0.02) == first
+    assert time.perf_counter() - began < 1.0
+    calls = store.calls
+    assert await router.routes("m", within_s=0.02) == first     # not asked again at once
+    assert store.calls == calls
+    store.down, store.stall_s = True, 0.0
+    await asyncio.sleep(0.06)
+    assert await router.routes("m", within_s=0.02) == first     # refused: what was read last
+    assert store.calls == calls + 1
+
+
+async def test_the_prediction_cache_is_skipped_when_redis_stalls_or_is_down():
+    store = SlowStore()
+    router = router_on(store)
+    assert (await router._cached("m", 1, "e1", 0.1))["score"] == 0.7
+    store.stall_s = 5.0
+    began = time.perf_counter()
+    assert await router._cached("m", 1, "e1", 0.02) is None
+    assert time.perf_counter() - began < 1.0
+    store.down, store.stall_s = True, 0.0
+    assert await router._cached("m", 1, "e1", 0.02) is None
