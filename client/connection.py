@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -617,7 +618,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         from supervisors.tree import ROOT
 
         runtime = RayRuntime(self.settings.cluster_name)
-        handle = runtime.lookup(ROOT)
+        handle = await asyncio.to_thread(runtime.lookup, ROOT)    # a blocking GCS call: not on the loop
         if handle is None:
             return ClusterStatus(state="stopped", healthy=False, **base)
         raw = await runtime.call(handle, "status", timeout_s)
