@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 
+from client.deadlines import within
 from client.scoring import NAME, ScoreResult, ScoringFailed, ScoringRefused, _cause, baseline_room_s, fallback_at_s
 
 
@@ -48,7 +49,7 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
             if left <= 0:
                 break
             call = handle.request.remote("predict", learner, request["features"], entity_key)
-            answer = await asyncio.wait_for(call, timeout=left)
+            answer = await within(call, left)
             answer["answered_by"] = "online"
             known[learner] = partition
             break
@@ -98,9 +99,9 @@ async def _baseline(router, learner: str, partition: int, n_partitions: int, wit
     order = [partition, *(p for p in range(n_partitions) if p != partition)]
     last = router.__dict__.setdefault("_learner_baselines", {})
     try:
-        found = await asyncio.wait_for(
+        found = await within(
             router._redis.mget([baseline_key(router.settings.cluster_name, learner, p) for p in order]),
-            timeout=max(within_s, 0.001))
+            max(within_s, 0.001))
     except (RedisError, OSError, asyncio.TimeoutError):
         found = [last.get((learner, p)) for p in order]
     else:

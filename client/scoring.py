@@ -13,6 +13,7 @@ import time
 
 import msgspec
 
+from client.deadlines import within
 from client.errors import ClientError, Refused
 from messages.types import ID_RE, NAME_RE
 
@@ -121,7 +122,7 @@ class Router:
         try:
             read = self._store.routes(model)
             routes = await (read if cached is None or within_s is None
-                            else asyncio.wait_for(read, timeout=max(within_s, 0.001)))
+                            else within(read, max(within_s, 0.001)))
         except (OSError, RedisDown, RedisLate, asyncio.TimeoutError):
             if cached is None:
                 raise
@@ -250,8 +251,7 @@ class Router:
         from redis.exceptions import RedisError
 
         try:
-            found = await asyncio.wait_for(self._store.prediction(model, version, entity_key),
-                                           timeout=max(within_s, 0.001))
+            found = await within(self._store.prediction(model, version, entity_key), max(within_s, 0.001))
         except (RedisError, OSError, asyncio.TimeoutError):     # no cache now: the model answers
             return None
         if found is None:
@@ -280,8 +280,7 @@ class Router:
             if left <= 0:
                 return None, reason
             try:
-                answer = await asyncio.wait_for(handle.score.remote({**request, "answer_by": time.time() + left}),
-                                                timeout=left)
+                answer = await within(handle.score.remote({**request, "answer_by": time.time() + left}), left)
                 return {**answer, "answered_by": "primary"}, None
             except asyncio.TimeoutError:
                 self.was_late(name)
@@ -303,7 +302,7 @@ class Router:
         left = deadline_s - (time.perf_counter() - began) - room
         if handle is not None and left > 0:
             try:
-                return await asyncio.wait_for(handle.request.remote("score", model, request, failed), timeout=left)
+                return await within(handle.request.remote("score", model, request, failed), left)
             except asyncio.TimeoutError:
                 pass
             except Exception as exc:

@@ -69,3 +69,27 @@ async def test_the_prediction_cache_is_skipped_when_redis_stalls_or_is_down():
     assert time.perf_counter() - began < 1.0
     store.down, store.stall_s = True, 0.0
     assert await router._cached("m", 1, "e1", 0.02) is None
+
+
+async def test_within_returns_at_its_time_while_what_it_waited_for_winds_down_slowly():
+    from client.deadlines import within
+
+    wound_down = asyncio.Event()
+
+    async def slow_to_cancel():
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)        # like a client closing its connection
+            wound_down.set()
+            raise
+
+    began = time.perf_counter()
+    try:
+        await within(slow_to_cancel(), 0.05)
+    except asyncio.TimeoutError:
+        pass
+    else:
+        raise AssertionError("no timeout")
+    assert time.perf_counter() - began < 0.4 and not wound_down.is_set()
+    await asyncio.wait_for(wound_down.wait(), 2)        # it still wound down, on its own
