@@ -40,7 +40,9 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
         partition = order[at]
         name = _name(partition)
         left = fallback_at_s(deadline_ms / 1000.0) - (time.perf_counter() - began)
-        handle = await router.find_actor(name, left) if left > 0 else None
+        if left <= 0:
+            break
+        handle = await router.find_actor(name, left)
         if handle is None:
             reason, at = f"{name} is not running", at + 1
             continue

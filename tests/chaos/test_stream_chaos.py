@@ -100,7 +100,7 @@ async def _has_baseline(conveyor, name: str, n_partitions: int) -> bool:
     """Whether a late request would find a baseline: read as the router reads it."""
     from client.online_scoring import _baseline
 
-    return await _baseline(await conveyor._router(), name, 0, n_partitions) is not None
+    return await _baseline(await conveyor._router(), name, 0, n_partitions, within_s=5.0) is not None
 
 
 async def _all_running(conveyor) -> bool:
