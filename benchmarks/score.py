@@ -216,8 +216,8 @@ def report(r: dict, n_requests: int) -> None:
     floor_rate = statistics.median(n / floor_s for n, _, floor_s in runs)
     ratio = statistics.median(ratios)
     print(f"batch scoring {rows:,} rows, median of {len(runs)} jobs: {conveyor_rate:,.0f} rows/s (submit -> done) vs"
-          f" floor {floor_rate:,.0f} rows/s (predict + COPY in process): {ratio:.2f} (each job beside its floor:"
-          f" {', '.join(f'{x:.2f}' for x in ratios)}; goal >= 0.5: {'met' if ratio >= 0.5 else 'NOT MET'})")
+          f" floor {floor_rate:,.0f} rows/s (predict + COPY in process): {ratio:.3f} (each job beside its floor:"
+          f" {', '.join(f'{x:.3f}' for x in ratios)}; goal >= 0.5: {'met' if ratio >= 0.5 else 'NOT MET'})")
 
 
 def main(argv: list[str] | None = None) -> int:
