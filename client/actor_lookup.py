@@ -18,10 +18,10 @@ from typing import Any, Callable
 #: An actor found not running is not looked up again for this long: requests meanwhile skip
 #: it (its version's other replicas, or the fallback, answer) without asking Ray's GCS.
 MISSING_RECHECK_S = 0.25
-#: An actor that let a request time out is passed over for this long by :meth:`ActorFinder.
-#: punctual_first` while another can be asked: a killed replica is reported dead by Ray only
-#: ~1.3 s later and a frozen one never, and until then every request sent to it waits out its
-#: time before the fallback is asked.
+#: An actor that let a request time out is passed over for this long (``punctual_first``)
+#: while another can be asked: Ray reports a killed replica dead only ~1.3 s later and a
+#: frozen one never, and until then every request sent to it waits out its time before the
+#: fallback is asked.
 PASS_OVER_S = 1.0
 
 
