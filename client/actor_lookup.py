@@ -15,11 +15,13 @@ import math
 import time
 from typing import Any, Callable
 
+from client.deadlines import within
+
 #: An actor found not running is not looked up again for this long: requests meanwhile skip
 #: it (its version's other replicas, or the fallback, answer) without asking Ray's GCS.
 MISSING_RECHECK_S = 0.25
-#: An actor that let a request time out is passed over for this long (``punctual_first``)
-#: while another can be asked: Ray reports a killed replica dead only ~1.3 s later and a
+#: An actor that let a request time out is asked after the others for this long
+#: (``punctual_first``): Ray reports a killed replica dead only ~1.3 s later and a
 #: frozen one never, and until then every request sent to it waits out its time before the
 #: fallback is asked.
 PASS_OVER_S = 1.0
@@ -70,7 +72,7 @@ class ActorFinder:
             lookup = self._lookups[name] = asyncio.ensure_future(asyncio.to_thread(self._lookup, name))
             lookup.add_done_callback(functools.partial(self._looked_up, name))
         try:
-            return await asyncio.wait_for(asyncio.shield(lookup), timeout=max(within_s, 0.0))
+            return await within(asyncio.shield(lookup), within_s)
         except asyncio.TimeoutError:
             return None
         except Exception:       # the lookup failed (Ray's GCS not answering): not running, for all we know
@@ -86,21 +88,21 @@ class ActorFinder:
             self._handles[name] = handle
 
     def was_late(self, name: str) -> None:
-        """``name`` let a request time out: pass it over for a while (:meth:`punctual_first`)."""
+        """``name`` let a request time out: ask it after the others for a while (:meth:`punctual_first`)."""
         self._late[name] = time.monotonic()
 
     def punctual_first(self, names: list[str]) -> list[str]:
-        """``names`` in their order, less those late in the last ``pass_over_s``; all of them
-        when every one was late (a version with nothing else to ask is still asked).
+        """``names`` in their order, those late in the last ``pass_over_s`` moved last (a
+        version with nothing else to ask still asks them).
 
         >>> finder = ActorFinder(lambda name: None)
         >>> finder.was_late("r0")
-        >>> finder.punctual_first(["r0", "r1"]), finder.punctual_first(["r0"])
-        (['r1'], ['r0'])
+        >>> finder.punctual_first(["r0", "r1", "r2"]), finder.punctual_first(["r0"])
+        (['r1', 'r2', 'r0'], ['r0'])
         """
         now = time.monotonic()
-        punctual = [n for n in names if now - self._late.get(n, -math.inf) >= self.pass_over_s]
-        return punctual or list(names)
+        late = {n for n in names if now - self._late.get(n, -math.inf) < self.pass_over_s}
+        return [n for n in names if n not in late] + [n for n in names if n in late]
 
     def forget(self, name: str) -> None:
         """Drop the handle of ``name`` (its actor failed or restarted): the next caller looks it up."""

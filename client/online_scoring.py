@@ -31,9 +31,8 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
         order = [partition_of(entity_key, n_partitions)]
     else:   # any partition that learns it; the one that answered last time first, one late just now last
         first = known.get(learner, 0)
-        order = [first, *(p for p in range(n_partitions) if p != first)]
-        punctual = router.punctual_first([_name(p) for p in order])
-        order = [p for p in order if _name(p) in punctual] + [p for p in order if _name(p) not in punctual]
+        by_name = {_name(p): p for p in (first, *(p for p in range(n_partitions) if p != first))}
+        order = [by_name[name] for name in router.punctual_first(list(by_name))]
     reason = answer = None
     partition, at, renewed = order[0], 0, set()
     while at < len(order):

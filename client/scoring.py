@@ -155,7 +155,7 @@ class Router:
         return await self._actors.find(name, within_s)
 
     def was_late(self, name: str) -> None:
-        """The named actor let a request time out: pass it over for a while when another can answer."""
+        """The named actor let a request time out: ask the others first for a while."""
         self._actors.was_late(name)
 
     def punctual_first(self, names: list[str]) -> list[str]:
