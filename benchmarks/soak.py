@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import statistics
 import sys
 import time
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--sample-s", type=float, default=30.0)
-    parser.add_argument("--write", type=Path, help="append the table to this file (RELIABILITY.md)")
+    parser.add_argument("--write", type=Path, help="write the table into this file (RELIABILITY.md), in place of its section")
     args = parser.parse_args(argv)
     if not 0 < args.minutes <= 600 or args.rate <= 0 or not 1 <= args.sample_s <= 3600:
         parser.error("--minutes in (0, 600], --rate above 0, --sample-s in [1, 3600]")
@@ -172,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         text = table(result)
         print("\n" + text)
         if args.write:
-            with open(args.write, "a") as f:
-                f.write("\n## Sustained load\n\n`python benchmarks/soak.py`\n\n" + text + "\n")
-            print(f"\nappended to {args.write}")
+            from benchmarks.report import replace_section
+
+            replace_section(args.write, "Sustained load", f"`python benchmarks/soak.py --minutes {args.minutes:g}`"
+                            f", {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n" + text)
+            print(f"\nwritten to {args.write}")
     print_errors(errors)
     return 0 if result and not errors else 1
 
