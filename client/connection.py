@@ -391,7 +391,8 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         self._join_ray()
         from actors.remote import RayRuntime
 
-        handle = RayRuntime(self.settings.cluster_name).lookup("root.serve")
+        # a GCS call: in a thread, so that the caller's other requests go on meanwhile
+        handle = await asyncio.to_thread(RayRuntime(self.settings.cluster_name).lookup, "root.serve")
         if handle is None:
             raise ClusterNotRunning("the deployment manager (root.serve) is not running")
         try:

@@ -206,8 +206,12 @@ class LearningCalls:
         router = await self._router()
         if getattr(self, "_n_learner_partitions", None) is None:
             self._n_learner_partitions = await self.learner_partitions()
-        handles = [router.actor(f"root.learn.learner-{p}") for p in range(self._n_learner_partitions)]
-        await asyncio.wait_for(asyncio.gather(*(h.ping.remote() for h in handles if h is not None),
+        async def ping(partition: int) -> None:
+            handle = await router.find_actor(f"root.learn.learner-{partition}", timeout_s)
+            if handle is not None:
+                await handle.ping.remote()
+
+        await asyncio.wait_for(asyncio.gather(*(ping(p) for p in range(self._n_learner_partitions)),
                                               return_exceptions=True), timeout=timeout_s)
 
     async def score_online(self, learner: str, features: dict, *, entity_key: str | None = None,

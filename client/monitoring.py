@@ -133,10 +133,10 @@ class MonitoringQueries:
         self._join_ray()
         from actors.remote import RayRuntime
 
-        monitor = RayRuntime(self.settings.cluster_name).lookup("root.monitor")
-        if monitor is not None:
-            import asyncio
+        import asyncio
 
+        monitor = await asyncio.to_thread(RayRuntime(self.settings.cluster_name).lookup, "root.monitor")
+        if monitor is not None:
             await asyncio.wait_for(monitor.request.remote("restored", model, demoted), timeout=timeout_s)
         return await self._serve_request("rollback", timeout_s, model,
                                          f"restored: v{demoted} back to production by an operator, undoing the "
