@@ -59,9 +59,15 @@ def topic_partitions(settings) -> dict[str, int]:
 
 
 class KafkaPublisher:
-    """Publishes messages (acks=all). ``start`` before use, ``stop`` after."""
+    """Publishes messages (acks=all). ``start`` before use, ``stop`` after.
 
-    def __init__(self, bootstrap: str, linger_ms: int = 5, ringer=None) -> None:
+    ``linger_ms`` is 0: a publish is sent at once, and what is published while a request is
+    in flight goes out together in the next one. Lingering 5 ms made every awaited publish
+    wait out the 5 ms (embedded broker, one caller: a single publish p50 7.5-8.3 ms with it,
+    0.9-1.2 ms without; 200 events at a time 17,000-19,000 events/s with it, 44,000-66,000
+    without; 300 publishes at once took as long either way)."""
+
+    def __init__(self, bootstrap: str, linger_ms: int = 0, ringer=None) -> None:
         # batches of up to 256 KiB: publish_many fills them itself
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
                                           max_request_size=2 << 20, max_batch_size=256 << 10)
