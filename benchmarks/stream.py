@@ -11,7 +11,8 @@ published with ``client.submit_many`` once the cluster's own start-up is over: i
 warm training actors started (20 s after the tree) and the machine settled
 (``benchmarks.quiet``); their imports took ~8 of the ~55 CPU s of a run otherwise.
 The figure is events per second from the first submit to the last event learned
-(predicted, judged, learned; the partitions' reports).
+(predicted, judged, learned; the partitions' reports). Then the latency of one awaited
+``client.submit`` (p50, p99 of 300) beside aiokafka's ``send_and_wait`` of the same bytes.
 
 Floor: ``river.evaluate.progressive_val_score`` of the same model over the same events
 with the same metrics (Accuracy and ROC AUC), in this process: the learner's own work
@@ -67,10 +68,45 @@ async def through_conveyor(settings, rows: list[tuple[dict, bool]]) -> dict:
         submitted = time.perf_counter() - began
         reports = await conveyor.wait_learned("bench", len(events), timeout_s=900)
         learned = time.perf_counter() - began
+        latency = await submit_latency(conveyor)
     n_learned = sum(r["n_learned"] for r in reports.values())
     accuracy = sum(r["scores"]["accuracy"] * r["n_learned"] for r in reports.values()) / n_learned
     return {"rate": len(rows) / learned, "submit_rate": len(rows) / submitted, "accuracy": accuracy,
-            "n_learned": n_learned, "per_partition": {p: r["n_learned"] for p, r in reports.items()}}
+            "n_learned": n_learned, "per_partition": {p: r["n_learned"] for p, r in reports.items()},
+            "submit_ms": latency}
+
+
+async def submit_latency(conveyor, n: int = 300) -> dict:
+    """Milliseconds (p50, p99) of an awaited ``client.submit`` of one event, beside the floor:
+    aiokafka's own ``send_and_wait`` of the same bytes to the same broker (acks=all, its
+    defaults otherwise), in turn, in the same run. A stream of its own: the learner skips it."""
+    from aiokafka import AIOKafkaProducer
+
+    from messages.codec import encode
+    from messages.stream import StreamEvent
+
+    events = [StreamEvent(stream="latency", entity_key=f"e{i % 50}", values={"i": float(i)}) for i in range(n)]
+    bare = AIOKafkaProducer(bootstrap_servers=conveyor.settings.kafka_bootstrap, acks="all")
+    await bare.start()
+    ours: list[float] = []
+    floor_ms: list[float] = []
+    try:
+        await conveyor.submit(events[0])
+        await bare.send_and_wait("events", encode(events[0]), key=b"e0")
+        for event in events:
+            began = time.perf_counter()
+            await conveyor.submit(event)
+            ours.append((time.perf_counter() - began) * 1000)
+            payload, key = encode(event), event.entity_key.encode()
+            began = time.perf_counter()
+            await bare.send_and_wait("events", payload, key=key)
+            floor_ms.append((time.perf_counter() - began) * 1000)
+    finally:
+        await bare.stop()
+    ours.sort()
+    floor_ms.sort()
+    return {"p50": ours[n // 2], "p99": ours[int(0.99 * (n - 1))],
+            "floor_p50": floor_ms[n // 2], "floor_p99": floor_ms[int(0.99 * (n - 1))]}
 
 
 def run_one(partitions: int, rows, errors: list[str]) -> dict | None:
@@ -129,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{partitions:>10} {result['rate']:>14,.0f} {floor_rate:>11,.0f} {result['rate'] / floor_rate:>6.2f}"
               f" {result['submit_rate']:>12,.0f} {result['accuracy']:>9.4f} {floor_accuracy:>9.4f}"
               f"  {result['per_partition']}")
+    for partitions, (result, _, _) in results.items():
+        ms = result["submit_ms"]
+        print(f"{partitions} partition(s): one awaited client.submit p50 {ms['p50']:.2f} ms, p99 {ms['p99']:.2f} ms;"
+              f" aiokafka send_and_wait alone p50 {ms['floor_p50']:.2f} ms, p99 {ms['floor_p99']:.2f} ms"
+              f" (p50 ratio {ms['p50'] / ms['floor_p50']:.2f})")
     if 1 in results:
         result, floor_rate, _ = results[1]
         ratio = result["rate"] / floor_rate
