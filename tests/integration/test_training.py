@@ -184,9 +184,9 @@ async def test_a_killed_partition_resumes_from_its_checkpoint_and_ends_with_the_
 
     dataset, fsid = synthetic
     model = f"arf-{uuid.uuid4().hex[:8]}"
-    params = {"n_models": 4, "seed": 3}
+    params = {"n_models": 2, "seed": 3}
     candidate = ('[[candidates]]\nname = "arf"\nalgorithm = "river.arf_classifier"\npartitions = 2\n'
-                 'params = { n_models = 4, seed = 3 }\n')
+                 'params = { n_models = 2, seed = 3 }\n')
     run_id = await conveyor.train(config(model, dataset, candidate, "checkpoint_every = 1000"))
     owner = f"{run_id}/arf/0"
     first = await eventually(lambda: db.fetchval("SELECT max(rows_done) FROM training_checkpoints WHERE owner = $1",
