@@ -32,18 +32,14 @@ async def _stdin_closed() -> None:
 
 
 async def serve(state_dir: str, cluster_name: str) -> dict:
+    from benchmarks.ingest import join_ray
     from client.connection import Conveyor
-    from storage import embedded
-    from storage.settings import load_settings
     from tests.chaos.harness import ScoringTally, keep_scoring, loop_stalls
 
     plan = json.loads(await asyncio.to_thread(sys.stdin.readline))
-    settings = load_settings(None, {"CONVEYOR_STATE_DIR": state_dir, "CONVEYOR_CLUSTER_NAME": cluster_name})
-    record = embedded.read_record(settings)
-    embedded.prepare_ray_environment(record.ray_token_path)
-    from actors.remote import connect, disconnect
+    settings = join_ray(state_dir, cluster_name)
+    from actors.remote import disconnect
 
-    connect(embedded.resolve(settings, record).ray_address, cluster_name)
     try:
         async with Conveyor.connect(settings) as conveyor:
             deadline, model, learner = plan["deadline_ms"], plan["model"], plan["learner"]

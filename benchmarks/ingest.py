@@ -173,18 +173,11 @@ class Cluster:
     def joined(self, errors: list[str], **settings_env: str):
         """Start the cluster and join its Ray as a driver; yield its settings. Ray is always
         left and the cluster always stopped (what went wrong stopping it goes to ``errors``)."""
-        from storage import embedded
-        from storage.settings import load_settings
-
         try:
             self.start()
-            settings = load_settings(None, {"CONVEYOR_STATE_DIR": str(self.state), "CONVEYOR_CLUSTER_NAME": self.name,
-                                            **settings_env})
-            record = embedded.read_record(settings)
-            embedded.prepare_ray_environment(record.ray_token_path)   # before Ray is imported
-            from actors.remote import connect, disconnect
+            settings = join_ray(self.state, self.name, **settings_env)
+            from actors.remote import disconnect
 
-            connect(embedded.resolve(settings, record).ray_address, self.name)
             try:
                 yield settings
             finally:
@@ -238,6 +231,21 @@ class Cluster:
             _leftovers(marks, f"cluster {self.name}")
         _remove_dirs(self.state, self.work_dir)
         return problems
+
+
+def join_ray(state: Path | str, name: str, **settings_env: str):
+    """Join the Ray of the running cluster recorded in ``state`` as a driver; its settings.
+    The caller leaves with ``actors.remote.disconnect()``."""
+    from storage import embedded
+    from storage.settings import load_settings
+
+    settings = load_settings(None, {"CONVEYOR_STATE_DIR": str(state), "CONVEYOR_CLUSTER_NAME": name, **settings_env})
+    record = embedded.read_record(settings)
+    embedded.prepare_ray_environment(record.ray_token_path)   # before Ray is imported
+    from actors.remote import connect
+
+    connect(embedded.resolve(settings, record).ray_address, name)
+    return settings
 
 
 def on_fresh_cluster(work, errors: list[str], **env: str):

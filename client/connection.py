@@ -388,11 +388,7 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
             if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
                                        or not 0.0 < weight < 1.0):
                 raise DeploymentRefused("canary_weight", f"a share between 0 and 1; got {weight!r}")
-        self._join_ray()
-        from actors.remote import RayRuntime
-
-        # a GCS call: in a thread, so that the caller's other requests go on meanwhile
-        handle = await asyncio.to_thread(RayRuntime(self.settings.cluster_name).lookup, "root.serve")
+        handle = await self._cluster_actor("root.serve")
         if handle is None:
             raise ClusterNotRunning("the deployment manager (root.serve) is not running")
         try:
@@ -585,6 +581,15 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         return await wait_for(await self._db(), request_id, dataset, timeout_s, on_progress)
 
     # --- request/response ----------------------------------------------------------
+
+    async def _cluster_actor(self, name: str):
+        """The handle of one of the cluster's named actors, or None when it is not running.
+        Looking it up is a GCS call: it runs in a thread, so that the caller's other requests
+        (scoring) go on meanwhile."""
+        self._join_ray()
+        from actors.remote import RayRuntime
+
+        return await asyncio.to_thread(RayRuntime(self.settings.cluster_name).lookup, name)
 
     def _join_ray(self) -> None:
         embedded.prepare_ray_environment(self.record.ray_token_path)

@@ -130,13 +130,10 @@ class MonitoringQueries:
         if "production" not in live.get(current, []) or "previous" not in live.get(demoted, []):
             raise MonitoringRefused("model", f"production of {model!r} has moved since it was rolled back from "
                                              f"v{demoted} to v{current}; deploy the version you want instead")
-        self._join_ray()
-        from actors.remote import RayRuntime
-
-        import asyncio
-
-        monitor = await asyncio.to_thread(RayRuntime(self.settings.cluster_name).lookup, "root.monitor")
+        monitor = await self._cluster_actor("root.monitor")
         if monitor is not None:
+            import asyncio
+
             await asyncio.wait_for(monitor.request.remote("restored", model, demoted), timeout=timeout_s)
         return await self._serve_request("rollback", timeout_s, model,
                                          f"restored: v{demoted} back to production by an operator, undoing the "
