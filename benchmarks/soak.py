@@ -157,9 +157,9 @@ async def learned_by(conveyor, name: str) -> int:
 
 
 async def wait_caught_up(learned, target: int, stall_s: float, poll_s: float = 1.0, clock=time.monotonic) -> dict:
-    """Wait until ``await learned()`` reaches ``target``, or has not grown for ``stall_s``:
-    {"learned", "seconds", "stalled"}. A stalled learner ends the run with its figures
-    instead of hanging it.
+    """Wait until ``await learned()`` reaches ``target``, or has not grown for ``stall_s``,
+    or for ``10 * stall_s`` in all: {"learned", "seconds", "stalled"}. A learner that
+    stalls, or trickles on far behind, ends the run with its figures instead of hanging it.
 
     >>> counts = iter([5, 8, 10])
     >>> async def learned():
@@ -174,7 +174,7 @@ async def wait_caught_up(learned, target: int, stall_s: float, poll_s: float = 1
         got, now = await learned(), clock()
         if got > best:
             best, progressed_at = got, now
-        if got >= target or now - progressed_at > stall_s:
+        if got >= target or now - progressed_at > stall_s or now - began > 10 * stall_s:
             return {"learned": got, "seconds": now - began, "stalled": got < target}
         await asyncio.sleep(poll_s)
 
@@ -217,8 +217,8 @@ def table(r: dict) -> str:
     catch_up = r["catch_up"]
     lines.append(f"After the last event was sent: the learner had learned {catch_up['learned']:,} of {r['events']:,} "
                  f"events {catch_up['seconds']:.0f} s later" + (
-                     f" and had learned nothing more for {r['args']['stall_s']:.0f} s: STALLED." if catch_up["stalled"]
-                     else "."))
+                     f": STALLED (it learned nothing for {r['args']['stall_s']:.0f} s, or had not caught up after "
+                     f"{10 * r['args']['stall_s']:.0f} s)." if catch_up["stalled"] else "."))
     for label, t in (("deployed model", r["model"]), ("live learner", r["learner"])):
         if not t.n:
             continue
@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callers", type=lambda v: [c for c in v.split(",") if c], default=["model", "learner"],
                         help="who scores meanwhile, comma-separated: model, learner (default both; '' for none)")
     parser.add_argument("--stall-s", type=float, default=120.0,
-                        help="after sending, stop waiting for the learner once it learned nothing for this long")
+                        help="after sending, stop waiting for the learner once it learned nothing for this long "
+                             "(or after ten times this in all)")
     parser.add_argument("--write", type=Path, help="write the table into this file (RELIABILITY.md), in place of its section")
     args = parser.parse_args(argv)
     if set(args.callers) - {"model", "learner"}:

@@ -44,6 +44,17 @@ def test_a_learner_that_stops_learning_ends_the_wait_as_stalled():
     assert out == {"learned": 150, "seconds": 5, "stalled": True}    # no progress from 2 s to 5 s
 
 
+def test_a_learner_trickling_on_far_behind_ends_the_wait_too():
+    counts = iter(range(0, 10_000, 10))      # progress at every reading, never near the target
+    seconds = iter(range(1000))
+
+    async def learned():
+        return next(counts)
+
+    out = asyncio.run(wait_caught_up(learned, 1_000_000, stall_s=5.0, poll_s=0.0, clock=lambda: next(seconds)))
+    assert out["stalled"] and out["seconds"] == 51
+
+
 def test_a_learner_that_catches_up_is_not_stalled():
     counts = iter([100, 500, 1000])
 
@@ -66,7 +77,8 @@ def _result(stalled: bool) -> dict:
 def test_the_table_says_when_the_learner_stalled_and_shows_learned_beside_sent():
     text = table(_result(stalled=True))
     assert "| 15,000 | 14,000 | broker 0.30 |" in text
-    assert "learned 15,000 of 16,000 events 130 s later and had learned nothing more for 120 s: STALLED." in text
+    assert ("learned 15,000 of 16,000 events 130 s later: STALLED (it learned nothing for 120 s, or had not caught up"
+            " after 1200 s).") in text
     assert "STALLED" not in table(_result(stalled=False))
 
 
