@@ -25,6 +25,18 @@ KNOWN = """
   panics), and it has no disk engine (SQLite, PostgreSQL) compiled in, so the embedded
   default cannot bound it; an external Kafka applies its topics' retention (not measured
   here). The soak shows the growth without the broker beside the total.
+- The embedded broker also slows down as a partition holds more record batches: to answer
+  each fetch, its memory engine lists every batch stored for the partition, and every
+  consumer of the partition pays that on every poll. `python benchmarks/broker.py`
+  (one record per batch, 2026-11-29): one fetch p50 1.9 ms with 500 batches, 7.1 ms with
+  4,000, 37 ms with 8,000, and from 6,000 on single fetches of 2 to 51 s. Under the soak's
+  traffic (events submitted 200 at a time, so about 100 per partition per request, each
+  partition read by stream ingestion and a learner) reading all but stopped at ~300,000
+  events per partition: a 15-minute run at 1,000 events/s learned 588,118 events in its
+  first 619 s, then 35,937 in the remaining 280 s. One awaited `client.submit` per event
+  makes one batch per event. The embedded default suits development and runs of this
+  size; a sustained stream needs an external Kafka (`CONVEYOR_KAFKA_BOOTSTRAP`), and more
+  partitions (`CONVEYOR_TOPIC_PARTITIONS`) push the wall further out.
 - A killed worker is seen by its supervisor at the next check (every 0.5 s) from its
   process having exited; a frozen one (stopped by SIGSTOP) from its process state at the
   next check, confirmed by a ping that waits twice the 0.5 s interval; one whose loop

