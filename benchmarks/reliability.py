@@ -35,8 +35,10 @@ KNOWN = """
   events per partition: a 15-minute run at 1,000 events/s learned 588,118 events in its
   first 619 s, then 35,937 in the remaining 280 s. One awaited `client.submit` per event
   makes one batch per event. The embedded default suits development and runs of this
-  size; a sustained stream needs an external Kafka (`CONVEYOR_KAFKA_BOOTSTRAP`), and more
-  partitions (`CONVEYOR_TOPIC_PARTITIONS`) push the wall further out.
+  size; a sustained stream needs an external Kafka (`CONVEYOR_KAFKA_BOOTSTRAP`). Fewer,
+  larger `submit_many` requests push the wall further out (each puts one batch into every
+  partition it touches), and so do more partitions (`CONVEYOR_TOPIC_PARTITIONS`) for events
+  submitted one at a time.
 - A killed worker is seen by its supervisor at the next check (every 0.5 s) from its
   process having exited; a frozen one (stopped by SIGSTOP) from its process state at the
   next check, confirmed by a ping that waits twice the 0.5 s interval; one whose loop
