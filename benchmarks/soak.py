@@ -246,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if set(args.callers) - {"model", "learner"}:
         parser.error("--callers: a comma-separated list of model, learner")
-    if not 0 < args.minutes <= 600 or args.rate <= 0 or not 1 <= args.sample_s <= 3600:
-        parser.error("--minutes in (0, 600], --rate above 0, --sample-s in [1, 3600]")
+    if not 0 < args.minutes <= 600 or not 0 < args.rate <= 1e6 or not 1 <= args.sample_s <= 3600:
+        parser.error("--minutes in (0, 600], --rate in (0, 1,000,000], --sample-s in [1, 3600]")
+    if not 0 < args.stall_s <= 3600:
+        parser.error("--stall-s in (0, 3600]")
     _project_on_path()
     from benchmarks.ingest import on_fresh_cluster
     from benchmarks.report import print_errors

@@ -7,6 +7,8 @@ import asyncio
 import doctest
 from types import SimpleNamespace
 
+import pytest
+
 from benchmarks import soak
 from benchmarks.soak import actors_by_pid, busiest, table, wait_caught_up
 from tests.chaos.harness import ScoringTally
@@ -84,3 +86,18 @@ def test_the_table_says_when_the_learner_stalled_and_shows_learned_beside_sent()
 
 def test_the_module_examples_run():
     assert doctest.testmod(soak).failed == 0
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--callers", "model,everyone"], "--callers: a comma-separated list of model, learner"),
+    (["--minutes", "0"], "--minutes in (0, 600]"),
+    (["--rate", "-1"], "--rate in (0, 1,000,000]"),
+    (["--rate", "nan"], "--rate in (0, 1,000,000]"),
+    (["--stall-s", "0"], "--stall-s in (0, 3600]"),
+    (["--stall-s", "nan"], "--stall-s in (0, 3600]"),
+])
+def test_bad_arguments_are_refused_before_any_cluster_starts(argv, says, capsys):
+    with pytest.raises(SystemExit) as exited:
+        soak.main(argv)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
