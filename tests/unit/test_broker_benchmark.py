@@ -23,6 +23,7 @@ def test_each_level_is_shown_beside_the_first_as_a_ratio():
     (["--batches", "10,200000"], "--batches: increasing numbers from 1 to 100,000"),
     (["--fetches", "0"], "--fetches in [1, 1000]"),
     (["--give-up-ms", "-5"], "--give-up-ms above 0"),
+    (["--give-up-ms", "nan"], "--give-up-ms above 0"),
 ])
 def test_bad_arguments_are_refused_before_any_broker_starts(argv, says, capsys):
     with pytest.raises(SystemExit) as exited:
