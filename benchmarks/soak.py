@@ -49,7 +49,7 @@ def _project_on_path() -> None:
         sys.path.insert(0, str(ROOT))
 
 
-def memory_by_process(cluster) -> dict[int, tuple[str, float, float]]:
+def sample_processes(cluster) -> dict[int, tuple[str, float, float]]:
     """{pid: (what, MiB, CPU seconds so far)} of every process of the cluster (PostgreSQL,
     Redis, the broker, Ray, actors)."""
     import psutil
@@ -120,12 +120,12 @@ async def run(cluster, settings, args) -> dict:
         sender = asyncio.ensure_future(send_at_rate(conveyor.submit_many, events[1000:], args.rate))
         samples, seen = [], (0, 0)
         names = actors_by_pid(await conveyor.status())
-        previous = await asyncio.to_thread(memory_by_process, cluster)
+        previous = await asyncio.to_thread(sample_processes, cluster)
         began = previous_at = time.monotonic()
         try:
             while not sender.done():
                 await asyncio.wait([sender], timeout=args.sample_s)
-                memory = await asyncio.to_thread(memory_by_process, cluster)
+                memory = await asyncio.to_thread(sample_processes, cluster)
                 names.update(actors_by_pid(await conveyor.status()))      # restarted workers have new pids
                 learned = await learned_by(conveyor, name) - 1000
                 now = (len(model_tally.latencies_ms), len(learner_tally.latencies_ms))
