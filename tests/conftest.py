@@ -14,6 +14,19 @@ from tests.support.cluster import CliCluster
 PLUGINS = "tests.support.plugin_algorithms,ml.demo_algorithms"
 
 
+#: The xdist group of every test that uses the session cluster: one worker runs them all, one
+#: after another, on the one cluster it starts; another worker runs the rest meanwhile (the
+#: unit tests, and the tests that start clusters of their own), and starts no session cluster.
+SESSION_CLUSTER_GROUP = "session-cluster"
+
+
+@pytest.hookimpl(tryfirst=True)      # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):    # directly or through another fixture
+            item.add_marker(pytest.mark.xdist_group(SESSION_CLUSTER_GROUP))
+
+
 @pytest.fixture(scope="session")
 def cluster():
     """A running cluster, started with `python run.py cluster start`."""
