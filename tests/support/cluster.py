@@ -56,10 +56,12 @@ class CliCluster:
         return self.run("cluster", "stop", timeout=120)
 
     def discard(self) -> None:
-        """Stop the cluster if it runs and remove its state directory."""
+        """Stop the cluster if one is recorded and remove its state directory (``cluster
+        stop`` finds nothing to stop without a record: not run then, a process saved)."""
         import shutil
 
-        self.stop()
+        if (self.state_dir / "cluster.json").exists():
+            self.stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def processes(self) -> list[str]:
