@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.broker import main, table
+from tests.support.arguments import refused
 
 
 def test_each_level_is_shown_beside_the_first_as_a_ratio():
@@ -26,7 +27,4 @@ def test_each_level_is_shown_beside_the_first_as_a_ratio():
     (["--give-up-ms", "nan"], "--give-up-ms above 0"),
 ])
 def test_bad_arguments_are_refused_before_any_broker_starts(argv, says, capsys):
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    assert exited.value.code == 2
-    assert says in capsys.readouterr().err
+    assert says in refused(main, argv, capsys)

@@ -12,6 +12,7 @@ import pytest
 from benchmarks import soak
 from benchmarks.soak import actors_by_pid, busiest, table, wait_caught_up
 from tests.chaos.harness import ScoringTally
+from tests.support.arguments import refused
 
 
 def _node(id, kind, pid=None, children=()):
@@ -97,7 +98,4 @@ def test_the_module_examples_run():
     (["--stall-s", "nan"], "--stall-s in (0, 3600]"),
 ])
 def test_bad_arguments_are_refused_before_any_cluster_starts(argv, says, capsys):
-    with pytest.raises(SystemExit) as exited:
-        soak.main(argv)
-    assert exited.value.code == 2
-    assert says in capsys.readouterr().err
+    assert says in refused(soak.main, argv, capsys)
