@@ -16,8 +16,12 @@ the evaluation on the test side, the signed artifacts stored and the verdict.
 Floor, same run, same rows: the same split (``client.training_split``), then the same
 four scikit-learn estimators fit one after another in this process, each followed by
 the same evaluation (``ml.evaluators.evaluate`` of its predictions on the test side).
-Goal: pipeline <= 0.75 x floor (2 cores). Each side starts once the machine has settled
-(``benchmarks.quiet``): neither pays for the actors the cluster starts after a run.
+Goal: pipeline <= 0.75 x floor (2 cores), the median of the runs' ratios (each run's
+pipeline beside the floor measured next to it: the machine's load swings). Each side
+starts once the machine has settled (``benchmarks.quiet``): neither pays for the actors
+the cluster starts after a run. The runs begin once the coordinator's warm candidate
+actors are up (a fresh cluster starts them ``actors.training.WARM_AFTER_S`` after the
+coordinator): a run that comes before starts its actors cold, ~3 s more here, once.
 
 Fixed overhead: a trivial candidate (a depth-1 decision tree) end to end through the
 pipeline, beside its fit + evaluation in this process.
@@ -116,7 +120,7 @@ def floor_s(split_data, candidates: dict) -> tuple[float, dict]:
 
 
 async def measure(cluster, n_rows: int, runs: int, errors: list[str]) -> list[dict]:
-    from benchmarks.quiet import settle
+    from benchmarks.quiet import settle, warm_pool_started
     from client.connection import Conveyor
     from storage.settings import load_settings
 
@@ -127,6 +131,8 @@ async def measure(cluster, n_rows: int, runs: int, errors: list[str]) -> list[di
     async with Conveyor.connect(settings) as conveyor:
         dataset = f"bench-{uuid.uuid4().hex[:6]}"
         fsid = await prepare_dataset(conveyor, dataset, csv_path)
+        await conveyor.status()     # joins the cluster's Ray: the warm actors are looked up there
+        await warm_pool_started(settings.cluster_name, settings.training_warm_actors)
         _, X_train, X_test, y_train, y_test = await conveyor.training_split(fsid, strategy="stratified", ratio=0.8,
                                                                            seed=0)
         data = (X_train, X_test, y_train, y_test)
@@ -159,12 +165,12 @@ def report(results: list[dict], n_rows: int) -> bool:
         return False
     med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
     pipeline, floor = med("pipeline_s"), med("floor_s")
-    ratio = pipeline / floor
+    ratio = statistics.median(r["pipeline_s"] / r["floor_s"] for r in results)   # each run beside its own floor
     print(f"\nTraining 4 candidates ({', '.join(CANDIDATES)}) on {int(n_rows * 0.8):,} rows x {N_FEATURES} features,"
           f" median of {len(results)} run(s):")
     print("| what | conveyor | floor | ratio | goal |\n|---|---|---|---|---|")
     print(f"| 4 candidates end to end | {pipeline:.2f} s | {floor:.2f} s (one after another, in process) | "
-          f"{ratio:.2f} | <= {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'NOT MET'} |")
+          f"{ratio:.2f} (median of the runs' ratios) | <= {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'NOT MET'} |")
     trivial, trivial_floor = med("trivial_s"), med("trivial_floor_s")
     print(f"| fixed overhead (depth-1 tree end to end) | {trivial:.2f} s | {trivial_floor:.3f} s | "
           f"overhead {trivial - trivial_floor:.2f} s | - |")

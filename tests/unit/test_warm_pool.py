@@ -142,3 +142,25 @@ async def test_the_pool_is_refilled_as_soon_as_a_run_ends_not_at_the_loops_next_
 
     await coordinator._execute(Run())
     assert coordinator._warm.filled == 1
+
+
+async def test_scikit_learns_metrics_are_imported_once_when_the_pool_is_first_filled_not_by_the_first_run():
+    import sys
+
+    from actors.training import WARM_AFTER_S, TrainingCoordinator
+    from storage.settings import load_settings
+
+    class Pool:
+        def fill(self):
+            pass
+
+    coordinator = TrainingCoordinator(load_settings(config_path=None, environ={}), "root.train")
+    coordinator._warm = Pool()
+    coordinator._refill_warm_pool()
+    assert coordinator._metrics_imported is None          # the cluster is still starting
+    coordinator.started_at_monotonic -= WARM_AFTER_S + 1
+    coordinator._refill_warm_pool()
+    first = coordinator._metrics_imported
+    await first
+    coordinator._refill_warm_pool()
+    assert coordinator._metrics_imported is first and "sklearn.metrics" in sys.modules
