@@ -18,7 +18,7 @@ import numpy as np
 
 from actors.partition_worker import PartitionWorker
 from actors.preparation import typed_value
-from actors.wiring import signing_key_bytes
+from actors.wiring import WritesOnlineStore, signing_key_bytes
 from messages.base import caused_by
 from messages.codec import encode
 from messages.features import FeaturesGenerated, FeaturesJoined
@@ -47,24 +47,14 @@ def as_time(value) -> float | None:
     return parsed.timestamp()
 
 
-class Joiner(PartitionWorker):
+class Joiner(WritesOnlineStore, PartitionWorker):
     consumer = "joiner"
 
     def __init__(self, settings: Settings, name: str, topic: str = "features.generated", partition: int = 0) -> None:
         super().__init__(settings, name, topic, partition)
-        self.online = self._redis = None
 
     async def open(self) -> None:
-        from storage.feature_store import RedisOnlineStore
-        from storage.redis_store import connect_redis
-
-        self._redis = connect_redis(self.settings.redis_url)
-        self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
-
-    async def teardown(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-        await super().teardown()
+        self.open_online_store()
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()

@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 
 from actors.partition_worker import PartitionWorker
+from actors.wiring import WritesOnlineStore
 from actors.raw_values import decode_batch, typed_value
 from messages.codec import encode, printable
 from messages.features import FeaturesGenerated
@@ -135,7 +136,7 @@ async def read_raw_rows(pool, batch_id: str, typed: bool, only: Collection[str] 
     return [r[0] for r in found], await asyncio.to_thread(decode_batch, [r[1] for r in found], typed, only)
 
 
-class PreparationWorker(PartitionWorker):
+class PreparationWorker(WritesOnlineStore, PartitionWorker):
     consumer = "preparation"
     pause_between_reads = True
     #: One announced batch per transaction: its decoded rows stay in memory until the
@@ -145,24 +146,17 @@ class PreparationWorker(PartitionWorker):
 
     def __init__(self, settings: Settings, name: str, topic: str = "raw.ingested", partition: int = 0) -> None:
         super().__init__(settings, name, topic, partition)
-        self.features = self.online = self._redis = None
+        self.features = None
 
     async def open(self) -> None:
         from actors.wiring import import_plugins, signing_key_bytes
-        from storage.feature_store import PostgresFeatureStore, RedisOnlineStore
-        from storage.redis_store import connect_redis
+        from storage.feature_store import PostgresFeatureStore
 
         await asyncio.to_thread(import_plugins, self.settings.plugins)   # a spec's custom steps
         self.features = PostgresFeatureStore(self.pool, signing_key_bytes(self.settings))
-        self._redis = connect_redis(self.settings.redis_url)
-        self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
+        self.open_online_store()
         for dataset in await self.features.datasets_with_features():   # warm the online store
             await self.online.put_many(dataset, await self.features.latest_vectors(dataset))
-
-    async def teardown(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-        await super().teardown()
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         effects = BatchEffects()

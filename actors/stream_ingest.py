@@ -21,6 +21,7 @@ from actors.online_preparation import (
     SEP, FeatureSetCache, aggregate_rows, update_aggregates, write_aggregates, write_vectors,
 )
 from actors.partition_worker import PartitionWorker
+from actors.wiring import WritesOnlineStore
 from messages.codec import DecodeFailed, decode, printable
 from messages.stream import StreamEvent
 from storage.base import BatchEffects, DeadLetter, RawEventRow
@@ -110,7 +111,7 @@ def ingest_batch(state: IngestState, records: list[Record], topic: str, partitio
     return effects
 
 
-class StreamIngestWorker(PartitionWorker):
+class StreamIngestWorker(WritesOnlineStore, PartitionWorker):
     """One partition of the ``events`` topic into the raw store."""
 
     consumer = "stream-ingest"
@@ -131,17 +132,9 @@ class StreamIngestWorker(PartitionWorker):
 
     async def open(self) -> None:
         from actors.wiring import signing_key_bytes
-        from storage.feature_store import RedisOnlineStore
-        from storage.redis_store import connect_redis
 
-        self._redis = connect_redis(self.settings.redis_url)
-        self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
+        self.open_online_store()
         self.feature_sets = FeatureSetCache(self.pool, signing_key_bytes(self.settings))
-
-    async def teardown(self) -> None:
-        if getattr(self, "_redis", None) is not None:
-            await self._redis.aclose()
-        await super().teardown()
 
     async def handle(self, records: list[Record]) -> BatchEffects:
         events: list[StreamEvent] = []

@@ -31,6 +31,26 @@ def ringer_for(settings: Settings, redis_client):
     return DoorbellRinger(redis_client, settings.cluster_name)
 
 
+class WritesOnlineStore:
+    """For a worker that writes the online feature store: its ``open`` calls
+    :meth:`open_online_store`; ``teardown`` closes the Redis client under it. Listed before
+    the worker's base class, so that its ``teardown`` runs first and then the base's."""
+
+    online = _redis = None
+
+    def open_online_store(self) -> None:
+        from storage.feature_store import RedisOnlineStore
+        from storage.redis_store import connect_redis
+
+        self._redis = connect_redis(self.settings.redis_url)
+        self.online = RedisOnlineStore(self._redis, self.settings.cluster_name, self.settings.online_ttl_s)
+
+    async def teardown(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        await super().teardown()
+
+
 def import_plugins(plugins: str) -> None:
     """Import the configured plugin modules (they register algorithms, metrics, strategies);
     an import that fails names the module."""
