@@ -270,8 +270,25 @@ def make_token(path: Path) -> Path:
     return path
 
 
-def start_ray(state: Path, token_path: Path, num_cpus: int | None = None) -> ServiceRecord:
-    """Start a Ray head on loopback with token authentication; its processes are recorded."""
+#: What ``ray start`` says when its raylet did not register with the GCS within Ray's fixed
+#: 30 s (seen on a machine loaded by other clusters' starts): worth one more try.
+RAY_STARTUP_TIMED_OUT = "timed out during startup"
+
+
+def start_ray(state: Path, token_path: Path, num_cpus: int | None = None, attempts: int = 2) -> ServiceRecord:
+    """Start a Ray head on loopback with token authentication; its processes are recorded.
+    A start that Ray gave up on (its raylet not registered in time) is cleaned up and tried
+    again, up to ``attempts`` times in all; any other failure is raised at once."""
+    for _ in range(attempts - 1):
+        try:
+            return _start_ray_once(state, token_path, num_cpus)
+        except EmbeddedError as exc:
+            if RAY_STARTUP_TIMED_OUT not in str(exc):
+                raise
+    return _start_ray_once(state, token_path, num_cpus)
+
+
+def _start_ray_once(state: Path, token_path: Path, num_cpus: int | None) -> ServiceRecord:
     temp_dir = short_dir(state / "ray", "ray", longest_entry=80)
     temp_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
