@@ -321,6 +321,8 @@ def _start_ray_once(state: Path, token_path: Path, num_cpus: int | None) -> Serv
         # A start that failed half way (e.g. "node timed out during startup" on a loaded machine)
         # may have left a GCS, a dashboard or a log monitor behind: stop whatever uses our temp dir.
         terminate(with_descendants(processes_mentioning(str(temp_dir))), grace_s=2)
+        if temp_dir.name.startswith("conveyor-ray-"):      # outside the state dir: nobody else removes it
+            shutil.rmtree(temp_dir, ignore_errors=True)
         reason = "timed out after 120 s" if done is None else f"({done.returncode}): {done.stderr[-2000:]}"
         raise EmbeddedError(f"ray start failed {reason}")
     pids = sorted(set(processes_mentioning(str(temp_dir))) | set(_ray_processes_of(f"127.0.0.1:{port}")))
