@@ -191,14 +191,15 @@ class PartitionReader:
             self._consumer.resume(self._tp)
             self._paused = False
             timeout_ms = max(timeout_ms, self._idle_window_ms)
+        rang = False
         if self._idle and self._idle_backoff_s > 0 and idle_backoff:
             self._consumer.pause(self._tp)
             try:
                 if self._doorbell is None:
                     await asyncio.sleep(self.idle_pause_s())
                 else:
-                    await self._doorbell.wait(self._tp.topic, self._tp.partition, self._rings_seen,
-                                              self.idle_pause_s())
+                    rang = await self._doorbell.wait(self._tp.topic, self._tp.partition, self._rings_seen,
+                                                     self.idle_pause_s())
             finally:
                 self._consumer.resume(self._tp)
             timeout_ms = min(timeout_ms, self._idle_window_ms)
@@ -215,7 +216,10 @@ class PartitionReader:
                 self._consumer.pause(self._tp)
                 self._paused = True
         records = [Record(m.offset, m.key, m.value) for m in batch.get(self._tp, [])]
-        self._idle = 0 if records else self._idle + 1
+        # Woken by a ring but nothing came (the fetch took longer than the short window on a
+        # busy machine): the records are on their way, so the next read does not pause. Counted
+        # as idle, it would wait for a further ring, and sit out a whole pause without one.
+        self._idle = 0 if records or rang else self._idle + 1
         return records
 
     def idle_pause_s(self) -> float:
