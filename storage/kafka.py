@@ -185,8 +185,9 @@ class PartitionReader:
         ``idle_backoff_max_s``: the fetcher long-polls every few ms while a partition is
         assigned (fetch_max_wait_ms), which keeps idle clusters busy. The first record after
         a quiet spell therefore waits up to ``idle_backoff_max_s`` (unless the doorbell
-        rings: the pause then ends at once); a busy partition never pauses. A worker busy with other work between reads passes ``idle_backoff=False``,
-        and ``then_pause=True`` to keep the partition paused until its next read."""
+        rings: the pause then ends at once); a busy partition never pauses. A worker busy
+        with other work between reads passes ``idle_backoff=False``, and ``then_pause=True``
+        to keep the partition paused until its next read."""
         if self._paused:      # nothing was fetched meanwhile: give one fetch time to answer
             self._consumer.resume(self._tp)
             self._paused = False
