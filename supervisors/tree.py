@@ -120,8 +120,8 @@ async def start_tree(spec: SupervisorSpec, settings: Settings, timeout_s: float,
         await asyncio.sleep(0.1)
     waiting = "; ".join(not_running(status)) if status else "the root supervisor never answered"
     raise TreeStartTimeout(f"supervision tree not healthy after {time.monotonic() - began:.0f} s "
-                           f"(no progress for {timeout_s:g} s, or 3 times that in all): {last}; "
-                           f"not running: {waiting}")
+                           f"(no progress for {timeout_s:g} s, or 3 times that in all): "
+                           f"{last + '; ' if last else ''}not running: {waiting}")
 
 
 async def _gave_up(runtime, handle) -> bool:

@@ -207,7 +207,10 @@ def test_a_start_that_stops_progressing_names_the_actors_not_running_and_leaves_
         assert "Traceback" not in done.stdout + done.stderr
         said = done.stdout + done.stderr
         assert "Start failed: supervision tree not healthy" in said and "no progress for 0.3 s" in said
-        assert re.search(r"not running: root[ .].*root\.\w+ \((starting|failed)", said), said   # each one named
+        # each one named; on a loaded machine the root supervisor's own process may not have
+        # answered by then, and that is what is named
+        assert re.search(r"not running: (root[ .].*root\.\w+ \((starting|failed)|the root supervisor never answered)",
+                         said), said
         assert not (cli.state_dir / "cluster.json").exists()
         assert cli.processes() == []
     finally:
