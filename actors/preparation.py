@@ -20,8 +20,8 @@ import msgspec
 import numpy as np
 
 from actors.partition_worker import PartitionWorker
-from actors.wiring import WritesOnlineStore
 from actors.raw_values import decode_batch, typed_value
+from actors.wiring import WritesOnlineStore
 from messages.codec import encode, printable
 from messages.features import FeaturesGenerated
 from messages.ingestion import RawIngested
