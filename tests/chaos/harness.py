@@ -70,6 +70,9 @@ class FaultResult:
     pid: int | None = None
     recovered_s: float | None = None   # from the fault (a freeze's start) until it ran again
     restarted: bool = False            # a new process took over (a frozen one was killed by its supervisor)
+    #: its supervisor's own count, from seeing the failure until the new process ran (``restart_s``
+    #: of its status): the rest of ``recovered_s`` is detection, and this harness seeing it
+    restart_s: float | None = None
     error: str = ""
 
 
@@ -80,6 +83,15 @@ async def tree_pid(conveyor, actor_id: str) -> tuple[int | None, str]:
     except KeyError:
         return None, ""
     return actor.pid, actor.state
+
+
+async def tree_restart_s(conveyor, actor_id: str) -> float | None:
+    """Seconds the actor's supervisor took for its last restart, from seeing the failure until
+    the new process ran; None when it is not known (not there, never restarted)."""
+    try:
+        return (await conveyor.status()).actor(actor_id).last_restart_s
+    except KeyError:
+        return None
 
 
 async def replica_pid(runtime, name: str) -> tuple[int | None, str]:
@@ -95,9 +107,12 @@ async def replica_pid(runtime, name: str) -> tuple[int | None, str]:
     return pid, "running" if loaded else "starting"
 
 
-async def inject(fault: Fault, pid_of, started: float, recover_timeout_s: float = 60.0) -> FaultResult:
+async def inject(fault: Fault, pid_of, started: float, recover_timeout_s: float = 60.0,
+                 restart_s_of=None) -> FaultResult:
     """Wait for the fault's time, apply it, and wait until the target runs again: in a new
-    process, or (a freeze the supervisor did not act on) the same one, thawed."""
+    process, or (a freeze the supervisor did not act on) the same one, thawed. Given
+    ``restart_s_of`` (target -> its supervisor's restart seconds), a restart's own part is
+    asked for once the new process runs."""
     await asyncio.sleep(max(0.0, started + fault.at_s - time.monotonic()))
     result = FaultResult(fault)
     pid, state = await pid_of(fault.target)
@@ -121,6 +136,8 @@ async def inject(fault: Fault, pid_of, started: float, recover_timeout_s: float 
             result.recovered_s, result.restarted = time.monotonic() - began, True
             if thawed_s is None:
                 _thaw(pid)          # replaced while frozen: its supervisor killed it (never leave one stopped)
+            if restart_s_of is not None:
+                result.restart_s = await restart_s_of(fault.target)
             return result
         if thawed_s is not None and state == "running" and now_pid == pid and not _frozen(pid) \
                 and time.monotonic() - began > thawed_s + SURVIVOR_S:     # thawed, and it was not replaced
@@ -253,13 +270,24 @@ async def send_at_rate(submit, items: list, rate: float, batch: int = 200) -> fl
 
 
 def recovery_summary(results: list[FaultResult]) -> dict:
-    """Recovery figures per action: count, recovered, p50 and max seconds."""
+    """Recovery figures per action: count, recovered, p50 and max seconds; and of the restarts
+    whose supervisor's own part is known (``restart_s``), its count, p50 and max.
+
+    >>> kill = Fault(at_s=1.0, action="kill", target="root.outbox")
+    >>> summary = recovery_summary([FaultResult(kill, recovered_s=3.0, restarted=True, restart_s=2.0),
+    ...                             FaultResult(kill, recovered_s=5.0, restarted=True)])
+    >>> summary["kill"]["p50_s"], summary["kill"]["restart"]
+    (4.0, {'n': 1, 'p50_s': 2.0, 'max_s': 2.0})
+    """
     out = {}
     for action in ("kill", "freeze"):
         times = [r.recovered_s for r in results if r.fault.action == action and r.recovered_s is not None]
+        own = [r.restart_s for r in results if r.fault.action == action and r.restart_s is not None]
         total = sum(1 for r in results if r.fault.action == action)
         out[action] = {"n": total, "recovered": len(times),
-                       "p50_s": statistics.median(times) if times else None, "max_s": max(times) if times else None}
+                       "p50_s": statistics.median(times) if times else None, "max_s": max(times) if times else None,
+                       "restart": {"n": len(own), "p50_s": statistics.median(own) if own else None,
+                                   "max_s": max(own) if own else None}}
     return out
 
 
