@@ -15,12 +15,17 @@ from storage.kafka import KafkaPublisher, PartitionReader, ensure_topics
 PAUSE_S = 3.0      # the reader's idle pause: a record seen well before it was woken
 
 
-async def _reader(settings, topic: str, doorbell) -> PartitionReader:
+async def _idle_reader(settings) -> tuple[str, Doorbell, PartitionReader]:
+    """A fresh one-partition topic, a doorbell, and a reader of it that has read nothing once
+    (idle: its next read pauses)."""
+    topic = f"bell-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
+    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
     reader = PartitionReader(settings.kafka_bootstrap, topic, 0, settings.kafka_fetch_max_wait_ms, PAUSE_S, PAUSE_S,
                              doorbell)
     await reader.start(0)
-    assert await reader.read(timeout_ms=30, max_records=10) == []     # idle: the next read pauses
-    return reader
+    assert await reader.read(timeout_ms=30, max_records=10) == []
+    return topic, doorbell, reader
 
 
 async def _publisher(settings, redis, ring: bool) -> KafkaPublisher:
@@ -39,11 +44,15 @@ async def _first_read_s(reader: PartitionReader, publish) -> tuple[float, list[b
     return time.monotonic() - began, got
 
 
+async def _read_now_s(reader: PartitionReader) -> tuple[float, list[bytes]]:
+    """(seconds, values) of one read started now."""
+    began = time.monotonic()
+    got = [r.value for r in await reader.read(timeout_ms=50, max_records=10)]
+    return time.monotonic() - began, got
+
+
 async def test_a_ring_ends_an_idle_pause_at_once_and_no_ring_waits_it_out(settings, redis):
-    topic = f"bell-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
-    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
-    reader = await _reader(settings, topic, doorbell)
+    topic, doorbell, reader = await _idle_reader(settings)
     ringing, silent = await _publisher(settings, redis, True), await _publisher(settings, redis, False)
     try:
         woken_s, got = await _first_read_s(reader, lambda: ringing.publish_raw(topic, b"rung", b"k"))
@@ -59,10 +68,7 @@ async def test_a_ring_ends_an_idle_pause_at_once_and_no_ring_waits_it_out(settin
 
 
 async def test_rings_of_other_partitions_topics_and_garbage_do_not_wake_a_reader(settings, redis):
-    topic = f"bell-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
-    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
-    reader = await _reader(settings, topic, doorbell)
+    topic, doorbell, reader = await _idle_reader(settings)
     try:
         async def noise() -> None:
             for payload in (b"1,2", b"", b"'; DROP TABLE x; --", "\u00e9".encode("latin-1"), b"0" * 100_000):
@@ -80,10 +86,7 @@ async def test_rings_of_other_partitions_topics_and_garbage_do_not_wake_a_reader
 async def test_a_ring_before_the_pause_began_is_not_missed(settings, redis):
     """Records published after the reader's empty fetch but rung before it paused: the
     pause does not begin at all."""
-    topic = f"bell-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
-    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
-    reader = await _reader(settings, topic, doorbell)
+    topic, doorbell, reader = await _idle_reader(settings)
     ringing = await _publisher(settings, redis, True)
     try:
         await ringing.publish_raw(topic, b"early", b"k")
@@ -91,9 +94,8 @@ async def test_a_ring_before_the_pause_began_is_not_missed(settings, redis):
             if doorbell.rings(topic, 0):
                 break
             await asyncio.sleep(0.01)
-        began = time.monotonic()
-        got = [r.value for r in await reader.read(timeout_ms=50, max_records=10)]
-        assert got == [b"early"] and time.monotonic() - began < PAUSE_S / 3
+        read_s, got = await _read_now_s(reader)
+        assert got == [b"early"] and read_s < PAUSE_S / 3
     finally:
         await ringing.stop()
         await reader.stop()
@@ -104,19 +106,15 @@ async def test_a_ring_whose_records_the_next_fetch_missed_is_not_paid_for_with_a
     """Woken by a ring, the reader's fetch came back empty (on a busy machine a fetch can take
     longer than the short window after a pause; here the ring simply comes first): its next
     read does not pause, so the records are read as soon as they are there."""
-    topic = f"bell-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings.kafka_bootstrap, {topic: 1})
-    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
-    reader = await _reader(settings, topic, doorbell)
+    topic, doorbell, reader = await _idle_reader(settings)
     silent = await _publisher(settings, redis, False)
     try:
         ringer = DoorbellRinger(redis, settings.cluster_name)
         woken_s, got = await _first_read_s(reader, lambda: ringer.ring(topic, [0]))
         assert got == [] and woken_s < PAUSE_S / 3             # woken at once, nothing yet
         await silent.publish_raw(topic, b"late", b"k")
-        began = time.monotonic()
-        got = [r.value for r in await reader.read(timeout_ms=50, max_records=10)]
-        assert got == [b"late"] and time.monotonic() - began < PAUSE_S / 3
+        read_s, got = await _read_now_s(reader)
+        assert got == [b"late"] and read_s < PAUSE_S / 3
     finally:
         await silent.stop()
         await reader.stop()
