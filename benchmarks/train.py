@@ -170,7 +170,8 @@ def report(results: list[dict], n_rows: int) -> bool:
           f" median of {len(results)} run(s):")
     print("| what | conveyor | floor | ratio | goal |\n|---|---|---|---|---|")
     print(f"| 4 candidates end to end | {pipeline:.2f} s | {floor:.2f} s (one after another, in process) | "
-          f"{ratio:.2f} (median of the runs' ratios) | <= {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'NOT MET'} |")
+          f"{ratio:.2f} (median of the runs' ratios) | <= {GOAL_RATIO}: "
+          f"{'met' if ratio <= GOAL_RATIO else 'NOT MET'} |")
     trivial, trivial_floor = med("trivial_s"), med("trivial_floor_s")
     print(f"| fixed overhead (depth-1 tree end to end) | {trivial:.2f} s | {trivial_floor:.3f} s | "
           f"overhead {trivial - trivial_floor:.2f} s | - |")
