@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.test_training import config
 from tests.support.datasets import cancer_rows
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +34,6 @@ async def aliases(conveyor, model: str) -> dict[int, list[str]]:
 
 
 async def rolled_back(conveyor, model: str, to: int):
-    from tests.support.waiting import eventually
-
     async def check():
         return "production" in (await aliases(conveyor, model)).get(to, [])
 
@@ -56,8 +55,6 @@ async def test_a_version_breaking_its_latency_objective_is_rolled_back_then_rest
     assert sorted(latencies)[int(0.99 * (len(latencies) - 1))] > 50        # the objective (50 ms) is broken
     await rolled_back(conveyor, model, 1)
     assert (await aliases(conveyor, model))[2] == ["previous"]    # still live, out of production
-    from tests.support.waiting import eventually
-
     async def latency_alerts():    # the alert's record may land just after the rollback is seen
         return [a for a in await conveyor.alerts(model) if a.kind == "latency"]
 
@@ -67,8 +64,6 @@ async def test_a_version_breaking_its_latency_objective_is_rolled_back_then_rest
                                           " AND subject = $1 ORDER BY id DESC LIMIT 1", model))
     assert detail["reason"].startswith("automatic: v2: p99 latency") and detail["version"] == 1
     assert detail["correlation_id"] == alert.alert_id             # the rollback is traced to its alert
-    from tests.support.waiting import eventually
-
     # ... and the alert to the requests behind it: the slowest answers of its window
     async def evidence():
         found = await conveyor.score_records(model, request_ids=alert.evidence)
@@ -112,9 +107,11 @@ async def test_a_version_less_accurate_than_the_previous_one_is_rolled_back(conv
     await conveyor.deploy(model, 2)
     await serve_and_observe(2, flip=True)                       # v2: the world disagrees with it
     await rolled_back(conveyor, model, 1)
-    [alert] = [a for a in await conveyor.alerts(model) if a.kind == "accuracy"]
+    async def accuracy_alerts():    # the monitor records its alert after the rollback it asked for
+        return [a for a in await conveyor.alerts(model) if a.kind == "accuracy"]
+
+    [alert] = await eventually(accuracy_alerts, timeout_s=30, what="the accuracy alert recorded")
     assert alert.version == 2 and alert.rolled_back_to == 1 and alert.value < 0.2
-    from tests.support.waiting import eventually
 
     async def every_outcome_joined():   # the rollback may come before the last outcomes are counted
         found = {v.version: v for v in await conveyor.monitoring(model)}
