@@ -96,18 +96,22 @@ class Doorbell:
     def rings(self, topic: str, partition: int) -> int:
         return self._counts.get((topic, partition), 0)
 
-    async def wait(self, topic: str, partition: int, seen: int, timeout_s: float) -> bool:
-        """Whether the partition rang (after ``seen`` rings) within ``timeout_s``."""
+    async def wait(self, topic: str, partition: int, seen: int, timeout_s: float,
+                   also: Iterable[tuple[str, int, int]] = ()) -> bool:
+        """Whether the partition rang (after ``seen`` rings) within ``timeout_s``. The wait
+        also ends when one of ``also``, (topic, partition, seen) each, rings: a worker reading
+        two partitions in turn wakes for either (False then, unless its own rang too)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self.rings(topic, partition) == seen:
+        watched = [((topic, partition), seen), *(((t, p), s) for t, p, s in also)]
+        while all(self._counts.get(key, 0) == count for key, count in watched):
             left = deadline - loop.time()
             if left <= 0:
                 return False
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-        return True
+        return self.rings(topic, partition) != seen
 
     async def _listen(self) -> None:
         while True:

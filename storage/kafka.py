@@ -179,7 +179,7 @@ class PartitionReader:
         self._consumer.seek(self._tp, offset)
 
     async def read(self, timeout_ms: int, max_records: int, idle_backoff: bool = True,
-                   then_pause: bool = False) -> list[Record]:
+                   then_pause: bool = False, wake_with: tuple[PartitionReader, ...] = ()) -> list[Record]:
         """The next records, waiting up to ``timeout_ms``. After an empty read the partition
         is paused first, for ``idle_backoff_s``, doubled after every further empty read up to
         ``idle_backoff_max_s``: the fetcher long-polls every few ms while a partition is
@@ -187,22 +187,27 @@ class PartitionReader:
         a quiet spell therefore waits up to ``idle_backoff_max_s`` (unless the doorbell
         rings: the pause then ends at once); a busy partition never pauses. A worker busy
         with other work between reads passes ``idle_backoff=False``, and ``then_pause=True``
-        to keep the partition paused until its next read."""
+        to keep the partition paused until its next read. A worker reading several partitions
+        in turn names the others in ``wake_with``: a pause also ends when one of them rings
+        (else records arriving there would wait out this partition's pause)."""
         if self._paused:      # nothing was fetched meanwhile: give one fetch time to answer
             self._consumer.resume(self._tp)
             self._paused = False
             timeout_ms = max(timeout_ms, self._idle_window_ms)
         rang = False
         if self._idle and self._idle_backoff_s > 0 and idle_backoff:
-            self._consumer.pause(self._tp)
-            try:
-                if self._doorbell is None:
-                    await asyncio.sleep(self.idle_pause_s())
-                else:
-                    rang = await self._doorbell.wait(self._tp.topic, self._tp.partition, self._rings_seen,
-                                                     self.idle_pause_s())
-            finally:
-                self._consumer.resume(self._tp)
+            # no pause while one of the others has records waiting: one short fetch here instead
+            if not any(r.may_have_records() for r in wake_with):
+                self._consumer.pause(self._tp)
+                try:
+                    if self._doorbell is None:
+                        await asyncio.sleep(self.idle_pause_s())
+                    else:
+                        rang = await self._doorbell.wait(
+                            self._tp.topic, self._tp.partition, self._rings_seen, self.idle_pause_s(),
+                            also=[(r._tp.topic, r._tp.partition, r._rings_seen) for r in wake_with])
+                finally:
+                    self._consumer.resume(self._tp)
             timeout_ms = min(timeout_ms, self._idle_window_ms)
         if self._doorbell is not None:
             self._rings_seen = self._doorbell.rings(self._tp.topic, self._tp.partition)
@@ -225,6 +230,15 @@ class PartitionReader:
 
     def idle_pause_s(self) -> float:
         return idle_pause_s(self._idle, self._idle_backoff_s, self._idle_backoff_max_s)
+
+    def may_have_records(self) -> bool:
+        """False when the last read came back empty (the partition is paused since) and no
+        doorbell rang for the partition since: a read now would most likely wait its whole
+        fetch window for nothing. Without a doorbell a paused partition counts as empty still
+        (a caller skipping it reads it now and then all the same)."""
+        if not self._paused:
+            return True
+        return self._doorbell is not None and self._doorbell.rings(self._tp.topic, self._tp.partition) != self._rings_seen
 
     def seek(self, offset: int) -> None:
         self._consumer.seek(self._tp, offset)

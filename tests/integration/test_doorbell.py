@@ -1,7 +1,7 @@
 """The doorbell against the real broker and Redis: a reader deep in its idle pause gets a
 record as soon as it is published (not at the end of the pause); without a ring, or with
 a ring for another partition or topic, it waits the pause out and still misses nothing;
-a garbled ring is ignored."""
+a garbled ring is ignored. A worker reading two topics in turn is woken by either."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from storage.kafka import KafkaPublisher, PartitionReader, ensure_topics
 PAUSE_S = 3.0      # the reader's idle pause: a record seen well before it was woken
 
 
-async def _idle_reader(settings) -> tuple[str, Doorbell, PartitionReader]:
-    """A fresh one-partition topic, a doorbell, and a reader of it that has read nothing once
-    (idle: its next read pauses)."""
+async def _idle_reader(settings, doorbell: Doorbell | None = None) -> tuple[str, Doorbell, PartitionReader]:
+    """A fresh one-partition topic, a doorbell (``doorbell``, when given), and a reader of it
+    that has read nothing once (idle: its next read pauses)."""
     topic = f"bell-{uuid.uuid4().hex[:8]}"
     await ensure_topics(settings.kafka_bootstrap, {topic: 1})
-    doorbell = Doorbell(settings.redis_url, settings.cluster_name)
+    doorbell = doorbell or Doorbell(settings.redis_url, settings.cluster_name)
     reader = PartitionReader(settings.kafka_bootstrap, topic, 0, settings.kafka_fetch_max_wait_ms, PAUSE_S, PAUSE_S,
                              doorbell)
     await reader.start(0)
@@ -118,4 +118,36 @@ async def test_a_ring_whose_records_the_next_fetch_missed_is_not_paid_for_with_a
     finally:
         await silent.stop()
         await reader.stop()
+        await doorbell.close()
+
+
+async def test_a_reader_reading_two_topics_in_turn_is_woken_by_either(settings, redis):
+    """A learner reads ``events`` and ``observations`` in turn: records on the one must not
+    wait out the other's idle pause (which they did, up to the longest pause, when they came
+    while the learner paused on the other)."""
+    topic_a, doorbell, reader_a = await _idle_reader(settings)
+    topic_b, _, reader_b = await _idle_reader(settings, doorbell)
+    ringing = await _publisher(settings, redis, True)
+    try:
+        reading = asyncio.ensure_future(reader_a.read(timeout_ms=50, max_records=10, wake_with=(reader_b,)))
+        await asyncio.sleep(0.3)                              # reader A is in its pause
+        began = time.monotonic()
+        await ringing.publish_raw(topic_b, b"for b", b"k")
+        assert await reading == []                            # A's pause ended at once, A has nothing
+        got = [r.value for r in await reader_b.read(timeout_ms=50, max_records=10, wake_with=(reader_a,))]
+        assert got == [b"for b"] and time.monotonic() - began < PAUSE_S / 3
+        # while B's ring is not read yet, A does not pause at all
+        await ringing.publish_raw(topic_b, b"more for b", b"k")
+        for _ in range(100):
+            if reader_b.may_have_records():
+                break
+            await asyncio.sleep(0.01)
+        began = time.monotonic()
+        assert await reader_a.read(timeout_ms=50, max_records=10, wake_with=(reader_b,)) == []
+        assert time.monotonic() - began < PAUSE_S / 3
+        assert [r.value for r in await reader_b.read(timeout_ms=50, max_records=10)] == [b"more for b"]
+    finally:
+        await ringing.stop()
+        await reader_a.stop()
+        await reader_b.stop()
         await doorbell.close()
