@@ -335,3 +335,47 @@ async def test_a_removed_learner_stops_learning(conveyor):
     await conveyor.submit_many(phishing_events(stream)[:10])
     report = await conveyor.wait_learned(name, 10, timeout_s=60)
     assert sum(r["n_learned"] for r in report.values()) == 10               # learned from scratch
+
+
+async def test_labels_from_a_producer_that_does_not_ring_are_joined_while_events_keep_coming(conveyor):
+    """A learner partition busy with events reads a quiet ``observations`` partition only when
+    its doorbell rings, or every quarter of a second: labels from a producer that never rings
+    (any plain Kafka client) are joined while a backlog of events is still being learned,
+    not once it is over."""
+    from messages.codec import encode
+    from storage.kafka import KafkaPublisher
+
+    name, stream, key = unique("quiet"), unique("quietstream"), "quiet-entity"
+    busy, busy_stream = unique("busy"), unique("busystream")
+    await conveyor.create_learner(learner_toml(name, stream, 'features = ["a"]'))
+    await conveyor.create_learner(learner_toml(busy, busy_stream, 'label = "label"'))
+    events = [StreamEvent(stream=stream, entity_key=key, values={"a": float(i % 5)}) for i in range(200)]
+    await conveyor.submit_many(events)                  # predicted; their labels come later
+
+    async def all_predicted():
+        report = await conveyor.learner_report(name)
+        return sum(r["n_pending"] for r in report.values()) == 200
+
+    await eventually(all_predicted, timeout_s=60, what="the 200 events predicted")
+    backlog = 60_000            # several seconds of learning for the same partition (same entity)
+    for at in range(0, backlog, 5000):
+        await conveyor.submit_many([StreamEvent(stream=busy_stream, entity_key=key,
+                                                values={"a": float(i % 7), "label": i % 7 > 3})
+                                    for i in range(at, at + 5000)])
+    plain = KafkaPublisher(conveyor.settings.kafka_bootstrap)          # rings no doorbell
+    await plain.start()
+    try:
+        for i, event in enumerate(events):
+            label = Observation(stream=stream, event_id=event.msg_id, entity_key=key, label=i % 5 > 2)
+            await plain.publish_raw("observations", encode(label), key.encode())
+    finally:
+        await plain.stop()
+
+    async def joined():
+        report = await conveyor.learner_report(name)
+        if sum(r["n_learned"] for r in report.values()) < 200:
+            return None
+        return [sum(r["n_learned"] for r in (await conveyor.learner_report(busy)).values())]
+
+    [busy_learned] = await eventually(joined, timeout_s=60, interval_s=0.1, what="the 200 labels joined")
+    assert busy_learned < backlog, "the labels waited until the backlog of events was over"
