@@ -357,7 +357,7 @@ async def test_labels_from_a_producer_that_does_not_ring_are_joined_while_events
         return sum(r["n_pending"] for r in report.values()) == 200
 
     await eventually(all_predicted, timeout_s=60, what="the 200 events predicted")
-    backlog = 60_000            # several seconds of learning for the same partition (same entity)
+    backlog = 30_000            # seconds of learning for the same partition (same entity)
     for at in range(0, backlog, 5000):
         await conveyor.submit_many([StreamEvent(stream=busy_stream, entity_key=key,
                                                 values={"a": float(i % 7), "label": i % 7 > 3})
