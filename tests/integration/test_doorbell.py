@@ -11,6 +11,7 @@ import uuid
 
 from storage.doorbell import Doorbell, DoorbellRinger, channel
 from storage.kafka import KafkaPublisher, PartitionReader, ensure_topics
+from tests.support.waiting import eventually
 
 PAUSE_S = 3.0      # the reader's idle pause: a record seen well before it was woken
 
@@ -90,10 +91,7 @@ async def test_a_ring_before_the_pause_began_is_not_missed(settings, redis):
     ringing = await _publisher(settings, redis, True)
     try:
         await ringing.publish_raw(topic, b"early", b"k")
-        for _ in range(100):                                   # the ring has reached this process
-            if doorbell.rings(topic, 0):
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: doorbell.rings(topic, 0), timeout_s=1, interval_s=0.01, what="the ring heard")
         read_s, got = await _read_now_s(reader)
         assert got == [b"early"] and read_s < PAUSE_S / 3
     finally:
@@ -138,10 +136,7 @@ async def test_a_reader_reading_two_topics_in_turn_is_woken_by_either(settings, 
         assert got == [b"for b"] and time.monotonic() - began < PAUSE_S / 3
         # while B's ring is not read yet, A does not pause at all
         await ringing.publish_raw(topic_b, b"more for b", b"k")
-        for _ in range(100):
-            if reader_b.may_have_records():
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: doorbell.rings(topic_b, 0) == 2, timeout_s=1, interval_s=0.01, what="the ring heard")
         began = time.monotonic()
         assert await reader_a.read(timeout_ms=50, max_records=10, wake_with=(reader_b,)) == []
         assert time.monotonic() - began < PAUSE_S / 3
