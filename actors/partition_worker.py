@@ -13,9 +13,33 @@ import time
 from actors.logs import bind_message, unbind_message
 from actors.worker import Worker
 from messages.codec import DecodeFailed, decode, printable
-from storage.base import BatchEffects, Claim, DeadLetter, PartitionLedger
+from storage.base import BatchEffects, Checkpoint, Claim, DeadLetter, PartitionLedger
 from storage.kafka import PartitionReader, Record, reader_for
 from storage.settings import Settings
+
+
+def resume_offset(claim: Claim, checkpoint: Checkpoint | None, stateful: bool) -> int:
+    """Where a new incarnation of a partition worker reads from.
+
+    A stateless worker goes on from the committed offset. A stateful one replays from its
+    checkpoint's offset on top of the checkpoint's state (effects are idempotent); from the
+    log's start when that checkpoint belongs to an older generation of the broker's log (it
+    is gone), and when there is no checkpoint yet: its state starts empty, and the committed
+    offset would skip what an incarnation killed before its first checkpoint had committed.
+
+    >>> claim = Claim("stream-ingest", "events", 0, epoch=3, next_offset=700, generation=2)
+    >>> resume_offset(claim, None, stateful=False), resume_offset(claim, None, stateful=True)
+    (700, 0)
+    >>> resume_offset(claim, Checkpoint("o", 1, 500, b"", 0.0, generation=2), stateful=True)
+    500
+    >>> resume_offset(claim, Checkpoint("o", 1, 500, b"", 0.0, generation=1), stateful=True)
+    0
+    """
+    if not stateful:
+        return claim.next_offset
+    if checkpoint is None or checkpoint.generation != claim.generation:
+        return 0
+    return checkpoint.source_offset
 
 
 class PartitionWorker(Worker):
@@ -101,14 +125,11 @@ class PartitionWorker(Worker):
         self.pool = await pool_for(self.settings)
         self.ledger = ledger_for(self.settings, self.pool)
         self.claim = await self.ledger.claim(self.consumer, self.topic, self.partition)
-        self.offset = self.claim.next_offset
-        checkpoint = await self.ledger.latest_checkpoint(self.checkpoint_owner)
-        if checkpoint is not None and self.stateful:
+        checkpoint = await self.ledger.latest_checkpoint(self.checkpoint_owner) if self.stateful else None
+        if checkpoint is not None:
             self.restore(checkpoint.state)
-            # A checkpoint of an older broker generation holds the state of a log that is
-            # gone; the new log is read from its start on top of it.
-            self.offset = checkpoint.source_offset if checkpoint.generation == self.claim.generation else 0
             self.last_checkpoint_offset, self.last_checkpoint_at = checkpoint.source_offset, checkpoint.created_at
+        self.offset = resume_offset(self.claim, checkpoint, self.stateful)
         await self.open()
         self.doorbell = doorbell_for(self.settings) if self.woken_by_doorbell else None
         self._reader = reader_for(self.settings, self.topic, self.partition, self.fetch_max_wait_ms, self.doorbell)

@@ -42,13 +42,8 @@ async def test_killed_worker_restarts_from_checkpoint_without_loss_or_duplicates
     distinct = await db.fetchval("SELECT count(DISTINCT payload->>'i') FROM raw_events WHERE stream = $1", stream)
     assert distinct == n_events
     # Running aggregates are checkpointed state: restored and replayed, they count every event once.
-    counted = await eventually(lambda: _aggregated(db, stream, n_events), timeout_s=30, what="aggregates")
-    assert counted == n_events
-
-
-async def _aggregated(db, stream, n):
-    got = await db.fetchval("SELECT sum(n) FROM online_aggregates WHERE stream = $1 AND field = 'i'", stream)
-    return got if got == n else None
+    await eventually(lambda: db.fetchval("SELECT sum(n) FROM online_aggregates WHERE stream = $1 AND field = 'i'",
+                                         stream), until=lambda counted: counted == n_events, what="aggregates")
 
 
 async def _restarted(conveyor, actor_id, before):

@@ -6,15 +6,17 @@ import asyncio
 import time
 
 
-async def eventually(check, timeout_s: float = 30.0, interval_s: float = 0.1, what: str = "condition"):
-    """Await ``check()`` (sync or async) until it returns a truthy value; return it."""
+async def eventually(check, timeout_s: float = 30.0, interval_s: float = 0.1, what: str = "condition",
+                     until=bool):
+    """Await ``check()`` (sync or async) until ``until`` holds for its value (by default:
+    until it is truthy); return that value. A timeout names the last value seen."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
         last = check()
         if asyncio.iscoroutine(last):
             last = await last
-        if last:
+        if until(last):
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"{what} not reached within {timeout_s} s (last value: {last!r})")

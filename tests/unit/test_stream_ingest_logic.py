@@ -335,3 +335,20 @@ async def test_aggregates_go_to_postgres_with_a_checkpoint_at_most_every_few_sec
     conn = Conn()
     await write(conn)
     assert conn.calls[0][1][1] == ["a", "b"]
+
+
+def test_a_stateful_worker_without_a_checkpoint_replays_its_partition_from_the_start():
+    """Killed before its first checkpoint, a worker had committed batches whose share of the
+    state (aggregates) only a replay from the log's start can rebuild."""
+    import doctest
+
+    import actors.partition_worker
+    from actors.partition_worker import resume_offset
+    from storage.base import Checkpoint, Claim
+
+    claim = Claim("stream-ingest", TOPIC, PARTITION, epoch=2, next_offset=1081, generation=1)
+    assert resume_offset(claim, None, stateful=True) == 0
+    assert resume_offset(claim, None, stateful=False) == 1081
+    assert resume_offset(claim, Checkpoint("o", 1, 1000, b"", 0.0, generation=1), stateful=True) == 1000
+    results = doctest.testmod(actors.partition_worker)
+    assert results.attempted >= 4 and results.failed == 0
