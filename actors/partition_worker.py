@@ -90,6 +90,12 @@ class PartitionWorker(Worker):
         the latest checkpoint, which a restart replays on top of."""
         return []
 
+    def checkpoint_pending(self) -> bool:
+        """Whether a checkpoint is wanted though no record came since the last one: a
+        copy that :meth:`checkpoint_writes` put off. Without it, a stream that stops right
+        after such a checkpoint would leave the copy unwritten until its next record."""
+        return False
+
     @property
     def stateful(self) -> bool:
         """Whether this worker checkpoints state (it overrides :meth:`snapshot`); asked every
@@ -142,7 +148,7 @@ class PartitionWorker(Worker):
                                           then_pause=self.pause_between_reads)
         self._since_checkpoint += len(records)
         stateful = self.stateful
-        due = stateful and self._since_checkpoint > 0 and (
+        due = stateful and (self._since_checkpoint > 0 or self.checkpoint_pending()) and (
             self._since_checkpoint >= self.checkpoint_every_n
             or time.time() - (self.last_checkpoint_at or self.started_at) >= self.checkpoint_every_s)
         if not records and not due:

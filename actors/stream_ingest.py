@@ -204,6 +204,9 @@ class StreamIngestWorker(WritesOnlineStore, PartitionWorker):
         self._unstored, self._stored_at = set(), time.monotonic()
         return [write_aggregates(rows)]
 
+    def checkpoint_pending(self) -> bool:
+        return bool(self._unstored)      # put off by the checkpoint before: written with a later one
+
     def restore(self, state: bytes) -> None:
         self.ingest_state = msgspec.msgpack.decode(state, type=IngestState)
         self._unstored = set(self.ingest_state.aggregates)   # which were stored before the restart is not known

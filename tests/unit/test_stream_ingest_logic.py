@@ -337,6 +337,57 @@ async def test_aggregates_go_to_postgres_with_a_checkpoint_at_most_every_few_sec
     assert conn.calls[0][1][1] == ["a", "b"]
 
 
+class _Batches:
+    """Stands in for the partition reader: the given batches, then nothing."""
+
+    def __init__(self, *batches: list[Record]) -> None:
+        self.batches = list(batches)
+
+    async def read(self, timeout_ms, max_records, then_pause=False):
+        return self.batches.pop(0) if self.batches else []
+
+
+class _Commits:
+    """Stands in for the ledger: keeps what each step commits."""
+
+    def __init__(self) -> None:
+        self.commits: list[tuple[int, BatchEffects]] = []
+
+    async def commit(self, claim, next_offset, effects):
+        self.commits.append((next_offset, effects))
+
+
+async def test_aggregates_put_off_by_the_last_checkpoint_of_a_stream_are_stored_once_it_goes_quiet():
+    """A stream that stops right after a checkpoint which put its aggregates off (stored
+    moments before) gets them into PostgreSQL with a checkpoint of an idle step, not never."""
+    from actors.stream_ingest import StreamIngestWorker
+
+    class Unwired(StreamIngestWorker):      # the real checkpoint rules; no pool, Redis or feature sets
+        async def handle(self, records):
+            return ingest_batch(self.ingest_state, records, self.topic, self.partition, touched=self._unstored)
+
+    worker = Unwired(None, "root.ingest.events-3", partition=PARTITION, checkpoint_every_n=2)
+    worker._reader = _Batches([rec(0, event(key="a", x=1.0)), rec(1, event(key="b", x=2.0))],
+                              [rec(2, event(key="a", x=3.0)), rec(3, event(key="a", x=4.0))])
+    worker.ledger = ledger = _Commits()
+    await worker.step()
+    await worker.step()
+    [(_, first), (_, second)] = ledger.commits
+    assert len(first.writes) == 1 and second.checkpoint_state is not None and second.writes == []
+    await worker.step()                              # quiet, the checkpoint moments old: nothing yet
+    assert len(ledger.commits) == 2
+    worker.last_checkpoint_at -= worker.checkpoint_every_s
+    worker._stored_at -= worker.store_aggregates_every_s
+    await worker.step()                              # quiet, a checkpoint due: the put-off copy goes
+    [(offset, third)] = ledger.commits[2:]
+    conn = Conn()
+    await third.writes[0](conn)
+    assert offset == 4 and conn.calls[0][1][1] == ["a"] and conn.calls[0][1][3] == [3]
+    worker.last_checkpoint_at -= worker.checkpoint_every_s
+    await worker.step()                              # nothing left to store: no more checkpoints
+    assert len(ledger.commits) == 3
+
+
 def test_a_stateful_worker_without_a_checkpoint_replays_its_partition_from_the_start():
     """Killed before its first checkpoint, a worker had committed batches whose share of the
     state (aggregates) only a replay from the log's start can rebuild."""
