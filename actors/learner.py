@@ -35,6 +35,13 @@ from storage.settings import Settings
 SIGNAL_LINES = {"DriftDetected": "drift detected", "LearnerPromoted": "challenger promoted"}
 
 
+def warm_up() -> None:
+    """What a spare process does ahead of hosting a learner partition: import River."""
+    from ml.online_learning import import_river
+
+    import_river()
+
+
 class LearnerUnknown(FieldError):
     """A request for a learner this partition does not learn."""
 

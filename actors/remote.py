@@ -86,25 +86,56 @@ NO_TASK_EVENTS = {"enable_task_events": False}
 
 @ray.remote(num_cpus=0, max_restarts=0, **NO_TASK_EVENTS)
 class WorkerHost(AnswersStarted):
-    """Hosts one Ray-free worker: starts its run loop, answers heartbeats."""
+    """Hosts one Ray-free worker: starts its run loop, answers heartbeats.
 
-    def __init__(self, factory: str, settings: Settings, name: str, args: dict[str, Any]) -> None:
+    Started without a worker (``factory`` None) it is a spare: it imports ``warm_modules``
+    (and runs their ``warm_up()``, where a module has one) in a thread, then waits for
+    :meth:`adopt` to hand it the worker of a child being restarted, whose restart then
+    pays neither a new process nor those imports."""
+
+    def __init__(self, factory: str | None, settings: Settings, name: str, args: dict[str, Any],
+                 warm_modules: tuple[str, ...] = ()) -> None:
         from actors.logs import configure_logging
 
         configure_logging(settings.log_level)
+        self.worker = self.task = None
+        if factory is None:
+            self.warming = asyncio.get_running_loop().run_in_executor(None, warm_up, warm_modules)
+        else:
+            self._host(factory, settings, name, args)
+
+    def _host(self, factory: str, settings: Settings, name: str, args: dict[str, Any]) -> None:
         self.worker = load_class(factory)(settings, name, **args)
         self.task = asyncio.get_running_loop().create_task(self.worker.run())
         self.reporting = tell_supervisor_if_failed([self.task], settings.cluster_name, name,
                                                    lambda: self.worker.state is WorkerState.FAILED)
 
+    async def adopt(self, factory: str, settings: Settings, name: str, args: dict[str, Any]) -> bool:
+        """Host the worker ``factory(settings, name, **args)`` from now on; False when this
+        spare already hosts one (another supervisor took it first)."""
+        if self.worker is not None:
+            return False
+        self._host(factory, settings, name, args)
+        return True
+
+    async def ready(self) -> bool:
+        """Once a spare's imports are done (at once for a host with a worker)."""
+        if self.worker is None:
+            await asyncio.shield(self.warming)
+        return True
+
     async def ping(self) -> dict[str, Any]:
+        if self.worker is None:     # a spare: "starting" while it imports, then "ready"
+            return {"state": "ready" if self.warming.done() else "starting", "pid": os.getpid(),
+                    "node_id": ray.get_runtime_context().get_node_id()}
         beat = self.worker.heartbeat()
         beat["node_id"] = ray.get_runtime_context().get_node_id()
         return beat
 
     async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
     async def request(self, method: str, *args: Any, correlation_id: str = "", causation_id: str = "") -> Any:
         """A request/response call to the worker: only the methods it lists in ``requests``.
@@ -112,6 +143,8 @@ class WorkerHost(AnswersStarted):
         from actors.logs import bound_chain
         from messages.base import valid_chain
 
+        if self.worker is None:
+            raise AttributeError(f"a spare process answers no request {method!r}: it hosts no worker yet")
         if method not in getattr(type(self.worker), "requests", ()):
             raise AttributeError(f"{type(self.worker).__name__} answers no request {method!r}")
         with bound_chain(*valid_chain(correlation_id, causation_id)):
@@ -149,6 +182,18 @@ class SharedHost(AnswersStarted):
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+def warm_up(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` and run the ``warm_up()`` of those that define one: what a spare
+    does before it hosts a worker of one of them (a failure only leaves it less warm)."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+            if callable(getattr(module, "warm_up", None)):
+                module.warm_up()
+        except Exception:
+            pass
+
+
 def tell_supervisor_if_failed(tasks: list[asyncio.Task], namespace: str, child_name: str, failed) -> set:
     """When one of a host's worker loops (``tasks``) ends and ``failed()`` says so, tell the
     supervisor of ``child_name`` (the name before its last dot) at once: between its pings it
@@ -173,6 +218,12 @@ def tell_supervisor_if_failed(tasks: list[asyncio.Task], namespace: str, child_n
     return sending
 
 
+#: Names of spare worker processes, and the keys (in Ray's internal key-value store, per
+#: cluster namespace) of the names they took over.
+SPARE_PREFIX = "spare."
+ALIAS_PREFIX = "conveyor.alias:"
+
+
 class RayRuntime:
     """Every Ray operation a supervisor performs."""
 
@@ -180,10 +231,77 @@ class RayRuntime:
         self.namespace = namespace
 
     def lookup(self, name: str):
+        """The live actor called ``name``: the one Ray knows by that name, else the spare
+        that took it over (Ray names cannot move to another actor: see :meth:`set_alias`)."""
         try:
             return ray.get_actor(name, namespace=self.namespace)
         except ValueError:
+            pass
+        alias = self._alias_of(name)
+        if alias is None:
             return None
+        try:
+            return ray.get_actor(alias, namespace=self.namespace)
+        except ValueError:
+            return None
+
+    # --- spares: started ahead of a failure; the child's name then points at one -----------
+
+    def _alias_key(self, name: str) -> bytes:
+        return f"{ALIAS_PREFIX}{name}".encode()
+
+    def _alias_of(self, name: str) -> str | None:
+        from ray.experimental import internal_kv
+
+        found = internal_kv._internal_kv_get(self._alias_key(name), namespace=self.namespace)
+        return found.decode() if found else None
+
+    def set_alias(self, name: str, actor_name: str) -> None:
+        """Calls for ``name`` go to the actor named ``actor_name`` (a spare that took it over)."""
+        from ray.experimental import internal_kv
+
+        internal_kv._internal_kv_put(self._alias_key(name), actor_name.encode(), overwrite=True,
+                                     namespace=self.namespace)
+
+    def clear_alias(self, name: str) -> None:
+        from ray.experimental import internal_kv
+
+        internal_kv._internal_kv_del(self._alias_key(name), namespace=self.namespace)
+
+    def aliases(self, prefix: str = "") -> dict[str, str]:
+        """name -> the spare's actor name, of every alias whose name starts with ``prefix``."""
+        from ray.experimental import internal_kv
+
+        keys = internal_kv._internal_kv_list(f"{ALIAS_PREFIX}{prefix}".encode(), namespace=self.namespace)
+        found = {}
+        for key in keys:
+            value = internal_kv._internal_kv_get(key, namespace=self.namespace)
+            if value:
+                found[key.decode()[len(ALIAS_PREFIX):]] = value.decode()
+        return found
+
+    def spare_names(self) -> list[str]:
+        """Actor names of the spares alive, taken or not."""
+        return [entry["name"] for entry in ray.util.list_named_actors(all_namespaces=True)
+                if entry["namespace"] == self.namespace and entry["name"].startswith(SPARE_PREFIX)]
+
+    def free_spares(self) -> list[tuple[str, Any]]:
+        """(actor name, handle) of every spare no child's name points at."""
+        taken = set(self.aliases().values())
+        found = []
+        for name in self.spare_names():
+            handle = None if name in taken else self.lookup(name)
+            if handle is not None:
+                found.append((name, handle))
+        return found
+
+    async def spawn_spare(self, settings: Settings, warm_modules: tuple[str, ...]):
+        """A `WorkerHost` without a worker, named ``spare.<random>``; (its name, its handle)."""
+        name = f"{SPARE_PREFIX}{os.urandom(4).hex()}"
+        handle = await self._spawn(lambda: WorkerHost.options(
+            name=name, namespace=self.namespace, lifetime="detached", num_cpus=0, max_restarts=0,
+            max_concurrency=16).remote(None, settings, "", {}, warm_modules))
+        return name, handle
 
     async def spawn_worker(self, name: str, factory: str, settings: Settings, args: dict, num_cpus: float):
         return await self._spawn(lambda: WorkerHost.options(
@@ -248,13 +366,21 @@ class RayRuntime:
         return bool(pid and node_id and node_id == self.node_id() and stopped(pid))
 
     def named_below(self, prefix: str) -> list[tuple[str, Any]]:
-        """(name, handle) of every live named actor of this namespace under ``prefix.``."""
+        """(name, handle) of every live named actor of this namespace under ``prefix.``,
+        the spares that took over such a name included."""
         found = []
         for entry in ray.util.list_named_actors(all_namespaces=True):
             if entry["namespace"] == self.namespace and entry["name"].startswith(prefix + "."):
                 handle = self.lookup(entry["name"])
                 if handle is not None:
                     found.append((entry["name"], handle))
+        named = {name for name, _ in found}
+        for name, spare in self.aliases(prefix + ".").items():
+            if name not in named:
+                try:
+                    found.append((name, ray.get_actor(spare, namespace=self.namespace)))
+                except ValueError:
+                    pass
         return found
 
     def node_id(self) -> str:

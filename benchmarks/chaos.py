@@ -24,6 +24,10 @@ of River's seeded Agrawal stream (1,000 entities) are submitted at R per second 
   the tree is healthy again is reported. The broker is not in the default: its memory
   engine comes back empty, so events it held but had not delivered are lost by design.
 
+The faults begin once the cluster's spare processes are ready (``spare_workers``, started
+``spare_workers_after_s`` after the tree: a cluster that has run a while has them), as
+the first restarts of a cluster up for a while find them.
+
 Figures: events stored (raw store) and learned (every partition's report) vs. sent: lost
 and duplicated; whether every partition's progressive accuracy equals River alone on the
 same partition's events (exactly what an uninterrupted run gives); requests answered in
@@ -142,7 +146,7 @@ async def run(settings, cluster, args) -> dict:
     from client.connection import Conveyor
     from tests.chaos.harness import (
         STREAM_TARGETS, agrawal_events, inject, plan_faults, recovery_summary, reference_scores, replica_pid,
-        restart_service, send_at_rate, tree_pid, tree_restart_s,
+        restart_service, send_at_rate, spares_ready, tree_pid, tree_restart_s,
     )
 
     async with Conveyor.connect(settings) as conveyor:
@@ -174,6 +178,8 @@ async def run(settings, cluster, args) -> dict:
         first = max(1, min(2000, args.events // 10))
         await conveyor.submit_many(events[:first])          # the learner's baseline comes with a checkpoint
         await conveyor.wait_learned(name, first, timeout_s=300)
+        print(f"  waiting for the cluster's {settings.spare_workers} spare processes ...", flush=True)
+        await spares_ready(conveyor, settings.spare_workers)
         callers = await start_callers(cluster, {"deadline_ms": DEADLINE_MS, "model": model, "model_rows": model_rows,
                                                 "learner": name, "learner_rows": features[:500]})
         print(f"  streaming {args.events:,} events at {args.rate:,.0f}/s with {len(faults)} faults ...", flush=True)

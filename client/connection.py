@@ -27,7 +27,7 @@ from client.lineage import LineageQueries
 from client.monitoring import MonitoringQueries
 from client.schedules import ScheduleQueries
 from client.scoring import NAME as _NAME_RE, valid_entity_key
-from client.status import ActorStatus, ClusterStatus, ServiceStatus
+from client.status import ActorStatus, ClusterStatus, ServiceStatus, SpareStatus
 from messages.base import Message
 from messages.codec import MAX_MESSAGE_BYTES, encode
 from messages.ingestion import IngestBatch, SourceAvailable
@@ -631,7 +631,20 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         tree = msgspec.convert(raw, ActorStatus)
         healthy = services_alive and all(a.state == "running" for a in ClusterStatus(state="", healthy=False,
                                                                                      tree=tree, **base).actors())
-        return ClusterStatus(state="running" if healthy else "degraded", healthy=healthy, tree=tree, **base)
+        spares = await self._spares(runtime)
+        return ClusterStatus(state="running" if healthy else "degraded", healthy=healthy, tree=tree,
+                             spares=spares, **base)
+
+    async def _spares(self, runtime) -> list[SpareStatus]:
+        """The spare processes no worker took (a spare is not part of the tree's health)."""
+        found = []
+        for name, handle in await asyncio.to_thread(runtime.free_spares):
+            try:
+                beat = await runtime.call(handle, "ping", 2.0)
+                found.append(SpareStatus(name=name, state=beat["state"], pid=beat["pid"]))
+            except Exception:
+                found.append(SpareStatus(name=name, state="unreachable"))
+        return sorted(found, key=lambda spare: spare.name)
 
     # --- async submission ---------------------------------------------------------------
 

@@ -39,6 +39,9 @@ def render_text(status: ClusterStatus) -> str:
             for child in node.children:
                 visit(child, depth + 1)
         visit(status.tree, 0)
+    if status.spares:
+        lines.append("  spares (started ahead of a restart): " + ", ".join(
+            f"{spare.name} {spare.state}" + (f" pid={spare.pid}" if spare.pid else "") for spare in status.spares))
     return "\n".join(lines)
 
 

@@ -32,6 +32,14 @@ class ServiceStatus(msgspec.Struct, kw_only=True):
     address: str                                # secrets masked
 
 
+class SpareStatus(msgspec.Struct, kw_only=True):
+    """A worker process started ahead of a failure, that no worker took yet."""
+
+    name: str
+    state: str                                  # starting (importing) | ready | unreachable
+    pid: int | None = None
+
+
 class ClusterStatus(msgspec.Struct, kw_only=True):
     cluster_name: str
     state_dir: str
@@ -39,6 +47,7 @@ class ClusterStatus(msgspec.Struct, kw_only=True):
     healthy: bool
     services: list[ServiceStatus] = []
     tree: ActorStatus | None = None
+    spares: list[SpareStatus] = []
 
     def actors(self) -> list[ActorStatus]:
         """Every actor of the tree, depth first."""

@@ -104,6 +104,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     restart_period_s: Positive = 30.0
     backoff_base_s: Annotated[float, msgspec.Meta(ge=0, le=3_600)] = 0.05
     backoff_max_s: Positive = 5.0
+    #: Worker processes kept started ahead of a failure (libraries imported): a restarted
+    #: worker takes one instead of waiting for a new process (supervisors.spares). Each costs
+    #: its memory (~0.2 GiB with River) and a few seconds of CPU to start, the first ones
+    #: ``spare_workers_after_s`` after the tree's start.
+    spare_workers: Annotated[int, msgspec.Meta(ge=0, le=16)] = 2
+    spare_workers_after_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 20.0
     #: A child not running this long after its start is restarted; `cluster start` gives up
     #: when no further actor came up for this long (or after three times it in all).
     start_timeout_s: Positive = 60.0

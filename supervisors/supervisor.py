@@ -31,6 +31,7 @@ from messages.lifecycle import ActorCrashed, ActorHung, ActorRestarted, RestartI
 from storage.settings import Settings
 from supervisors.children import ChildRecord
 from supervisors.intensity import backoff_delay, record_restart
+from supervisors.spares import Spares
 from supervisors.spec import ChildSpec, HostSpec, Strategy, SupervisorSpec
 from supervisors.strategy import should_restart, to_restart
 
@@ -62,6 +63,7 @@ class Supervisor(AnswersStarted):
         self._outage_seen = -OUTAGE_GRACE_S - 1.0   # monotonic time a shared service was last seen down
         self._waiting_for: list[str] = []
         self._wake = asyncio.Event()
+        self.spares = Spares(self.runtime, settings, settings.spare_workers, self.log)
         self._task = asyncio.get_running_loop().create_task(self._main())
 
     # --- the loop ----------------------------------------------------------------------
@@ -70,6 +72,8 @@ class Supervisor(AnswersStarted):
         await self._retry_forever("connect", self._connect)
         await self._retry_forever("start children", self._start_children)
         self.state = HEALTHY if self.state != ESCALATED else self.state
+        if "." not in self.name:     # the root starts the cluster's spares, once the tree's start is over
+            asyncio.get_running_loop().call_later(self.settings.spare_workers_after_s, self.spares.refill)
         while True:
             try:    # a check every interval, or at once when a child reports a failure
                 await asyncio.wait_for(self._wake.wait(), self.flags.heartbeat_interval_s)
@@ -235,7 +239,7 @@ class Supervisor(AnswersStarted):
         await asyncio.sleep(backoff_delay(len(self.restart_times) - 1, self.flags.backoff_base_s,
                                           self.flags.backoff_max_s))
         for target in targets:
-            started = await self._start(target, fresh_supervisor=True)
+            started = await self._start(target, fresh_supervisor=True, spare=True)
             target.n_restarts += 1
             target.restarting = False
             await self._memory.save(target.spec.id, target.n_restarts, [])
@@ -269,17 +273,22 @@ class Supervisor(AnswersStarted):
         for below, handle in self.runtime.named_below(name):
             self.runtime.kill(handle)
 
-    async def _start(self, child: ChildRecord, fresh_supervisor: bool = False) -> bool:
-        """Create the child's actor and wait until it reports running. On failure the
-        child is killed and left without a handle: the next check restarts it, and the
-        restart counts against the intensity window."""
+    async def _start(self, child: ChildRecord, fresh_supervisor: bool = False, spare: bool = False) -> bool:
+        """Create the child's actor and wait until it reports running; a restarted worker
+        takes a spare process (``spare``) when one is free. On failure the child is killed and
+        left without a handle: the next check restarts it, and the restart counts against
+        the intensity window."""
         spec = child.spec
         child.state, child.last_beat = "starting", {}
         try:
             began = time.monotonic()
             if isinstance(spec, ChildSpec):
-                child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
-                                                               dict(spec.args), spec.num_cpus)
+                if spare and spec.num_cpus == 0:
+                    child.handle = await self.spares.take(child.name, spec.factory, dict(spec.args))
+                if child.handle is None:
+                    await asyncio.to_thread(self.runtime.clear_alias, child.name)   # its own name again
+                    child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
+                                                                   dict(spec.args), spec.num_cpus)
             elif isinstance(spec, HostSpec):   # its workers keep their names beside the host's
                 workers = [(w.id, name, w.factory, dict(w.args)) for w, name in child.hosted()]
                 child.handle = await self.runtime.spawn_host(child.name, self.settings, workers, spec.num_cpus)
@@ -360,6 +369,9 @@ class Supervisor(AnswersStarted):
                 except Exception:
                     pass
             self._kill(child)
+        self.spares.close()
+        if "." not in self.name:      # the root: the spares no child took go with the tree
+            await self.spares.stop_all()
         if self._pool is not None:
             await self._pool.close()
         if self._redis is not None:

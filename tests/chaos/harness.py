@@ -94,6 +94,17 @@ async def tree_restart_s(conveyor, actor_id: str) -> float | None:
         return None
 
 
+async def spares_ready(conveyor, n: int, timeout_s: float = 180.0) -> int:
+    """Wait until ``n`` spare processes are ready (a cluster up for a while has them: the
+    root starts them ``spare_workers_after_s`` after the tree); how many are."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = sum(spare.state == "ready" for spare in (await conveyor.status()).spares)
+        if ready >= n or time.monotonic() > deadline:
+            return ready
+        await asyncio.sleep(0.5)
+
+
 async def replica_pid(runtime, name: str) -> tuple[int | None, str]:
     """(pid, "running") of a serving replica that answers, (None, "") otherwise."""
     handle = runtime.lookup(name)

@@ -112,12 +112,15 @@ async def test_killed_supervisor_is_restarted_by_ray_and_readopts_children(conve
 
     after = await eventually(back, timeout_s=30, what="supervisor back")
     assert {c.id: c.pid for c in after.children} == children_before   # re-adopted, not restarted
-    from actors.remote import ray
+    from actors.remote import RayRuntime, ray
 
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
              if a["namespace"] == conveyor.settings.cluster_name]
     assert len(names) == len(set(names))
-    assert sorted(n for n in names if n.startswith("root.ingest.")) == sorted(children_before)
+    # a child restarted earlier may run in a spare process, its name pointing at the spare's
+    hosted = {n for n in names if n.startswith("root.ingest.")} | set(
+        RayRuntime(conveyor.settings.cluster_name).aliases("root.ingest."))
+    assert sorted(hosted) == sorted(children_before)
 
 
 async def test_malformed_and_unknown_messages_are_dead_lettered_and_consumption_goes_on(conveyor, db):

@@ -14,7 +14,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_TREE = {"CONVEYOR_TOPIC_PARTITIONS": "1", "CONVEYOR_INGEST_WORKERS": "1", "CONVEYOR_BATCH_SCORE_WORKERS": "1",
-              "CONVEYOR_TRAINING_WARM_ACTORS": "0"}
+              "CONVEYOR_TRAINING_WARM_ACTORS": "0", "CONVEYOR_SPARE_WORKERS": "0"}
 
 
 @dataclass
@@ -30,9 +30,9 @@ class CliCluster:
 
     @classmethod
     def small(cls, **extra_env: str | None) -> "CliCluster":
-        """A fresh cluster with one partition per stage and no warm training actors (17 actor
-        processes instead of 23): for tests of the cluster's life, where the tree's width does
-        not matter."""
+        """A fresh cluster with one partition per stage, no warm training actors and no spare
+        processes (17 actor processes instead of 25): for tests of the cluster's life, where the
+        tree's width does not matter (and a restart starts a new process)."""
         return cls.fresh(**{**SMALL_TREE, **extra_env})
 
     @property

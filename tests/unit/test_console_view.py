@@ -161,3 +161,19 @@ def test_module_doctests_pass():
     for module in (client.console_view, client.console_snapshot, client.console_keys):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_cluster_status_text_lists_the_spare_processes_and_leaves_them_out_of_health():
+    from client.console import render_text
+    from client.status import SpareStatus
+
+    status = ClusterStatus(cluster_name="c", state_dir="/s", state="running", healthy=True,
+                           tree=supervisor("root", worker("root.outbox")),
+                           spares=[SpareStatus(name="spare.1a", state="ready", pid=11),
+                                   SpareStatus(name="spare.2b", state="starting", pid=12)])
+    text = render_text(status)
+    assert text.splitlines()[-1] == ("  spares (started ahead of a restart): spare.1a ready pid=11,"
+                                     " spare.2b starting pid=12")
+    assert [a.id for a in status.actors()] == ["root", "root.outbox"]     # not actors of the tree
+    assert "spares" not in render_text(ClusterStatus(cluster_name="c", state_dir="/s", state="running",
+                                                     healthy=True, tree=supervisor("root")))
