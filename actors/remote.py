@@ -359,6 +359,31 @@ class RayRuntime:
             return False
         return not alive(pid)
 
+    def watch_exit(self, pid: int | None, node_id: str | None, on_exit) -> Any:
+        """Call ``on_exit()`` (once, in the running event loop) when the process ``pid`` on this
+        node exits; returns what :meth:`unwatch` takes, or None when it cannot be watched (on
+        another node, already gone, no pidfd): the checks still find it then."""
+        from storage.processes import exit_watch
+
+        if not pid or not node_id or node_id != self.node_id():
+            return None
+        fd = exit_watch(pid)
+        if fd is None:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def exited() -> None:
+            loop.remove_reader(fd)       # the descriptor stays readable: one call, not a busy loop
+            on_exit()
+
+        loop.add_reader(fd, exited)
+        return fd
+
+    def unwatch(self, watch: Any) -> None:
+        if watch is not None:
+            asyncio.get_running_loop().remove_reader(watch)
+            os.close(watch)
+
     def process_stopped(self, pid: int | None, node_id: str | None) -> bool:
         """Whether an actor's process on this node is stopped by a signal (frozen)."""
         from storage.processes import stopped

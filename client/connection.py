@@ -627,24 +627,27 @@ class Conveyor(DataQueries, LineageQueries, AuditQueries, ScheduleQueries, Monit
         handle = await asyncio.to_thread(runtime.lookup, ROOT)    # a blocking GCS call: not on the loop
         if handle is None:
             return ClusterStatus(state="stopped", healthy=False, **base)
-        raw = await runtime.call(handle, "status", timeout_s)
+        raw, spares = await asyncio.gather(runtime.call(handle, "status", timeout_s), self._spares(runtime))
         tree = msgspec.convert(raw, ActorStatus)
         healthy = services_alive and all(a.state == "running" for a in ClusterStatus(state="", healthy=False,
                                                                                      tree=tree, **base).actors())
-        spares = await self._spares(runtime)
         return ClusterStatus(state="running" if healthy else "degraded", healthy=healthy, tree=tree,
                              spares=spares, **base)
 
     async def _spares(self, runtime) -> list[SpareStatus]:
         """The spare processes no worker took (a spare is not part of the tree's health)."""
-        found = []
-        for name, handle in await asyncio.to_thread(runtime.free_spares):
-            try:
-                beat = await runtime.call(handle, "ping", 2.0)
-                found.append(SpareStatus(name=name, state=beat["state"], pid=beat["pid"]))
+        async def spare(name: str, handle) -> SpareStatus:
+            try:     # a spare whose process is still being created answers only once it runs
+                beat = await runtime.call(handle, "ping", 0.1)
+                return SpareStatus(name=name, state=beat["state"], pid=beat["pid"])
+            except asyncio.TimeoutError:
+                return SpareStatus(name=name, state="starting")
             except Exception:
-                found.append(SpareStatus(name=name, state="unreachable"))
-        return sorted(found, key=lambda spare: spare.name)
+                return SpareStatus(name=name, state="unreachable")
+
+        found = await asyncio.gather(*(spare(name, handle) for name, handle in
+                                       await asyncio.to_thread(runtime.free_spares)))
+        return sorted(found, key=lambda s: s.name)
 
     # --- async submission ---------------------------------------------------------------
 

@@ -57,6 +57,16 @@ def alive(pid: int | None) -> bool:
         return False
 
 
+def exit_watch(pid: int) -> int | None:
+    """A file descriptor that becomes readable when process ``pid`` exits (a pidfd: Linux
+    5.3 and later), for an event loop's ``add_reader``; None where there is none (the process
+    is gone already, or the system has no pidfd). The caller closes it."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+
+
 def stopped(pid: int | None) -> bool:
     """Whether ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP): it runs nothing until it
     is continued. A process stopped by a debugger is not counted."""

@@ -24,6 +24,8 @@ class ChildRecord:
     restarting: bool = False
     error: str = ""
     reported: bool = False                # the child said it failed: ask it at the next check
+    watched_pid: int | None = None        # the process whose exit wakes the supervisor at once ...
+    watch: Any = None                     # ... and what the runtime returned for it
 
     @property
     def is_supervisor(self) -> bool:

@@ -56,7 +56,7 @@ class Spares:
         if self.size <= 0:
             return None
         try:
-            for spare, handle in await asyncio.to_thread(self.runtime.free_spares):
+            for spare, handle in await self._ready_first(await asyncio.to_thread(self.runtime.free_spares)):
                 try:
                     adopted = await self.runtime.call(handle, "adopt", 5.0, factory, self.settings, name, args)
                 except Exception:
@@ -68,6 +68,18 @@ class Spares:
         except Exception as exc:
             self.log.warning("no spare taken", child=name, error=f"{type(exc).__name__}: {exc}"[:300])
         return None
+
+    async def _ready_first(self, free: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """The free spares that answer, those done with their imports first."""
+        async def state(handle) -> str:
+            try:
+                return (await self.runtime.call(handle, "ping", 1.0))["state"]
+            except Exception:
+                return "unreachable"
+
+        states = await asyncio.gather(*(state(handle) for _, handle in free))
+        answering = [(s, spare) for s, spare in zip(states, free) if s != "unreachable"]
+        return [spare for s, spare in sorted(answering, key=lambda item: item[0] != "ready")]
 
     def refill(self) -> None:
         """Start spares in the background until ``size`` are free (one fill at a time)."""

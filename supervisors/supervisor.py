@@ -131,22 +131,75 @@ class Supervisor(AnswersStarted):
     # --- watching ----------------------------------------------------------------------
 
     async def _check_children(self) -> None:
-        children = [self.children[c] for c in self.order if not self.children[c].restarting]
+        # Exited processes first, acted on at once: the round of pings below waits for the
+        # slowest answer (up to two heartbeat intervals from a busy child).
+        await self._act_on_exits(self._watched())
+        children = self._watched()
+        handles = [child.handle for child in children]
         outcomes = await asyncio.gather(*(self._probe(c) for c in children))
-        failed = [(child, failure, reason) for child, (failure, reason) in zip(children, outcomes)
-                  if failure and self.state != ESCALATED]
-        if failed:
-            down = await self._services_down()
-            if down:      # restarting now would fail again: wait for the service, count nothing
-                self._outage_seen = time.monotonic()
-                if down != self._waiting_for:
-                    self.log.warning("waiting for shared services before restarting", services=down,
-                                     failed=[child.name for child, _, _ in failed])
-                self._waiting_for = down
-                return
-            if self._waiting_for:
-                self.log.info("shared services back", services=self._waiting_for)
-                self._waiting_for = []
+        async with self._restarts():
+            # a child restarted meanwhile (its exit was seen during the round) is not failed twice
+            failed = [(child, failure, reason) for child, handle, (failure, reason) in zip(children, handles, outcomes)
+                      if failure and self.state != ESCALATED and child.handle is handle and not child.restarting]
+            if failed:
+                await self._act_on(failed)
+
+    def _restarts(self) -> asyncio.Lock:
+        """Held while failures are acted on: an exit seen between checks and the checks' own
+        findings restart one at a time."""
+        if getattr(self, "_restart_lock", None) is None:
+            self._restart_lock = asyncio.Lock()
+        return self._restart_lock
+
+    async def _act_on_exits(self, children: list[ChildRecord]) -> None:
+        async with self._restarts():
+            gone = [(child, "crashed", reason) for child in children
+                    if not child.restarting and (reason := self._gone(child))]
+            if gone and self.state != ESCALATED:
+                await self._act_on(gone)
+
+    def _exited(self, child: ChildRecord) -> None:
+        """A watched child's process exited: restart it now, not after the next check's
+        round of pings (a busy child's ping can hold a round up to two heartbeat intervals)."""
+        self._wake.set()
+        if not hasattr(self, "_exit_tasks"):
+            self._exit_tasks: set[asyncio.Task] = set()
+        task = asyncio.get_running_loop().create_task(self._act_on_exits([child]))
+        self._exit_tasks.add(task)
+        task.add_done_callback(self._exit_tasks.discard)
+
+    def _watched(self) -> list[ChildRecord]:
+        return [self.children[c] for c in self.order if c in self.children and not self.children[c].restarting]
+
+    def _gone(self, child: ChildRecord) -> str:
+        """Why the child's process is known gone without asking it ("" when it is not)."""
+        pid, node_id = child.last_beat.get("pid"), child.last_beat.get("node_id")
+        if not pid or child.handle is None or child.is_supervisor or not self.runtime.process_gone(pid, node_id):
+            return ""
+        return f"its process {pid} exited"
+
+    def _watch_exit(self, child: ChildRecord) -> None:
+        """Wake the checks the moment the child's process exits, not at the next interval."""
+        pid = child.last_beat.get("pid")
+        if child.is_supervisor or pid == child.watched_pid:
+            return
+        self.runtime.unwatch(child.watch)
+        child.watch = self.runtime.watch_exit(pid, child.last_beat.get("node_id"), lambda: self._exited(child))
+        child.watched_pid = pid
+
+    async def _act_on(self, failed: list[tuple[ChildRecord, str, str]]) -> None:
+        """Restart the failed children, unless a shared service is down (then wait for it)."""
+        down = await self._services_down()
+        if down:      # restarting now would fail again: wait for the service, count nothing
+            self._outage_seen = time.monotonic()
+            if down != self._waiting_for:
+                self.log.warning("waiting for shared services before restarting", services=down,
+                                 failed=[child.name for child, _, _ in failed])
+            self._waiting_for = down
+            return
+        if self._waiting_for:
+            self.log.info("shared services back", services=self._waiting_for)
+            self._waiting_for = []
         for child, failure, reason in failed:
             await self._on_failure(child, failure, reason)
 
@@ -197,6 +250,7 @@ class Supervisor(AnswersStarted):
         child.missed_heartbeats = 0
         child.last_beat, child.last_beat_at = beat, time.time()
         child.state = beat.get("state", "running")
+        self._watch_exit(child)
         if child.state == HEALTHY:
             child.error = ""
         if child.state in ("failed", ESCALATED):
@@ -263,6 +317,8 @@ class Supervisor(AnswersStarted):
         """Kill a child for good; a supervisor child takes its subtree with it."""
         if child.handle is not None and child.is_supervisor:
             self._kill_subtree(child.name)
+        self.runtime.unwatch(child.watch)      # its exit is ours: no need to wake for it
+        child.watch = child.watched_pid = None
         if child.handle is not None:
             self.runtime.kill(child.handle, child.last_beat.get("pid"), child.last_beat.get("node_id"))
         child.handle = None
@@ -308,6 +364,7 @@ class Supervisor(AnswersStarted):
                 beat = await self.runtime.call(child.handle, "started", left + 5.0, left)
             child.last_beat, child.last_beat_at, child.state = beat, time.time(), beat.get("state", "?")
             if child.state == HEALTHY:
+                self._watch_exit(child)
                 return True
             child.error = beat.get("error") or f"not running after {self.flags.start_timeout_s} s"
         except Exception as exc:
@@ -342,10 +399,9 @@ class Supervisor(AnswersStarted):
             self._wake.set()
 
     async def status(self) -> dict[str, Any]:
-        """This supervisor and its whole subtree."""
-        children = []
-        for child_id in self.order:
-            child = self.children[child_id]
+        """This supervisor and its whole subtree (the supervisor children asked at once: a
+        status is as slow as the slowest subtree, not their sum)."""
+        async def entry_of(child: ChildRecord) -> dict[str, Any]:
             entry = child.status()
             if child.is_supervisor and child.handle is not None and not child.restarting:
                 try:
@@ -353,7 +409,9 @@ class Supervisor(AnswersStarted):
                     entry.update({k: v for k, v in sub.items() if k not in ("id", "n_restarts")})
                 except Exception as exc:
                     entry["error"] = repr(exc)
-            children.append(entry)
+            return entry
+
+        children = list(await asyncio.gather(*(entry_of(self.children[c]) for c in self.order)))
         return {"id": self.name, "kind": "supervisor", "state": self.state, "strategy": self.flags.strategy.value,
                 "intensity": f"{len(self.restart_times)}/{self.flags.intensity} in {self.flags.period_s:g} s",
                 "children": children}

@@ -14,15 +14,17 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-def _free_spare(runtime) -> tuple[str, int] | None:
-    """(name, pid) of a ready spare no child took, or None."""
+def _ready_spares(runtime) -> dict[int, str]:
+    """pid -> name of the spares no child took, once every one of them is ready (empty before)."""
     import ray
 
+    ready = {}
     for name, handle in runtime.free_spares():
         beat = ray.get(handle.ping.remote(), timeout=10)
-        if beat["state"] == "ready":
-            return name, beat["pid"]
-    return None
+        if beat["state"] != "ready":
+            return {}
+        ready[beat["pid"]] = name
+    return ready
 
 
 async def _running_again(conveyor, actor_id: str, before):
@@ -34,20 +36,20 @@ async def test_a_killed_worker_comes_back_in_a_spare_process_found_by_its_own_na
     from actors.remote import RayRuntime
 
     runtime = RayRuntime(conveyor.settings.cluster_name)
-    spare, spare_pid = await eventually(lambda: asyncio.to_thread(_free_spare, runtime), timeout_s=120,
-                                        what="a free spare (started after the tree)")
+    spares = await eventually(lambda: asyncio.to_thread(_ready_spares, runtime), timeout_s=120,
+                              what="a ready spare (started after the tree)")
     name = "root.learn.learner-1"
     before = (await conveyor.status()).actor(name)
     os.kill(before.pid, signal.SIGKILL)
     after = await eventually(lambda: _running_again(conveyor, name, before), what="the learner partition back")
-    assert after.pid == spare_pid != before.pid         # the process started ahead of the kill
-    assert runtime.aliases()[name] == spare
+    assert after.pid in spares and after.pid != before.pid      # a process started ahead of the kill
+    spare_pid = after.pid
+    assert runtime.aliases()[name] == spares[spare_pid]
     handle = await asyncio.to_thread(runtime.lookup, name)
     report = await asyncio.wait_for(handle.request.remote("report"), 10)
     assert report["partition"] == 1                     # callers reach it by the child's name
-    _, replacement_pid = await eventually(lambda: asyncio.to_thread(_free_spare, runtime), timeout_s=120,
-                                          what="a new spare in place of the one taken")
-    assert replacement_pid != spare_pid
+    await eventually(lambda: asyncio.to_thread(lambda: set(_ready_spares(runtime)) - set(spares)), timeout_s=120,
+                     what="a new spare in place of the one taken")
 
     supervisor = (await conveyor.status()).actor("root.learn")
     os.kill(supervisor.pid, signal.SIGKILL)

@@ -21,6 +21,7 @@ class Runtime:
         self.spawned: list[tuple] = []
         self.refuse: set[str] = set()      # spares another supervisor takes first
         self.gone: set[str] = set()        # spares whose process died
+        self.starting: dict[str, str] = {}  # spares still importing: name -> "starting"
 
     def aliases(self, prefix: str = "") -> dict[str, str]:
         return {k: v for k, v in self.alias.items() if k.startswith(prefix)}
@@ -46,6 +47,8 @@ class Runtime:
             return True
         if method == "ready":
             return True
+        if method == "ping":
+            return {"state": self.starting.get(handle, "ready")}
         raise AssertionError(method)
 
     async def spawn_spare(self, settings, modules):
@@ -124,3 +127,12 @@ async def test_a_runtime_failure_only_means_a_new_process():
 def test_doctests_pass():
     results = doctest.testmod(supervisors.spares)
     assert results.attempted >= 1 and results.failed == 0
+
+
+async def test_a_spare_done_with_its_imports_is_taken_before_one_still_importing():
+    runtime = Runtime("spare.importing", "spare.ready")
+    runtime.starting["spare.importing"] = "starting"
+    pool = spares(runtime)
+    assert await pool.take("root.learn.learner-0", "actors.learner:LearnerPartition", {}) == "spare.ready"
+    assert await pool.take("root.monitor", "actors.monitoring:Monitor", {}) == "spare.importing"   # better than none
+    await pool._filling

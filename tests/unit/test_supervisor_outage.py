@@ -37,7 +37,7 @@ def supervisor(n_children: int, down: list[list[str]], intensity: int = 1) -> Su
     async def probe(child):
         return ("crashed", "connection refused") if child.handle is None else (None, "")
 
-    async def start(child, fresh_supervisor=False):
+    async def start(child, fresh_supervisor=False, spare=False):
         child.handle = object()
         sup.started.append(child.name)
         return True

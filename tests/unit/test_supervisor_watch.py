@@ -22,6 +22,8 @@ class Runtime:
         self.pings: list[str] = []
         self.gone: set[int] = set()
         self.frozen: set[int] = set()
+        self.slow: dict[int, float] = {}             # pid -> seconds its ping takes
+        self.watching: dict[int, object] = {}        # pid -> what wakes the supervisor when it exits
 
     def node_id(self) -> str:
         return NODE
@@ -37,7 +39,17 @@ class Runtime:
         self.pings.append(handle)
         if handle in self.frozen:
             raise asyncio.TimeoutError
+        await asyncio.sleep(self.slow.get(handle, 0.0))
         return {"state": "running", "pid": handle, "node_id": NODE}
+
+    def watch_exit(self, pid, node_id, on_exit):
+        if node_id != NODE:
+            return None
+        self.watching[pid] = on_exit
+        return pid
+
+    def unwatch(self, watch) -> None:
+        self.watching.pop(watch, None)
 
 
 def supervisor(*children: ChildRecord) -> tuple[Supervisor, Runtime]:
@@ -112,3 +124,84 @@ async def test_a_child_reporting_its_failure_is_pinged_at_the_next_check_and_wak
     for c in (child, other):
         await sup._probe(c)
     assert runtime.pings == [8] and not child.reported
+
+
+async def test_an_exited_process_is_acted_on_before_the_pings_of_the_round_come_back():
+    busy, killed = settled(10, beat_age_s=2.5), settled(11, beat_age_s=0.1)
+    sup, runtime = supervisor(busy, killed)
+    runtime.slow[10] = 0.5                                # a busy child answers its ping late
+    runtime.gone.add(11)
+    acted: list[tuple[str, float]] = []
+    began = asyncio.get_running_loop().time()
+
+    async def act_on(failed):
+        acted.extend((child.name, asyncio.get_running_loop().time() - began) for child, _, _ in failed)
+        for child, _, _ in failed:
+            child.restarting = True
+
+    sup._act_on = act_on
+    await sup._check_children()
+    assert [name for name, _ in acted] == ["root.w11"] and acted[0][1] < 0.25
+    assert runtime.pings == [10]                          # the gone one was not asked
+
+
+async def test_a_running_childs_process_is_watched_so_its_exit_wakes_the_checks_at_once():
+    child = settled(12, beat_age_s=2.5)
+    sup, runtime = supervisor(child)
+    await sup._probe(child)
+    assert set(runtime.watching) == {12}
+    runtime.watching[12]()                                # the process exited
+    assert sup._wake.is_set()
+    sup._kill = Supervisor._kill.__get__(sup)
+    runtime.kill = lambda *args: None
+    sup._kill(child)                                      # killed by its supervisor: not watched any more
+    assert runtime.watching == {} and child.watched_pid is None
+
+
+async def test_a_processes_exit_makes_its_watch_readable():
+    import os
+    import subprocess
+
+    from storage.processes import exit_watch
+
+    process = subprocess.Popen(["sleep", "30"])
+    fd = exit_watch(process.pid)
+    assert fd is not None
+    exited = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, exited.set)
+    try:
+        await asyncio.sleep(0.05)
+        assert not exited.is_set()
+        process.kill()
+        await asyncio.wait_for(exited.wait(), 5)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+        process.wait()
+    assert exit_watch(process.pid) is None                # gone: nothing to watch
+
+
+async def test_an_exit_seen_during_a_round_of_pings_is_acted_on_at_once_and_only_once():
+    busy, other = settled(13, beat_age_s=2.5), settled(14, beat_age_s=2.5)
+    sup, runtime = supervisor(busy, other)
+    runtime.slow[13] = runtime.slow[14] = 0.5
+    await asyncio.gather(sup._probe(busy), sup._probe(other))        # both answered once: watched
+    acted: list[tuple[str, float]] = []
+
+    async def act_on(failed):
+        for child, _, _ in failed:
+            acted.append((child.name, loop.time() - began))
+            child.handle, child.last_beat = 99, {"pid": 99, "node_id": NODE}    # restarted
+
+    loop = asyncio.get_running_loop()
+    sup._act_on = act_on
+    began = loop.time()
+    checking = asyncio.ensure_future(sup._check_children())             # waits for two slow pings
+    await asyncio.sleep(0.05)
+    runtime.gone.add(14)
+    runtime.watching[14]()                                               # its process exited
+    await asyncio.sleep(0.1)
+    assert [name for name, _ in acted] == ["root.w14"] and acted[0][1] < 0.3
+    await checking
+    assert [name for name, _ in acted] == ["root.w14"]                   # the round does not fail it again
