@@ -7,9 +7,9 @@ worker's own start; a learner's process also imports River (~1.3 s of CPU).
 A spare is a ``WorkerHost`` without a worker, named ``spare.<random>``; it imports the
 tree's worker modules once started. A supervisor restarting a worker child hands the
 worker to a spare (``adopt``: the first supervisor to ask gets it) and points the child's
-name at the spare's (an alias: Ray names cannot move to another actor), then starts a
-replacement in the background. The root supervisor starts the first ones a while after
-the tree is up, not during its start, which they would slow.
+name at the spare's (an alias: Ray names cannot move to another actor). The root
+supervisor alone starts spares: the first ones a while after the tree is up (not during
+its start, which they would slow), a replacement as soon as a supervisor took one.
 
 >>> modules_of(SupervisorSpec(id="root", children=(
 ...     ChildSpec(id="a", factory="actors.outbox_relay:OutboxRelay"),
@@ -39,8 +39,9 @@ def modules_of(spec: SupervisorSpec) -> tuple[str, ...]:
 
 class Spares:
     """One supervisor's use of the cluster's spares: ``take`` one for a child being
-    restarted, ``refill`` up to ``size`` free ones. Spares are an optimisation: every
-    failure here only means the child is started in a new process, as without them."""
+    restarted; the root's ``refill`` starts them, up to ``size`` free ones. Spares are an
+    optimisation: every failure here only means the child is started in a new process, as
+    without them."""
 
     def __init__(self, runtime, settings, size: int, log) -> None:
         self.runtime, self.settings, self.size, self.log = runtime, settings, size, log
@@ -63,7 +64,6 @@ class Spares:
                     continue        # gone or busy: the next one, or a new process
                 if adopted:
                     await asyncio.to_thread(self.runtime.set_alias, name, spare)
-                    self.refill()
                     return handle
         except Exception as exc:
             self.log.warning("no spare taken", child=name, error=f"{type(exc).__name__}: {exc}"[:300])

@@ -43,6 +43,9 @@ ESCALATED = "escalated"
 #: restart intensity: children that failed because a service they all share was down did
 #: not fail on their own, and a few seconds' outage must not escalate to the root.
 OUTAGE_GRACE_S = 15.0
+#: The root looks whether a spare is missing this often (one may have died), besides at
+#: once when a supervisor took one.
+SPARES_CHECK_S = 10.0
 
 
 class Supervisor(AnswersStarted):
@@ -73,7 +76,7 @@ class Supervisor(AnswersStarted):
         await self._retry_forever("start children", self._start_children)
         self.state = HEALTHY if self.state != ESCALATED else self.state
         if "." not in self.name:     # the root starts the cluster's spares, once the tree's start is over
-            asyncio.get_running_loop().call_later(self.settings.spare_workers_after_s, self.spares.refill)
+            self._spares_from = time.monotonic() + self.settings.spare_workers_after_s
         while True:
             try:    # a check every interval, or at once when a child reports a failure
                 await asyncio.wait_for(self._wake.wait(), self.flags.heartbeat_interval_s)
@@ -86,6 +89,20 @@ class Supervisor(AnswersStarted):
                 await self._check_children()
             except Exception as exc:
                 self.log.error("check failed", error=repr(exc))
+            self._keep_spares()
+
+    def _keep_spares(self, at_once: bool = False) -> None:
+        """The root alone starts the cluster's spares (one filler: supervisors refilling at
+        once each started a full set after a mass restart, a burst of imports on the cores
+        the restarts needed): after the tree's start, every ``SPARES_CHECK_S``, and at once
+        when a supervisor took one."""
+        starts = getattr(self, "_spares_from", None)
+        now = time.monotonic()
+        if starts is None or now < starts or (not at_once and now - getattr(self, "_spares_checked", -1e9)
+                                              < SPARES_CHECK_S):
+            return
+        self._spares_checked = now
+        self.spares.refill()
 
     async def _retry_forever(self, what: str, step) -> None:
         while True:
@@ -341,6 +358,8 @@ class Supervisor(AnswersStarted):
             if isinstance(spec, ChildSpec):
                 if spare and spec.num_cpus == 0:
                     child.handle = await self.spares.take(child.name, spec.factory, dict(spec.args))
+                    if child.handle is not None:
+                        self._spare_taken()
                 if child.handle is None:
                     await asyncio.to_thread(self.runtime.clear_alias, child.name)   # its own name again
                     child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
@@ -397,6 +416,28 @@ class Supervisor(AnswersStarted):
         if child is not None and child.name == name:
             child.reported = True
             self._wake.set()
+
+    async def spare_taken(self) -> None:
+        """A supervisor below took a spare (the root starts a replacement)."""
+        self._keep_spares(at_once=True)
+
+    def _spare_taken(self) -> None:
+        if "." not in self.name:
+            self._keep_spares(at_once=True)
+            return
+
+        async def tell_root() -> None:
+            try:
+                root = await asyncio.to_thread(self.runtime.lookup, self.name.split(".")[0])
+                await self.runtime.call(root, "spare_taken", 5.0)
+            except Exception as exc:     # the root's next periodic look starts it
+                self.log.warning("root not told of a spare taken", error=f"{type(exc).__name__}: {exc}"[:200])
+
+        if not hasattr(self, "_exit_tasks"):
+            self._exit_tasks = set()
+        task = asyncio.get_running_loop().create_task(tell_root())
+        self._exit_tasks.add(task)
+        task.add_done_callback(self._exit_tasks.discard)
 
     async def status(self) -> dict[str, Any]:
         """This supervisor and its whole subtree (the supervisor children asked at once: a

@@ -64,7 +64,7 @@ def spares(runtime: Runtime, size: int = 1) -> Spares:
     return pool
 
 
-async def test_a_restarted_worker_takes_a_free_spare_its_name_points_at_it_and_a_new_spare_is_started():
+async def test_a_restarted_worker_takes_a_free_spare_its_name_points_at_it_and_a_refill_replaces_it():
     runtime = Runtime("spare.a")
     pool = spares(runtime)
     handle = await pool.take("root.ingest.events-0", "actors.stream_ingest:StreamIngestWorker", {"partition": 0})
@@ -72,6 +72,8 @@ async def test_a_restarted_worker_takes_a_free_spare_its_name_points_at_it_and_a
     assert runtime.spares["spare.a"] == {"factory": "actors.stream_ingest:StreamIngestWorker",
                                          "name": "root.ingest.events-0", "args": {"partition": 0}}
     assert runtime.alias == {"root.ingest.events-0": "spare.a"}
+    assert pool._filling is None                          # the root refills, once told
+    pool.refill()
     await pool._filling
     assert runtime.spawned == [("spare.new0", ("actors.learner",))]
 
@@ -85,7 +87,6 @@ async def test_a_taken_spare_a_refusing_one_and_a_dead_one_are_passed_over():
     assert await pool.take("root.monitor", "actors.monitoring:Monitor", {}) == "spare.free"
     assert runtime.alias == {"root.outbox": "spare.taken", "root.monitor": "spare.free"}
     assert runtime.spares["spare.taken"] == {}            # never asked: its name is taken
-    await pool._filling
 
 
 async def test_without_a_free_spare_the_worker_gets_a_new_process_and_nothing_is_spawned_twice():
@@ -135,4 +136,3 @@ async def test_a_spare_done_with_its_imports_is_taken_before_one_still_importing
     pool = spares(runtime)
     assert await pool.take("root.learn.learner-0", "actors.learner:LearnerPartition", {}) == "spare.ready"
     assert await pool.take("root.monitor", "actors.monitoring:Monitor", {}) == "spare.importing"   # better than none
-    await pool._filling

@@ -205,3 +205,17 @@ async def test_an_exit_seen_during_a_round_of_pings_is_acted_on_at_once_and_only
     assert [name for name, _ in acted] == ["root.w14"] and acted[0][1] < 0.3
     await checking
     assert [name for name, _ in acted] == ["root.w14"]                   # the round does not fail it again
+
+
+async def test_only_the_root_starts_spares_at_once_when_told_one_was_taken_and_every_while_otherwise():
+    sup, _ = supervisor()
+    refills = []
+    sup.spares = type("Spares", (), {"refill": lambda self: refills.append(1)})()
+    sup._keep_spares()
+    assert refills == []                                  # not a root that finished its start: never
+    sup._spares_from = __import__("time").monotonic() - 1
+    sup._keep_spares()
+    sup._keep_spares()                                    # looked moments ago
+    assert refills == [1]
+    await sup.spare_taken()                               # a supervisor below took one: at once
+    assert refills == [1, 1]
