@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 
 from actors.logs import current_chain
+from actors.spare_replicas import SpareReplicas
 from actors.worker import Worker
 from messages.codec import encode
 from messages.serving import ModelDeployed
@@ -53,6 +54,10 @@ class DeploymentManager(Worker):
         self.n_replica_restarts = 0
         self._live = 0
         self._missed: dict[str, int] = {}      # replica -> health checks missed in a row
+        self._processes: dict[str, tuple] = {}  # replica -> (pid, node id) its last health check gave
+        self._watches: dict[str, object] = {}   # replica -> the watch that wakes the loop when it exits
+        self._wake = asyncio.Event()
+        self._spares = SpareReplicas(self)
 
     async def setup(self) -> None:
         from actors.remote import Compute
@@ -94,17 +99,25 @@ class DeploymentManager(Worker):
                         except Exception as exc:
                             self.log.warning("replica not restored", replica=name, error=f"{exc}"[:300])
             self._live = live
-        await asyncio.sleep(self.reconcile_s)
+        self._spares.keep(live)
+        try:        # a check every interval, or at once when a replica's process exits
+            await asyncio.wait_for(self._wake.wait(), self.reconcile_s)
+        except asyncio.TimeoutError:
+            pass
+        self._wake.clear()
 
     async def _ensure_replica(self, model: str, version: int, name: str) -> None:
-        from actors.remote import RayRuntime
+        from actors.remote import ActorGone, RayRuntime
 
-        from actors.remote import ActorGone
-
-        handle = RayRuntime(self.settings.cluster_name).lookup(name)
+        runtime = RayRuntime(self.settings.cluster_name)
+        known = self._processes.get(name)
+        exited = known is not None and runtime.process_gone(*known)     # seen here, not asked of Ray
+        handle = None if exited else await asyncio.to_thread(runtime.lookup, name)
         if handle is not None:
             try:
-                serving: bool | None = bool((await asyncio.wait_for(handle.stats.remote(), timeout=2.0))["loaded"])
+                stats = await asyncio.wait_for(handle.stats.remote(), timeout=2.0)
+                serving: bool | None = bool(stats["loaded"])
+                self._watch(runtime, name, stats.get("pid"), stats.get("node_id"))
             except ActorGone:
                 serving = None           # gone: restarted now
             except Exception:            # busy or hung
@@ -120,14 +133,38 @@ class DeploymentManager(Worker):
                     return
             self._missed.pop(name, None)
             self.compute.kill(handle)
-        await self._start_replica(model, version, name)
+        self._forget(runtime, name)
+        await self._start_replica(model, version, name, spare=True)
         self.n_replica_restarts += 1
         self.n_processed += 1
         self.log.info("replica restarted", replica=name)
 
-    async def _start_replica(self, model: str, version: int, name: str):
-        handle = await self.compute.start(name, "actors.remote:ReplicaHost", "actors.serving:ModelReplica",
-                                          self.settings, model, version, detached=True)
+    def _watch(self, runtime, name: str, pid: int | None, node_id: str | None) -> None:
+        """Wake the reconcile loop the moment the replica's process exits."""
+        if pid is None or self._processes.get(name) == (pid, node_id):
+            return
+        self._forget(runtime, name)
+        self._processes[name] = (pid, node_id)
+        self._watches[name] = runtime.watch_exit(pid, node_id, self._wake.set)
+
+    def _forget(self, runtime, name: str) -> None:
+        runtime.unwatch(self._watches.pop(name, None))
+        self._processes.pop(name, None)
+
+    async def _start_replica(self, model: str, version: int, name: str, spare: bool = False):
+        """The replica ``name`` started and loaded: in a spare process when ``spare`` and one is
+        free (the name then points at it), else in a new one."""
+        from actors.remote import RayRuntime
+
+        runtime = RayRuntime(self.settings.cluster_name)
+        taken = await self._spares.take(model, version) if spare else None
+        if taken is None:
+            await asyncio.to_thread(runtime.clear_alias, name)
+            handle = await self.compute.start(name, "actors.remote:ReplicaHost", "actors.serving:ModelReplica",
+                                              self.settings, model, version, detached=True)
+        else:       # the name points at it at once, as a new process holds it while it loads
+            spare_name, handle = taken
+            await asyncio.to_thread(runtime.set_alias, name, spare_name)
         await asyncio.wait_for(handle.load.remote(), timeout=60)
         return handle
 
@@ -351,6 +388,9 @@ class DeploymentManager(Worker):
     def _kill(self, name: str) -> None:
         from actors.remote import RayRuntime
 
-        handle = RayRuntime(self.settings.cluster_name).lookup(name)
+        runtime = RayRuntime(self.settings.cluster_name)
+        handle = runtime.lookup(name)
+        self._forget(runtime, name)
         if handle is not None:
             self.compute.kill(handle)
+        runtime.clear_alias(name)

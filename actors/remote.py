@@ -221,6 +221,7 @@ def tell_supervisor_if_failed(tasks: list[asyncio.Task], namespace: str, child_n
 #: Names of spare worker processes, and the keys (in Ray's internal key-value store, per
 #: cluster namespace) of the names they took over.
 SPARE_PREFIX = "spare."
+REPLICA_SPARE_PREFIX = "spare-replica."
 ALIAS_PREFIX = "conveyor.alias:"
 
 
@@ -280,16 +281,17 @@ class RayRuntime:
                 found[key.decode()[len(ALIAS_PREFIX):]] = value.decode()
         return found
 
-    def spare_names(self) -> list[str]:
-        """Actor names of the spares alive, taken or not."""
+    def spare_names(self, prefix: str = SPARE_PREFIX) -> list[str]:
+        """Actor names of the spares alive, taken or not (``REPLICA_SPARE_PREFIX``: the
+        deployment manager's spare replica processes)."""
         return [entry["name"] for entry in ray.util.list_named_actors(all_namespaces=True)
-                if entry["namespace"] == self.namespace and entry["name"].startswith(SPARE_PREFIX)]
+                if entry["namespace"] == self.namespace and entry["name"].startswith(prefix)]
 
-    def free_spares(self) -> list[tuple[str, Any]]:
+    def free_spares(self, prefix: str = SPARE_PREFIX) -> list[tuple[str, Any]]:
         """(actor name, handle) of every spare no child's name points at."""
         taken = set(self.aliases().values())
         found = []
-        for name in self.spare_names():
+        for name in self.spare_names(prefix):
             handle = None if name in taken else self.lookup(name)
             if handle is not None:
                 found.append((name, handle))
@@ -465,18 +467,34 @@ class ReplicaHost:
     event loop the actor keeps in a background thread.
     """
 
-    def __init__(self, factory: str, *args: Any) -> None:
+    def __init__(self, factory: str | None, *args: Any) -> None:
         import threading
 
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="replica-io", daemon=True).start()
+        self.target = None
+        if factory is None:      # a spare: ``args`` name the modules to import ahead of `adopt`
+            self._warming = threading.Thread(target=warm_up, args=(tuple(args),), name="warm-up", daemon=True)
+            self._warming.start()
+        else:
+            self.target = load_class(factory)(*args)
+
+    @ray.method(concurrency_group="control")
+    def adopt(self, factory: str, *args: Any) -> bool:
+        """Host the replica ``factory(*args)`` from now on (a spare taking over a replica that
+        died); False when this spare already hosts one."""
+        if self.target is not None:
+            return False
         self.target = load_class(factory)(*args)
+        return True
 
     def _run(self, coroutine) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def score(self, request: dict) -> dict:
         """One request's answer (``actors.serving.ScoringError`` for a bad request)."""
+        if self.target is None:
+            raise RuntimeError("a spare replica process serves no version yet")
         return self.target.score_now(request, self._run)
 
     @ray.method(concurrency_group="control")
@@ -485,7 +503,11 @@ class ReplicaHost:
 
     @ray.method(concurrency_group="health")
     def stats(self) -> dict:
-        return self.target.stats()
+        """The replica's counts and whether its version is loaded, with its process (pid, node)."""
+        here = {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+        if self.target is None:
+            return {**here, "loaded": False, "spare": "starting" if self._warming.is_alive() else "ready"}
+        return {**self.target.stats(), **here}
 
     @ray.method(concurrency_group="health")
     def pid(self) -> int:
@@ -493,7 +515,7 @@ class ReplicaHost:
 
     @ray.method(concurrency_group="health")
     def describe(self) -> str:
-        return self.target.describe()
+        return "a spare replica process" if self.target is None else self.target.describe()
 
 
 @ray.remote(num_cpus=1, max_retries=0)

@@ -34,6 +34,19 @@ MAX_FEATURES = 4096
 _FLOAT_MAX = sys.float_info.max
 
 
+
+def warm_up() -> None:
+    """What a spare replica process does ahead of loading a version: import what loading and
+    unpickling need (the modules of the library's scikit-learn estimators among them)."""
+    import sklearn.cluster  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.tree  # noqa: F401
+
+    import ml.features  # noqa: F401
+    import storage.redis_store  # noqa: F401
+    import storage.serving_store  # noqa: F401
+
 class ScoringError(FieldError):
     """A request that cannot be scored; ``field`` names what is wrong. Travels through Ray."""
 

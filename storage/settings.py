@@ -110,6 +110,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: ``spare_workers_after_s`` after the tree's start.
     spare_workers: Annotated[int, msgspec.Meta(ge=0, le=16)] = 2
     spare_workers_after_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 20.0
+    #: Serving replica processes the deployment manager keeps started (scikit-learn imported)
+    #: while any version is live: a replica that dies is loaded into one instead of a new process.
+    spare_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 1
     #: A child not running this long after its start is restarted; `cluster start` gives up
     #: when no further actor came up for this long (or after three times it in all).
     start_timeout_s: Positive = 60.0

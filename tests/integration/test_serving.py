@@ -402,3 +402,39 @@ async def test_a_weighted_canary_takes_its_share_and_answers_are_pushed_to_subsc
     assert {e.request_id for e in pushed} == {a.request_id for a in answers}
     assert {d["version"]: d["aliases"] for d in await conveyor.deployments(model)} == {1: ["production"],
                                                                                        2: ["canary"]}
+
+
+def _ready_spare_replicas(runtime) -> dict[int, str]:
+    """pid -> name of the free spare replica processes, once every one of them is ready."""
+    import ray
+
+    from actors.remote import REPLICA_SPARE_PREFIX
+
+    ready = {}
+    for name, handle in runtime.free_spares(REPLICA_SPARE_PREFIX):
+        stats = ray.get(handle.stats.remote(), timeout=10)
+        if stats.get("spare") != "ready":
+            return {}
+        ready[stats["pid"]] = name
+    return ready
+
+
+async def test_a_killed_replica_is_loaded_into_a_spare_process_and_found_by_its_name(conveyor, settings, trained):
+    from actors.remote import RayRuntime
+    from tests.support.waiting import eventually
+
+    runtime = RayRuntime(settings.cluster_name)
+    spares = await eventually(lambda: asyncio.to_thread(_ready_spare_replicas, runtime), timeout_s=120,
+                              what="a ready spare replica process (kept while a version is live)")
+    production = await production_of(conveyor, trained)
+    name = f"serve.{trained}.v{production}.r1"
+    old_pid = await runtime.call(runtime.lookup(name), "pid", 10)
+    os.kill(old_pid, signal.SIGKILL)
+    await eventually(lambda: serving_in_a_new_process(runtime, name, old_pid), timeout_s=60,
+                     what="the replica loaded again")
+    new_pid = await runtime.call(runtime.lookup(name), "pid", 10)
+    assert new_pid in spares and runtime.aliases("serve.")[name] == spares[new_pid]
+    answer = await asyncio.wait_for(runtime.lookup(name).score.remote({"features": ROWS[0][1]}), timeout=10)
+    assert answer["version"] == production
+    await eventually(lambda: asyncio.to_thread(lambda: set(_ready_spare_replicas(runtime)) - set(spares)),
+                     timeout_s=120, what="a new spare replica in place of the one taken")
