@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 
 from client.deadlines import within
@@ -26,6 +27,7 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
     if not isinstance(features, dict):
         raise ScoringRefused("features", f"a mapping of field to value; got {type(features).__name__}")
     request = router._check(learner, features, None, deadline_ms)
+    keep_baselines(router, learner, n_partitions)
     known = router.__dict__.setdefault("_learner_partitions", {})
     if entity_key:
         order = [partition_of(entity_key, n_partitions)]
@@ -86,6 +88,24 @@ async def score_online(router, learner: str, features: dict, entity_key: str | N
                          latency_ms=(time.perf_counter() - began) * 1000.0, reason=reason)
     router._record(result, entity_key)
     return result
+
+
+#: A learner's baselines are read ahead (in the background) at most this often.
+BASELINE_READ_AHEAD_S = 30.0
+
+
+def keep_baselines(router, learner: str, n_partitions: int) -> None:
+    """Read the learner's baselines ahead, in the background, now and then: while Redis does
+    not answer (down, being repaired) the baseline comes from what this process read last,
+    and a process that had never needed one before would have none to answer with."""
+    read_at = router.__dict__.setdefault("_baselines_read_at", {})
+    if time.monotonic() - read_at.get(learner, -math.inf) < BASELINE_READ_AHEAD_S:
+        return
+    read_at[learner] = time.monotonic()
+    reads = router.__dict__.setdefault("_baseline_reads", set())
+    task = asyncio.ensure_future(_baseline(router, learner, 0, n_partitions, 1.0))
+    reads.add(task)
+    task.add_done_callback(reads.discard)
 
 
 async def _baseline(router, learner: str, partition: int, n_partitions: int, within_s: float) -> dict | None:

@@ -93,3 +93,34 @@ async def test_within_returns_at_its_time_while_what_it_waited_for_winds_down_sl
         raise AssertionError("no timeout")
     assert time.perf_counter() - began < 0.4 and not wound_down.is_set()
     await asyncio.wait_for(wound_down.wait(), 2)        # it still wound down, on its own
+
+
+class BaselineRedis:
+    """Redis's MGET of learner baselines: answering, or refusing like a Redis being repaired."""
+
+    def __init__(self, values: dict[str, bytes]) -> None:
+        self.values, self.down, self.calls = values, False, 0
+
+    async def mget(self, keys):
+        self.calls += 1
+        if self.down:
+            raise RedisDown("Error 111 connecting to unix socket")
+        return [self.values.get(k) for k in keys]
+
+
+async def test_a_learners_baselines_are_read_ahead_so_a_redis_outage_still_has_one_to_answer_with():
+    import json
+    from types import SimpleNamespace
+
+    from actors.learner import baseline_key
+    from client.online_scoring import _baseline, keep_baselines
+
+    router = Router.__new__(Router)
+    router.settings = SimpleNamespace(cluster_name="c")
+    router._redis = BaselineRedis({baseline_key("c", "l", 1): json.dumps({"label": "yes"}).encode()})
+    keep_baselines(router, "l", n_partitions=2)
+    await asyncio.gather(*router._baseline_reads)
+    keep_baselines(router, "l", n_partitions=2)             # read moments ago: not again
+    assert router._redis.calls == 1 and not router._baseline_reads
+    router._redis.down = True                                # the first request that needs it comes now
+    assert await _baseline(router, "l", 0, 2, within_s=0.05) == {"label": "yes", "answered_by": "baseline"}
