@@ -27,8 +27,10 @@ def test_status_json_has_the_documented_shape(cluster):
     done = cluster.run("cluster", "status", "--json")
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
-    assert set(status) == {"cluster_name", "state_dir", "state", "healthy", "services", "tree"}
+    assert set(status) == {"cluster_name", "state_dir", "state", "healthy", "services", "tree", "spares"}
     assert status["state"] == "running" and status["healthy"] is True
+    assert all(set(s) == {"name", "state", "pid"} and s["name"].startswith("spare.")
+               and s["state"] in ("starting", "ready", "unreachable") for s in status["spares"])
     assert {s["name"] for s in status["services"]} == {"postgres", "redis", "kafka", "ray"}
     assert all(s["alive"] and s["embedded"] for s in status["services"])
     nodes = list(actors(status["tree"]))
