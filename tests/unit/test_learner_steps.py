@@ -223,3 +223,13 @@ def test_an_int_beyond_the_float_range_is_refused_or_left_out_and_the_step_goes_
     assert [d.error for d in out.dead_letters] == [
         "learner named: values.b: a finite number; got an int beyond the float range"]
     assert (any_report["n_learned"], any_report["n_refused"]) == (2, 0)     # learned from "a" alone
+
+
+def test_the_learner_partitions_doctests_pass():
+    """Among them: a replay's records, read in one pass, cut at each journalled step's ends."""
+    import doctest
+
+    import actors.learner
+
+    results = doctest.testmod(actors.learner)
+    assert results.attempted >= 2 and results.failed == 0
