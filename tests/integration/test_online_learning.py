@@ -358,10 +358,17 @@ async def test_labels_from_a_producer_that_does_not_ring_are_joined_while_events
 
     await eventually(all_predicted, timeout_s=60, what="the 200 events predicted")
     backlog = 30_000            # seconds of learning for the same partition (same entity)
-    for at in range(0, backlog, 5000):
-        await conveyor.submit_many([StreamEvent(stream=busy_stream, entity_key=key,
-                                                values={"a": float(i % 7), "label": i % 7 > 3})
-                                    for i in range(at, at + 5000)])
+
+    async def submit_backlog(start: int, end: int) -> None:
+        for at in range(start, end, 5000):
+            await conveyor.submit_many([StreamEvent(stream=busy_stream, entity_key=key,
+                                                    values={"a": float(i % 7), "label": i % 7 > 3})
+                                        for i in range(at, at + 5000)])
+
+    # the labels go out after the backlog's first part and before the rest: events flow
+    # before, while and after they arrive (published after the whole backlog, they could
+    # find it learned already on a machine that learns as fast as the events are sent)
+    await submit_backlog(0, 5000)
     plain = KafkaPublisher(conveyor.settings.kafka_bootstrap)          # rings no doorbell
     await plain.start()
     try:
@@ -370,6 +377,7 @@ async def test_labels_from_a_producer_that_does_not_ring_are_joined_while_events
             await plain.publish_raw("observations", encode(label), key.encode())
     finally:
         await plain.stop()
+    await submit_backlog(5000, backlog)
 
     async def joined():
         report = await conveyor.learner_report(name)
