@@ -179,11 +179,16 @@ class Supervisor(AnswersStarted):
         """A watched child's process exited: restart it now, not after the next check's
         round of pings (a busy child's ping can hold a round up to two heartbeat intervals)."""
         self._wake.set()
-        if not hasattr(self, "_exit_tasks"):
-            self._exit_tasks: set[asyncio.Task] = set()
-        task = asyncio.get_running_loop().create_task(self._act_on_exits([child]))
-        self._exit_tasks.add(task)
-        task.add_done_callback(self._exit_tasks.discard)
+        self._in_background(self._act_on_exits([child]))
+
+    def _in_background(self, coroutine) -> None:
+        """Run ``coroutine`` beside the checks, holding its task until it ends (a task only
+        weakly referenced can vanish)."""
+        if not hasattr(self, "_background"):
+            self._background: set[asyncio.Task] = set()
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _watched(self) -> list[ChildRecord]:
         return [self.children[c] for c in self.order if c in self.children and not self.children[c].restarting]
@@ -359,7 +364,7 @@ class Supervisor(AnswersStarted):
                 if spare and spec.num_cpus == 0:
                     child.handle = await self.spares.take(child.name, spec.factory, dict(spec.args))
                     if child.handle is not None:
-                        self._spare_taken()
+                        self._tell_root_a_spare_was_taken()
                 if child.handle is None:
                     await asyncio.to_thread(self.runtime.clear_alias, child.name)   # its own name again
                     child.handle = await self.runtime.spawn_worker(child.name, spec.factory, self.settings,
@@ -421,7 +426,7 @@ class Supervisor(AnswersStarted):
         """A supervisor below took a spare (the root starts a replacement)."""
         self._keep_spares(at_once=True)
 
-    def _spare_taken(self) -> None:
+    def _tell_root_a_spare_was_taken(self) -> None:
         if "." not in self.name:
             self._keep_spares(at_once=True)
             return
@@ -433,11 +438,7 @@ class Supervisor(AnswersStarted):
             except Exception as exc:     # the root's next periodic look starts it
                 self.log.warning("root not told of a spare taken", error=f"{type(exc).__name__}: {exc}"[:200])
 
-        if not hasattr(self, "_exit_tasks"):
-            self._exit_tasks = set()
-        task = asyncio.get_running_loop().create_task(tell_root())
-        self._exit_tasks.add(task)
-        task.add_done_callback(self._exit_tasks.discard)
+        self._in_background(tell_root())
 
     async def status(self) -> dict[str, Any]:
         """This supervisor and its whole subtree (the supervisor children asked at once: a
