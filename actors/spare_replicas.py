@@ -70,7 +70,7 @@ class SpareReplicas:
             return None
         try:
             free = await asyncio.to_thread(self._runtime().free_spares, REPLICA_SPARE_PREFIX)
-            for name, handle in await _ready_first(free):
+            for name, handle in await ready_first(free, _state):
                 try:
                     adopted = await asyncio.wait_for(handle.adopt.remote(
                         REPLICA_FACTORY, self.manager.settings, model, version), 5.0)
@@ -84,14 +84,29 @@ class SpareReplicas:
         return None
 
 
-async def _ready_first(free: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """The free spares that answer, those done with their imports first."""
+async def _state(handle) -> str:
+    """A spare replica's state: starting (importing), ready, or taken (it hosts a version)."""
+    return (await asyncio.wait_for(handle.stats.remote(), 1.0)).get("spare", "taken")
+
+
+async def ready_first(free: list[tuple[str, Any]], state_of) -> list[tuple[str, Any]]:
+    """The (name, handle) spares of ``free`` that are free to take (``await state_of(handle)``
+    is "ready" or "starting"; one that does not answer is left out), the ready ones first:
+    one still importing would make its new worker wait for the rest of the imports.
+
+    >>> async def state_of(handle):
+    ...     if handle == "gone":
+    ...         raise TimeoutError
+    ...     return handle
+    >>> asyncio.run(ready_first([("a", "starting"), ("b", "gone"), ("c", "ready"), ("d", "taken")], state_of))
+    [('c', 'ready'), ('a', 'starting')]
+    """
     async def state(handle) -> str:
         try:
-            return (await asyncio.wait_for(handle.stats.remote(), 1.0)).get("spare", "taken")
+            return await state_of(handle)
         except Exception:
             return "unreachable"
 
     states = await asyncio.gather(*(state(handle) for _, handle in free))
-    answering = [(s, spare) for s, spare in zip(states, free) if s in ("ready", "starting")]
-    return [spare for s, spare in sorted(answering, key=lambda item: item[0] != "ready")]
+    usable = [(s, spare) for s, spare in zip(states, free) if s in ("ready", "starting")]
+    return [spare for s, spare in sorted(usable, key=lambda item: item[0] != "ready")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from actors.spare_replicas import ready_first
 from supervisors.spec import ChildSpec, HostSpec, SupervisorSpec
 
 
@@ -31,9 +32,10 @@ def modules_of(spec: SupervisorSpec) -> tuple[str, ...]:
     for child in spec.children:
         if isinstance(child, ChildSpec):
             found.add(child.factory.partition(":")[0])
-        elif isinstance(child, (HostSpec, SupervisorSpec)):
-            found.update(modules_of(child) if isinstance(child, SupervisorSpec)
-                         else (c.factory.partition(":")[0] for c in child.children))
+        elif isinstance(child, HostSpec):
+            found.update(c.factory.partition(":")[0] for c in child.children)
+        else:
+            found.update(modules_of(child))
     return tuple(sorted(found))
 
 
@@ -57,7 +59,8 @@ class Spares:
         if self.size <= 0:
             return None
         try:
-            for spare, handle in await self._ready_first(await asyncio.to_thread(self.runtime.free_spares)):
+            free = await asyncio.to_thread(self.runtime.free_spares)
+            for spare, handle in await ready_first(free, self._state):
                 try:
                     adopted = await self.runtime.call(handle, "adopt", 5.0, factory, self.settings, name, args)
                 except Exception:
@@ -69,17 +72,9 @@ class Spares:
             self.log.warning("no spare taken", child=name, error=f"{type(exc).__name__}: {exc}"[:300])
         return None
 
-    async def _ready_first(self, free: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-        """The free spares that answer, those done with their imports first."""
-        async def state(handle) -> str:
-            try:
-                return (await self.runtime.call(handle, "ping", 1.0))["state"]
-            except Exception:
-                return "unreachable"
-
-        states = await asyncio.gather(*(state(handle) for _, handle in free))
-        answering = [(s, spare) for s, spare in zip(states, free) if s != "unreachable"]
-        return [spare for s, spare in sorted(answering, key=lambda item: item[0] != "ready")]
+    async def _state(self, handle) -> str:
+        """A spare's state: starting (importing) or ready (its ping says)."""
+        return (await self.runtime.call(handle, "ping", 1.0))["state"]
 
     def refill(self) -> None:
         """Start spares in the background until ``size`` are free (one fill at a time)."""

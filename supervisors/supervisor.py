@@ -245,8 +245,8 @@ class Supervisor(AnswersStarted):
         # A worker's exited process is seen at once (a ping would hang ~1 s first); a
         # supervisor child is restarted in place by Ray, and re-adopts its children.
         local = not child.is_supervisor and node_id is not None and node_id == self.runtime.node_id()
-        if local and self.runtime.process_gone(pid, node_id):
-            return "crashed", f"its process {pid} exited"
+        if reason := self._gone(child):
+            return "crashed", reason
         frozen = local and self.runtime.process_stopped(pid, node_id)     # the ping below confirms it
         period_s = self.flags.heartbeat_interval_s * self.flags.n_checks_per_ping
         if not frozen and not child.ping_due(time.time(), period_s, local):

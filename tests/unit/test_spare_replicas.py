@@ -114,3 +114,12 @@ async def test_a_spare_that_never_gets_ready_is_reported_not_raised():
     manager.compute.start = start_broken
     pool.keep(1)
     await asyncio.wait_for(pool._filling, 5)                         # logged; the manager goes on
+
+
+def test_doctests_pass():
+    import doctest
+
+    import actors.spare_replicas
+
+    results = doctest.testmod(actors.spare_replicas)
+    assert results.attempted >= 1 and results.failed == 0
